@@ -1,0 +1,31 @@
+"""POST /concerts/{concertId}/queue/tokens: join a concert's waiting room (or get the token you hold)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from ticketline.api import create_app, lambda_entry
+from ticketline.auth import caller_from_event
+from ticketline.models.queue import ID_PATTERN, QueueTokenOut
+from ticketline.services.queue import QueueService
+
+app = create_app()
+queue = QueueService()
+
+
+@app.post(
+    "/concerts/<concertId>/queue/tokens",
+    summary="Join the queue",
+    description="Issues the caller's queue token, or returns the live one they hold (200). "
+    "ACTIVE while the concert is under capacity, else WAIT with a position.",
+    responses={200: {"description": "The token the caller already holds"}, 201: {"description": "A new token"}},
+    tags=["Queue"],
+)
+def issue_token(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[QueueTokenOut]:
+    caller = caller_from_event(app.current_event.raw_event)
+    token, created = queue.issue(concertId, caller.user_id)
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=token)
+
+
+lambda_handler = lambda_entry(app)

@@ -1,0 +1,1 @@
+"""Ticketline domain package, shipped to every function as the `common` Lambda layer."""

@@ -1,0 +1,85 @@
+"""One way to build a function's HTTP entry: a validating Powertools resolver whose every error is API.md's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from ticketline.errors import DomainError, ServiceUnavailable, Throttled, ValidationFailed, error_body
+from ticketline.observability import logger, metrics, tracer
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+_THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+
+
+def create_app() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(DomainError)
+    def domain_error(error: DomainError) -> Response[Any]:
+        return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[Any]:
+        return _error_response(_validation_failed(error.errors()))
+
+    @app.exception_handler(NotFoundError)
+    def unknown_route(_: NotFoundError) -> Response[Any]:
+        return _json(404, error_body("NOT_FOUND", "No such route."))
+
+    @app.exception_handler(ClientError)
+    def dynamodb_refused(error: ClientError) -> Response[Any]:
+        # Retries (botocore "standard" mode) are spent: tell the client when to come back instead of a 500.
+        code = error.response.get("Error", {}).get("Code", "")
+        logger.warning("DynamoDB refused the request", extra={"errorCode": code})
+        metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
+        return _error_response(Throttled(retry_after_seconds=1) if code in _THROTTLE_CODES else ServiceUnavailable())
+
+    @app.exception_handler(Exception)
+    def unexpected(_: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return _json(500, error_body("INTERNAL_ERROR", "Internal error."))
+
+    return app
+
+
+def lambda_entry(app: APIGatewayRestResolver) -> Handler:
+    """The Lambda handler with correlation ids, tracing and metrics flushed once per call."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return handler
+
+
+def _validation_failed(errors: Any) -> ValidationFailed:
+    details = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        field = ".".join(location[1:]) if len(location) > 1 else (location[0] if location else "body")
+        if error.get("type") == "json_invalid":
+            field, message = "body", "is not valid JSON"
+        else:
+            message = str(error.get("msg") or error.get("type") or "is invalid")
+        details.append({"field": field, "message": message})
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "The request is invalid."
+    return ValidationFailed(summary, details)
+
+
+def _error_response(error: DomainError) -> Response[Any]:
+    return _json(error.status, error.body(), error.headers())
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)

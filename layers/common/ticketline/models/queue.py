@@ -1,0 +1,65 @@
+"""Queue tokens as the API shows them, and as the repository stores them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from ticketline.models import ApiModel
+
+# Ids we mint are URL-safe; anything else is refused before it reaches DynamoDB.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+EntityId = Annotated[str, Field(pattern=ID_PATTERN, examples=["01JD4Y7Z0K3M5Q8R2T6V9W1X3Y"])]
+
+
+class TokenStatus(StrEnum):
+    WAIT = "WAIT"
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """Per-concert admission state. Only concert creation and the scheduler write it."""
+
+    concert_id: str
+    capacity: int
+    shards: int
+    # Every token whose sequence number is <= admit_bound is entitled to be ACTIVE.
+    admit_bound: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueToken:
+    concert_id: str
+    user_id: str
+    token: str
+    seq: int
+    shard: int
+    status: TokenStatus
+    issued_at: int
+    active_until: int | None
+
+    def effective_status(self, now: float) -> TokenStatus:
+        """An ACTIVE token past its time is EXPIRED even before the scheduler writes so."""
+        if self.status is TokenStatus.ACTIVE and self.active_until is not None and self.active_until <= now:
+            return TokenStatus.EXPIRED
+        return self.status
+
+
+class QueueTokenOut(ApiModel):
+    token: str = Field(examples=["q1Yk2m...opaque"], description="Send it as X-Queue-Token.")
+    concert_id: str
+    status: TokenStatus
+    position: int = Field(ge=0, description="Place in line (1 = next to enter); 0 when ACTIVE.")
+    active_until: str | None = Field(description="ISO-8601 UTC end of the ACTIVE window; null while waiting.")
+
+
+class QueuePositionOut(ApiModel):
+    status: TokenStatus
+    position: int = Field(ge=0, description="Place in line (1 = next to enter); 0 when ACTIVE.")
+    active_until: str | None
+    retry_after_seconds: int = Field(ge=1, description="Poll again after this many seconds.")

@@ -1,0 +1,1 @@
+"""All DynamoDB access lives here: keys, expressions and transactions."""

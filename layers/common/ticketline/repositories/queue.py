@@ -1,0 +1,311 @@
+"""Queue items in the single table (see docs/DATA_MODEL.md).
+
+- QUEUE state   PK=CONCERT#<cid>          SK=QUEUE   capacity, shards, admitBound
+- registry      PK=QUEUES                 SK=<cid>   lets the scheduler find every queue
+- seq counter   PK=QSEQ#<cid>#<shard>     SK=QSEQ    n (sharded so issuing is not one hot item)
+- token         PK=QTOKEN#<cid>#<uid>     SK=QTOKEN  token, seq, status, activeUntil
+    WAIT:   GSI1PK=WAIT#<cid>#<shard>, GSI1SK=seq        (admission reads waiters in seq order)
+    ACTIVE: GSI2PK=ACTIVE#<cid>,       GSI2SK=activeUntil (expiry reads the due ones)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ticketline.config import get_settings
+from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.models.queue import QueueState, QueueToken, TokenStatus
+
+DAY = 86_400
+TOKEN_RETENTION_SECONDS = 2 * DAY  # TTL tidies dead tokens; logic never relies on it
+
+
+def state_key(concert_id: str) -> Item:
+    return {"PK": f"CONCERT#{concert_id}", "SK": "QUEUE"}
+
+
+def token_key(concert_id: str, user_id: str) -> Item:
+    return {"PK": f"QTOKEN#{concert_id}#{user_id}", "SK": "QTOKEN"}
+
+
+def _counter_key(concert_id: str, shard: int) -> Item:
+    return {"PK": f"QSEQ#{concert_id}#{shard}", "SK": "QSEQ"}
+
+
+def _wait_partition(concert_id: str, shard: int) -> str:
+    return f"WAIT#{concert_id}#{shard}"
+
+
+def _active_partition(concert_id: str) -> str:
+    return f"ACTIVE#{concert_id}"
+
+
+def is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class QueueRepository:
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = table_name or get_settings().table_name
+
+    # ---- state ----
+    def new_queue_items(self, concert_id: str, capacity: int, shards: int, now: int) -> list[Item]:
+        """Items that open a concert's queue: the first `capacity` arrivals enter at once."""
+        return [
+            {
+                **state_key(concert_id),
+                "concertId": concert_id,
+                "capacity": capacity,
+                "shards": shards,
+                "admitBound": capacity,
+                "createdAt": now,
+            },
+            {"PK": "QUEUES", "SK": concert_id, "createdAt": now},
+        ]
+
+    def create_queue(self, concert_id: str, capacity: int, shards: int, now: int) -> None:
+        dynamodb().transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_raw(item),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+                for item in self.new_queue_items(concert_id, capacity, shards, now)
+            ]
+        )
+
+    def get_state(self, concert_id: str, consistent: bool = False) -> QueueState | None:
+        raw = dynamodb().get_item(TableName=self.table, Key=to_raw(state_key(concert_id)), ConsistentRead=consistent)
+        return _state(from_raw(raw["Item"])) if "Item" in raw else None
+
+    def get_token_and_state(self, concert_id: str, user_id: str) -> tuple[QueueToken | None, QueueState | None]:
+        """Both items in one BatchGetItem request: the whole cost of a position poll."""
+        keys = [to_raw(token_key(concert_id, user_id)), to_raw(state_key(concert_id))]
+        request: Any = {self.table: {"Keys": keys}}
+        found: list[Item] = []
+        while request:
+            response = dynamodb().batch_get_item(RequestItems=request)
+            found.extend(from_raw(raw) for raw in response["Responses"].get(self.table, []))
+            request = response.get("UnprocessedKeys") or None
+        token = next((_token(item) for item in found if item["SK"] == "QTOKEN"), None)
+        state = next((_state(item) for item in found if item["SK"] == "QUEUE"), None)
+        return token, state
+
+    def raise_admit_bound(self, concert_id: str, expected: int, new_bound: int) -> bool:
+        """Optimistic: of two overlapping scheduler runs only one moves the bound."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(state_key(concert_id)),
+                UpdateExpression="SET admitBound = :new",
+                ConditionExpression="admitBound = :expected",
+                ExpressionAttributeValues=values(new=new_bound, expected=expected),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def concert_ids(self) -> Iterator[str]:
+        paginator = dynamodb().get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=values(pk="QUEUES"),
+            ProjectionExpression="SK",
+        ):
+            for raw in page["Items"]:
+                yield str(from_raw(raw)["SK"])
+
+    # ---- sequence ----
+    def next_seq(self, concert_id: str, shard: int, shards: int) -> int:
+        """Shard s hands out s+1, s+1+K, s+1+2K, ...: interleaved, globally unique, ordered per shard."""
+        response = dynamodb().update_item(
+            TableName=self.table,
+            Key=to_raw(_counter_key(concert_id, shard)),
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues=values(one=1),
+            ReturnValues="UPDATED_NEW",
+        )
+        issued = int(from_raw(response["Attributes"])["n"])
+        return (issued - 1) * shards + shard + 1
+
+    def issued_counts(self, concert_id: str, shards: int) -> list[int]:
+        """How many sequence numbers each shard has handed out (strongly consistent)."""
+        keys = [to_raw(_counter_key(concert_id, shard)) for shard in range(shards)]
+        counts = [0] * shards
+        request: Any = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = dynamodb().batch_get_item(RequestItems=request)
+            for raw in response["Responses"].get(self.table, []):
+                item = from_raw(raw)
+                counts[int(str(item["PK"]).rsplit("#", 1)[1])] = int(item["n"])
+            request = response.get("UnprocessedKeys") or None
+        return counts
+
+    # ---- tokens ----
+    def get_token(self, concert_id: str, user_id: str, consistent: bool = False) -> QueueToken | None:
+        raw = dynamodb().get_item(
+            TableName=self.table, Key=to_raw(token_key(concert_id, user_id)), ConsistentRead=consistent
+        )
+        return _token(from_raw(raw["Item"])) if "Item" in raw else None
+
+    def put_token(self, token: QueueToken, replacing: str | None) -> QueueToken | None:
+        """Write a new token unless another request got there first; then return that one."""
+        conditional: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(PK)"}
+        if replacing is not None:
+            conditional = {
+                "ConditionExpression": "#token = :replacing",
+                "ExpressionAttributeNames": {"#token": "token"},
+                "ExpressionAttributeValues": values(replacing=replacing),
+            }
+        try:
+            dynamodb().put_item(
+                TableName=self.table,
+                Item=to_raw(_token_item(token)),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **conditional,
+            )
+        except ClientError as error:
+            if is_condition_failure(error) and "Item" in error.response:
+                return _token(from_raw(error.response["Item"]))  # type: ignore[typeddict-item]
+            raise
+        return None
+
+    def activate(self, token: QueueToken, active_until: int) -> bool:
+        """WAIT -> ACTIVE; False when it is no longer WAIT (another run or poll did it)."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(token_key(token.concert_id, token.user_id)),
+                UpdateExpression=(
+                    "SET #status = :active, activeUntil = :until, GSI2PK = :partition, GSI2SK = :until, #ttl = :ttl "
+                    "REMOVE GSI1PK, GSI1SK"
+                ),
+                ConditionExpression="#status = :wait AND #token = :token",
+                ExpressionAttributeNames={"#status": "status", "#token": "token", "#ttl": "ttl"},
+                ExpressionAttributeValues=values(
+                    active=TokenStatus.ACTIVE.value,
+                    wait=TokenStatus.WAIT.value,
+                    token=token.token,
+                    until=active_until,
+                    partition=_active_partition(token.concert_id),
+                    ttl=active_until + TOKEN_RETENTION_SECONDS,
+                ),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def expire(self, token: QueueToken, now: int) -> bool:
+        """ACTIVE past its time -> EXPIRED; False when someone else already moved it."""
+        try:
+            dynamodb().update_item(
+                **self.expire_update(token.concert_id, token.user_id, token.token),
+                ConditionExpression="#status = :active AND #token = :token AND activeUntil <= :now",
+                ExpressionAttributeValues=values(
+                    active=TokenStatus.ACTIVE.value, expired=TokenStatus.EXPIRED.value, token=token.token, now=now
+                ),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def expire_update(self, concert_id: str, user_id: str, token: str) -> dict[str, Any]:
+        """The token -> EXPIRED update; payments put it inside their transaction (with their own condition)."""
+        return {
+            "TableName": self.table,
+            "Key": to_raw(token_key(concert_id, user_id)),
+            "UpdateExpression": "SET #status = :expired REMOVE GSI2PK, GSI2SK",
+            "ExpressionAttributeNames": {"#status": "status", "#token": "token"},
+        }
+
+    def waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:
+        """WAIT tokens of one shard with seq <= bound, lowest first."""
+        paginator = dynamodb().get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :partition AND GSI1SK <= :bound",
+            ExpressionAttributeValues=values(partition=_wait_partition(concert_id, shard), bound=bound),
+        ):
+            for raw in page["Items"]:
+                yield _token(from_raw(raw))
+
+    def active_tokens(self, concert_id: str, due_by: int | None = None) -> list[QueueToken]:
+        """ACTIVE tokens of a concert (at most its capacity), soonest expiry first; only those due by `due_by`."""
+        condition, bounds = "GSI2PK = :partition", values(partition=_active_partition(concert_id))
+        if due_by is not None:
+            condition, bounds = condition + " AND GSI2SK <= :due", bounds | values(due=due_by)
+        paginator = dynamodb().get_paginator("query")
+        return [
+            _token(from_raw(raw))
+            for page in paginator.paginate(
+                TableName=self.table,
+                IndexName="GSI2",
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=bounds,
+            )
+            for raw in page["Items"]
+        ]
+
+
+def _state(item: Item) -> QueueState:
+    return QueueState(
+        concert_id=str(item["concertId"]),
+        capacity=int(item["capacity"]),
+        shards=int(item["shards"]),
+        admit_bound=int(item["admitBound"]),
+    )
+
+
+def _token(item: Item) -> QueueToken:
+    active_until = item.get("activeUntil")
+    return QueueToken(
+        concert_id=str(item["concertId"]),
+        user_id=str(item["userId"]),
+        token=str(item["token"]),
+        seq=int(item["seq"]),
+        shard=int(item["shard"]),
+        status=TokenStatus(item["status"]),
+        issued_at=int(item["issuedAt"]),
+        active_until=int(active_until) if active_until is not None else None,
+    )
+
+
+def _token_item(token: QueueToken) -> Item:
+    item: Item = {
+        **token_key(token.concert_id, token.user_id),
+        "concertId": token.concert_id,
+        "userId": token.user_id,
+        "token": token.token,
+        "seq": token.seq,
+        "shard": token.shard,
+        "status": token.status.value,
+        "issuedAt": token.issued_at,
+        "activeUntil": token.active_until,
+    }
+    if token.status is TokenStatus.WAIT:
+        item |= {
+            "GSI1PK": _wait_partition(token.concert_id, token.shard),
+            "GSI1SK": token.seq,
+            "ttl": token.issued_at + TOKEN_RETENTION_SECONDS,
+        }
+    elif token.status is TokenStatus.ACTIVE and token.active_until is not None:
+        item |= {
+            "GSI2PK": _active_partition(token.concert_id),
+            "GSI2SK": token.active_until,
+            "ttl": token.active_until + TOKEN_RETENTION_SECONDS,
+        }
+    return item

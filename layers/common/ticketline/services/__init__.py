@@ -1,0 +1,1 @@
+"""Domain services: the rules of the product, on top of the repositories."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: unit tests run on moto with the tables built from template.yaml itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Set before any ticketline module reads its settings.
+os.environ.update(
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_SERVICE_NAME="ticketline",
+    POWERTOOLS_METRICS_NAMESPACE="Ticketline",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+    QUEUE_STATE_CACHE_SECONDS="0",
+)
+os.environ.pop("DYNAMODB_ENDPOINT_URL", None)
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.current = start
+
+    def __call__(self) -> float:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += seconds
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    from ticketline import clock as ticketline_clock
+
+    fake = FakeClock()
+    ticketline_clock.set_clock(fake)
+    yield fake
+    ticketline_clock.set_clock(None)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """A fresh moto DynamoDB with every table of template.yaml."""
+    import boto3
+    from moto import mock_aws
+
+    from devserver.template import create_tables, load_template
+    from ticketline.config import get_settings
+    from ticketline.db import dynamodb
+
+    get_settings.cache_clear()
+    dynamodb.cache_clear()
+    with mock_aws():
+        create_tables(boto3.client("dynamodb"), load_template(ROOT / "template.yaml"))
+        yield
+    dynamodb.cache_clear()

@@ -1,0 +1,165 @@
+"""The queue's rules on moto: admission order, positions, expiry, repeat requests, scheduler safety."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive
+from ticketline.models.queue import TokenStatus
+from ticketline.repositories.queue import QueueRepository
+from ticketline.services.queue import QueueService
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+def open_queue(concert_id: str = "c1", capacity: int = 3, shards: int = 1) -> QueueService:
+    QueueRepository().create_queue(concert_id, capacity, shards, now=0)
+    return QueueService()
+
+
+def test_capacity_three_with_ten_users_gives_three_active_and_positions_one_to_seven(clock):
+    queue = open_queue(capacity=3)
+    tokens = [queue.issue("c1", f"user-{i}")[0] for i in range(10)]
+    assert [t.status for t in tokens] == [TokenStatus.ACTIVE] * 3 + [TokenStatus.WAIT] * 7
+    assert [t.position for t in tokens] == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert all(t.active_until is not None for t in tokens[:3])
+    assert all(t.active_until is None for t in tokens[3:])
+    positions = [queue.position("c1", f"user-{i}", t.token).position for i, t in enumerate(tokens)]
+    assert positions == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+
+
+def test_asking_again_returns_the_same_token(clock):
+    queue = open_queue()
+    first, created = queue.issue("c1", "alice")
+    again, created_again = queue.issue("c1", "alice")
+    assert (created, created_again) == (True, False)
+    assert again == first
+    assert len(first.token) >= 43  # 32 random bytes, base64url: 256 bits
+
+
+def test_unknown_concert_is_404(clock):
+    with pytest.raises(NotFound):
+        open_queue().issue("nope", "alice")
+
+
+def test_expiry_then_admission_admits_the_next_waiters_in_arrival_order(clock):
+    queue = open_queue(capacity=2)
+    tokens = {f"u{i}": queue.issue("c1", f"u{i}")[0] for i in range(6)}
+    clock.advance(queue.settings.active_token_ttl_seconds)
+    assert queue.expire_due().expired == 2
+    with pytest.raises(QueueTokenExpired):
+        queue.position("c1", "u0", tokens["u0"].token)
+    assert queue.admit().admitted == 2
+    statuses = {user: queue.position("c1", user, t.token) for user, t in tokens.items() if user not in ("u0", "u1")}
+    assert [s.status for s in statuses.values()] == ["ACTIVE", "ACTIVE", "WAIT", "WAIT"]
+    assert [s.position for s in statuses.values()] == [0, 0, 1, 2]
+
+
+def test_admission_without_expiry_run_still_frees_lapsed_slots(clock):
+    queue = open_queue(capacity=1)
+    queue.issue("c1", "a")
+    waiter, _ = queue.issue("c1", "b")
+    clock.advance(queue.settings.active_token_ttl_seconds + 1)
+    assert queue.admit().admitted == 1
+    assert queue.position("c1", "b", waiter.token).status is TokenStatus.ACTIVE
+
+
+def test_admission_never_exceeds_capacity_and_counts_each_run_once(clock):
+    queue = open_queue(capacity=3)
+    for i in range(10):
+        queue.issue("c1", f"u{i}")
+    assert queue.admit().admitted == 0  # all three slots are taken
+    assert queue.admit().admitted == 0
+    assert len(QueueRepository().active_tokens("c1")) == 3
+
+
+def test_an_expired_token_is_replaced_by_a_new_one_at_the_back(clock):
+    queue = open_queue(capacity=1)
+    old, _ = queue.issue("c1", "a")
+    queue.issue("c1", "b")
+    clock.advance(queue.settings.active_token_ttl_seconds)
+    new, created = queue.issue("c1", "a")
+    assert created and new.token != old.token
+    assert new.status is TokenStatus.WAIT and new.position == 2
+
+
+def test_tokens_are_bound_to_user_and_concert(clock):
+    queue = open_queue("c1")
+    QueueRepository().create_queue("c2", 3, 1, now=0)
+    mine, _ = queue.issue("c1", "alice")
+    queue.issue("c2", "alice")
+    queue.issue("c1", "bob")
+    for concert, user, presented in [
+        ("c1", "bob", mine.token),
+        ("c2", "alice", mine.token),
+        ("c1", "alice", None),
+        ("c1", "alice", "forged"),
+    ]:
+        with pytest.raises(QueueTokenInvalid):
+            queue.position(concert, user, presented)
+    with pytest.raises(QueueTokenInvalid):
+        queue.require_active("c1", "bob", mine.token)
+
+
+def test_require_active_refuses_waiting_and_expired_tokens(clock):
+    queue = open_queue(capacity=1)
+    active, _ = queue.issue("c1", "a")
+    waiting, _ = queue.issue("c1", "b")
+    assert queue.require_active("c1", "a", active.token).user_id == "a"
+    with pytest.raises(QueueTokenNotActive):
+        queue.require_active("c1", "b", waiting.token)
+    clock.advance(queue.settings.active_token_ttl_seconds)
+    with pytest.raises(QueueTokenExpired):
+        queue.require_active("c1", "a", active.token)
+
+
+def test_overlapping_scheduler_runs_move_the_bound_once(clock):
+    queue = open_queue(capacity=2)
+    for i in range(6):
+        queue.issue("c1", f"u{i}")
+    clock.advance(queue.settings.active_token_ttl_seconds)
+    repository = QueueRepository()
+    stale = repository.get_state("c1", consistent=True)
+    assert stale is not None
+    queue.admit()
+    # A second run that read the state before the first one wrote it must not admit on top.
+    assert not repository.raise_admit_bound("c1", stale.admit_bound, stale.admit_bound + 2)
+    assert queue.admit().admitted == 0
+    live = [t for t in repository.active_tokens("c1") if (t.active_until or 0) > clock()]
+    assert len(live) == 2
+
+
+def test_a_run_that_crashed_after_raising_the_bound_is_repaired_by_the_next(clock):
+    queue = open_queue(capacity=1)
+    queue.issue("c1", "a")
+    waiter, _ = queue.issue("c1", "b")
+    clock.advance(queue.settings.active_token_ttl_seconds)
+    repository = QueueRepository()
+    assert repository.raise_admit_bound("c1", 1, 2)  # the run died here, before activating anyone
+    assert queue.admit().admitted == 1
+    assert repository.get_token("c1", "b").status is TokenStatus.ACTIVE  # type: ignore[union-attr]
+    assert queue.position("c1", "b", waiter.token).position == 0
+
+
+def test_sharded_counters_hand_out_unique_interleaved_sequence_numbers(clock):
+    queue = open_queue(capacity=5, shards=4)
+    tokens = [queue.issue("c1", f"u{i}")[0] for i in range(40)]
+    repository = QueueRepository()
+    seqs = [repository.get_token("c1", f"u{i}").seq for i in range(40)]  # type: ignore[union-attr]
+    assert len(set(seqs)) == 40
+    assert sum(t.status is TokenStatus.ACTIVE for t in tokens) <= 5
+    assert sum(repository.issued_counts("c1", 4)) == 40
+
+
+def test_sharded_admission_admits_lowest_sequence_numbers_first(clock):
+    queue = open_queue(capacity=4, shards=4)
+    for i in range(30):
+        queue.issue("c1", f"u{i}")
+    clock.advance(queue.settings.active_token_ttl_seconds)
+    queue.admit()
+    repository = QueueRepository()
+    tokens = [repository.get_token("c1", f"u{i}") for i in range(30)]
+    active = sorted(t.seq for t in tokens if t and t.status is TokenStatus.ACTIVE)
+    waiting = sorted(t.seq for t in tokens if t and t.status is TokenStatus.WAIT)
+    assert len(active) <= 4
+    assert not active or not waiting or max(active) < min(waiting)
