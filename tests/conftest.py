@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +66,34 @@ def aws() -> Iterator[None]:
         create_tables(boto3.client("dynamodb"), load_template(ROOT / "template.yaml"))
         yield
     dynamodb.cache_clear()
+
+
+class LambdaContext:
+    function_name = "test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "test-request"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 10_000
+
+
+def load_event(name: str, **changes: Any) -> dict[str, Any]:
+    """A sample event from events/, with top-level keys replaced (e.g. body=..., pathParameters=...)."""
+    event: dict[str, Any] = json.loads((ROOT / "events" / name).read_text())
+    return event | changes
+
+
+@pytest.fixture
+def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """Call a function's handler in-process, as Lambda would: invoke("issue_token", event)."""
+
+    def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        spec = importlib.util.spec_from_file_location(f"test_fn_{function}", ROOT / "functions" / function / "app.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
+        return dict(module.lambda_handler(event, LambdaContext()))
+
+    return call
