@@ -1,5 +1,6 @@
-"""EventBridge schedules: `expire` (ACTIVE tokens past their time) and `admit` (WAIT tokens, in order)."""
+"""EventBridge schedules: `expire` (ACTIVE tokens past their time, lapsed holds) and `admit` (WAIT tokens, in order)."""
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -7,12 +8,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ticketline.observability import logger, metrics, tracer
 from ticketline.services.queue import QueueService
+from ticketline.services.reservations import ReservationService
 
 queue = QueueService()
+reservations = ReservationService()
 
-TASKS = {
-    "expire": queue.expire_due,
-    "admit": queue.admit,
+
+def expire() -> dict[str, Any]:
+    """One schedule (ExpiryScheduleRate) expires tokens and lapses holds."""
+    return asdict(queue.expire_due()) | asdict(reservations.lapse_due())
+
+
+TASKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "expire": expire,
+    "admit": lambda: asdict(queue.admit()),
 }
 
 
@@ -23,6 +32,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     task = event.get("task")
     if task not in TASKS:
         raise ValueError(f"unknown scheduler task {task!r}; expected one of {sorted(TASKS)}")
-    summary = asdict(TASKS[task]())
+    summary = TASKS[task]()
     logger.info("scheduler run", extra={"task": task, **summary})
     return {"task": task, **summary}

@@ -102,6 +102,8 @@ def test_scheduler_events_run_their_tasks(invoke, concert, clock):
         "concerts": 1,
         "expired": 1,
         "admitted": 0,
+        "lapsed": 0,
+        "released": 0,
     }
     assert invoke("scheduler", load_event("scheduler_admit.json"))["admitted"] == 1
 

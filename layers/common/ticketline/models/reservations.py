@@ -1,0 +1,76 @@
+"""Seat holds (reservations) as the API shows them, and as the repository stores them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import Field
+
+from ticketline import clock
+from ticketline.models import ApiModel
+from ticketline.models.catalog import Price, SeatNumber
+from ticketline.models.queue import EntityId
+
+
+class ReservationStatus(StrEnum):
+    HELD = "HELD"
+    PAID = "PAID"
+    EXPIRED = "EXPIRED"
+
+
+class HoldIn(ApiModel):
+    schedule_id: EntityId
+    seat_number: SeatNumber
+
+
+class ReservationOut(ApiModel):
+    reservation_id: str
+    concert_id: str
+    schedule_id: str
+    seat_number: int
+    price: Price
+    status: ReservationStatus
+    hold_expires_at: str = Field(description="ISO-8601 UTC end of the hold; pay before it.")
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reservation_id: str
+    user_id: str
+    concert_id: str
+    schedule_id: str
+    starts_at: str
+    seat_number: int
+    price: int
+    status: ReservationStatus
+    hold_expires_at: int
+    created_at: int
+
+    def effective_status(self, now: float) -> ReservationStatus:
+        """A HELD reservation past holdExpiresAt is EXPIRED even before the scheduler writes so."""
+        if self.status is ReservationStatus.HELD and self.hold_expires_at <= now:
+            return ReservationStatus.EXPIRED
+        return self.status
+
+    def view(self, now: float) -> ReservationOut:
+        return ReservationOut(
+            reservation_id=self.reservation_id,
+            concert_id=self.concert_id,
+            schedule_id=self.schedule_id,
+            seat_number=self.seat_number,
+            price=self.price,
+            status=self.effective_status(now),
+            hold_expires_at=clock.to_iso(self.hold_expires_at),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserHolds:
+    """One user's holds on one schedule ({reservationId: holdExpiresAt}), with an optimistic-lock version."""
+
+    holds: dict[str, int]
+    version: int | None  # None: the item does not exist yet
+
+    def live(self, now: float) -> dict[str, int]:
+        return {rid: until for rid, until in self.holds.items() if until > now}

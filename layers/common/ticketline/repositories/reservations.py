@@ -1,0 +1,383 @@
+"""Holds in the single table (see docs/DATA_MODEL.md, docs/CATALOG.md).
+
+- reservation   PK=RESERVATION#<rid>        SK=RESERVATION  reservationId, userId, concertId, scheduleId, startsAt,
+                                                            seatNumber, price, status HELD|PAID|EXPIRED,
+                                                            holdExpiresAt, createdAt
+    HELD:  GSI2PK=HELD#<bucket>, GSI2SK=holdExpiresAt   (the scheduler reads the lapsed ones; a few buckets
+                                                         so that no GSI partition takes every hold)
+- user holds    PK=HOLDS#<sid>#<uid>        SK=HOLDS        holds {reservationId: holdExpiresAt}, version
+    (the per-user limit: written in the same transaction as the seat and the reservation)
+- seat          see repositories/catalog.py: status FREE -> HELD(reservationId, holdExpiresAt) -> SOLD
+
+A hold is one TransactWriteItems of three items private to this seat and this user: no per-schedule or
+per-concert item is in it, so holds of different seats never conflict.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ticketline.config import get_settings
+from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
+from ticketline.models.reservations import Reservation, ReservationStatus, UserHolds
+from ticketline.repositories.catalog import (
+    concert_schedule_key,
+    schedule_key,
+    schedule_ref,
+    seat_from_item,
+    seat_key,
+)
+from ticketline.repositories.queue import is_condition_failure
+
+__all__ = [
+    "HOLD_BUCKETS",
+    "HoldContext",
+    "HoldOutcome",
+    "LapseOutcome",
+    "ReservationRepository",
+    "holds_key",
+    "reservation_key",
+    "schedule_key",
+    "seat_key",
+]
+
+DAY = 86_400
+HOLD_BUCKETS = 4  # GSI2 partitions HELD#0..3: spreads the index's write load, read by the scheduler one by one
+_CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT = "TransactionConflict"
+
+
+def reservation_key(reservation_id: str) -> Item:
+    return {"PK": f"RESERVATION#{reservation_id}", "SK": "RESERVATION"}
+
+
+def holds_key(schedule_id: str, user_id: str) -> Item:
+    return {"PK": f"HOLDS#{schedule_id}#{user_id}", "SK": "HOLDS"}
+
+
+def held_partition(reservation_id: str) -> str:
+    return f"HELD#{zlib.crc32(reservation_id.encode()) % HOLD_BUCKETS}"
+
+
+class HoldOutcome(Enum):
+    HELD = "held"
+    SEAT_CHANGED = "seat-changed"  # the seat is not in the state we read: see HoldResult.seat
+    HOLDS_CHANGED = "holds-changed"  # the user's holds item moved since we read it (a concurrent hold)
+    CONFLICT = "conflict"  # TransactionConflict: another transaction had one of the items; retry later
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResult:
+    outcome: HoldOutcome
+    seat: Seat | None = None  # with SEAT_CHANGED: the seat as it is now (None: it does not exist)
+
+
+class LapseOutcome(Enum):
+    RELEASED = "released"  # reservation EXPIRED and its seat FREE again
+    EXPIRED_ONLY = "expired-only"  # reservation EXPIRED; its seat had been taken over by another hold
+    SKIPPED = "skipped"  # paid, or already lapsed by another run
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldContext:
+    schedule: ScheduleRef | None
+    seat: Seat | None
+    holds: UserHolds
+
+
+class ReservationRepository:
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = table_name or get_settings().table_name
+
+    # ---- reads ----
+    def get(self, reservation_id: str, consistent: bool = False) -> Reservation | None:
+        raw = dynamodb().get_item(
+            TableName=self.table, Key=to_raw(reservation_key(reservation_id)), ConsistentRead=consistent
+        )
+        return reservation_from_item(from_raw(raw["Item"])) if "Item" in raw else None
+
+    def hold_context(self, schedule_id: str, seat_number: int, user_id: str) -> HoldContext:
+        """Schedule META, seat and the user's holds in one strongly consistent BatchGetItem."""
+        keys = [schedule_key(schedule_id), seat_key(schedule_id, seat_number), holds_key(schedule_id, user_id)]
+        request: Any = {self.table: {"Keys": [to_raw(key) for key in keys], "ConsistentRead": True}}
+        found: dict[str, Item] = {}
+        while request:
+            response = dynamodb().batch_get_item(RequestItems=request)
+            for raw in response["Responses"].get(self.table, []):
+                item = from_raw(raw)
+                found[str(item["SK"])] = item
+            request = response.get("UnprocessedKeys") or None
+        schedule = found.get("META")
+        seat = found.get(str(keys[1]["SK"]))
+        return HoldContext(
+            schedule=schedule_ref(schedule) if schedule else None,
+            seat=seat_from_item(seat) if seat else None,
+            holds=_user_holds(found.get("HOLDS")),
+        )
+
+    def user_holds(self, schedule_id: str, user_id: str) -> UserHolds:
+        raw = dynamodb().get_item(
+            TableName=self.table, Key=to_raw(holds_key(schedule_id, user_id)), ConsistentRead=True
+        )
+        return _user_holds(from_raw(raw["Item"]) if "Item" in raw else None)
+
+    def due(self, bucket: int, now: int, limit: int, page_size: int) -> list[Reservation]:
+        """HELD reservations of one GSI2 bucket whose hold ended by `now`, oldest first, at most `limit`."""
+        found: list[Reservation] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI2",
+            "KeyConditionExpression": "GSI2PK = :partition AND GSI2SK <= :now",
+            "ExpressionAttributeValues": values(partition=f"HELD#{bucket}", now=now),
+            "Limit": min(page_size, limit),
+        }
+        while len(found) < limit:
+            response = dynamodb().query(**request)
+            found.extend(reservation_from_item(from_raw(raw)) for raw in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                break
+            request |= {"ExclusiveStartKey": response["LastEvaluatedKey"], "Limit": min(page_size, limit - len(found))}
+        return found[:limit]
+
+    # ---- the hold ----
+    def try_hold(self, reservation: Reservation, seen: Seat, holds: dict[str, int], version: int | None) -> HoldResult:
+        """Seat -> HELD, reservation put and the user's holds replaced, all or nothing.
+
+        The seat's condition pins the state we read (FREE, or HELD by the lapsed reservation we saw): every
+        writer of a seat is conditional, so of any number of concurrent holds exactly one succeeds, and the
+        winner knows whether it took a FREE seat (availableSeats - 1) or a lapsed hold (unchanged).
+        """
+        now = reservation.created_at
+        if seen.status is SeatStatus.FREE:
+            seat_condition, seat_values = "#status = :free", values(free=SeatStatus.FREE.value)
+        else:
+            seat_condition = "#status = :held AND reservationId = :seen AND holdExpiresAt <= :now"
+            seat_values = values(seen=seen.reservation_id, now=now)
+        holds_item = {
+            **holds_key(reservation.schedule_id, reservation.user_id),
+            "scheduleId": reservation.schedule_id,
+            "userId": reservation.user_id,
+            "holds": holds,
+            "version": (version or 0) + 1,
+            "ttl": max(holds.values()) + DAY,
+        }
+        holds_condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(PK)"}
+        if version is not None:
+            holds_condition = {
+                "ConditionExpression": "version = :version",
+                "ExpressionAttributeValues": values(version=version),
+            }
+        try:
+            self._transact(
+                [
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
+                            "UpdateExpression": "SET #status = :held, reservationId = :rid, holdExpiresAt = :until",
+                            "ConditionExpression": seat_condition,
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": seat_values
+                            | values(
+                                held=SeatStatus.HELD.value,
+                                rid=reservation.reservation_id,
+                                until=reservation.hold_expires_at,
+                            ),
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_raw(reservation_item(reservation)),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": to_raw(holds_item), **holds_condition}},
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            result = hold_outcome(error.response.get("CancellationReasons", []))
+            if result is None:
+                raise
+            return result
+        return HoldResult(HoldOutcome.HELD)
+
+    # ---- lapse (scheduler) ----
+    def lapse(self, reservation: Reservation, now: int) -> LapseOutcome:
+        """Reservation HELD -> EXPIRED, its seat FREE again and availableSeats + 1, all or nothing.
+
+        When another buyer has since taken the seat over (it no longer carries this reservation id), only the
+        reservation moves: the seat is theirs and the hint already counts it as taken.
+        """
+        try:
+            self._transact(
+                [
+                    {"Update": self._expire_update(reservation, now)},
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
+                            "UpdateExpression": "SET #status = :free REMOVE reservationId, holdExpiresAt",
+                            "ConditionExpression": "#status = :held AND reservationId = :rid",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": values(
+                                free=SeatStatus.FREE.value,
+                                held=SeatStatus.HELD.value,
+                                rid=reservation.reservation_id,
+                            ),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": to_raw(
+                                concert_schedule_key(
+                                    reservation.concert_id, reservation.starts_at, reservation.schedule_id
+                                )
+                            ),
+                            "UpdateExpression": "ADD availableSeats :one",
+                            "ConditionExpression": "attribute_exists(PK)",
+                            "ExpressionAttributeValues": values(one=1),
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            codes = _codes(error.response.get("CancellationReasons", []))
+            if codes[0] == _CONDITION_FAILED:
+                self._leave_index(reservation)
+                return LapseOutcome.SKIPPED
+            if _CONFLICT in codes:
+                return LapseOutcome.CONFLICT
+            if codes[1] == _CONDITION_FAILED:
+                return self._expire_only(reservation, now)
+            raise
+        return LapseOutcome.RELEASED
+
+    def _expire_only(self, reservation: Reservation, now: int) -> LapseOutcome:
+        try:
+            dynamodb().update_item(**self._expire_update(reservation, now))
+        except ClientError as error:
+            if is_condition_failure(error):
+                return LapseOutcome.SKIPPED
+            raise
+        return LapseOutcome.EXPIRED_ONLY
+
+    def _expire_update(self, reservation: Reservation, now: int) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": to_raw(reservation_key(reservation.reservation_id)),
+            "UpdateExpression": "SET #status = :expired REMOVE GSI2PK, GSI2SK",
+            "ConditionExpression": "#status = :held AND holdExpiresAt <= :now",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values(
+                expired=ReservationStatus.EXPIRED.value, held=ReservationStatus.HELD.value, now=now
+            ),
+        }
+
+    def _leave_index(self, reservation: Reservation) -> None:
+        """A reservation no longer HELD (say PAID) that still carries GSI2 keys leaves the index for good."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(reservation_key(reservation.reservation_id)),
+                UpdateExpression="REMOVE GSI2PK, GSI2SK",
+                ConditionExpression="attribute_exists(GSI2PK) AND #status <> :held",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values(held=ReservationStatus.HELD.value),
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+
+    def _transact(self, items: list[Any]) -> None:
+        dynamodb().transact_write_items(TransactItems=items)
+
+    # ---- for payments ----
+    def release_hold_update(self, schedule_id: str, user_id: str, reservation_id: str) -> dict[str, Any]:
+        """An Update (for a TransactWriteItems) that removes a paid hold from the user's per-date limit."""
+        return {
+            "TableName": self.table,
+            "Key": to_raw(holds_key(schedule_id, user_id)),
+            "UpdateExpression": "REMOVE holds.#rid ADD version :one",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": {"#rid": reservation_id},
+            "ExpressionAttributeValues": values(one=1),
+        }
+
+
+def hold_outcome(reasons: Sequence[Mapping[str, Any]]) -> HoldResult | None:
+    """What a cancelled hold transaction means, from its per-item reasons (seat, reservation, holds).
+
+    None: a reason no retry or client error explains (throttling, a validation error): the caller re-raises.
+    """
+    codes = _codes(reasons)
+    if codes[0] == _CONDITION_FAILED:
+        item = reasons[0].get("Item")
+        return HoldResult(HoldOutcome.SEAT_CHANGED, seat_from_item(from_raw(item)) if item else None)
+    if _CONFLICT in codes:
+        return HoldResult(HoldOutcome.CONFLICT)
+    if len(codes) > 2 and codes[2] == _CONDITION_FAILED:
+        return HoldResult(HoldOutcome.HOLDS_CHANGED)
+    return None
+
+
+def _codes(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
+    codes = [str(reason.get("Code") or "None") for reason in reasons]
+    return codes + ["None"] * (3 - len(codes))
+
+
+def reservation_item(reservation: Reservation) -> Item:
+    item: Item = {
+        **reservation_key(reservation.reservation_id),
+        "reservationId": reservation.reservation_id,
+        "userId": reservation.user_id,
+        "concertId": reservation.concert_id,
+        "scheduleId": reservation.schedule_id,
+        "startsAt": reservation.starts_at,
+        "seatNumber": reservation.seat_number,
+        "price": reservation.price,
+        "status": reservation.status.value,
+        "holdExpiresAt": reservation.hold_expires_at,
+        "createdAt": reservation.created_at,
+    }
+    if reservation.status is ReservationStatus.HELD:
+        item |= {"GSI2PK": held_partition(reservation.reservation_id), "GSI2SK": reservation.hold_expires_at}
+    return item
+
+
+def reservation_from_item(item: Item) -> Reservation:
+    return Reservation(
+        reservation_id=str(item["reservationId"]),
+        user_id=str(item["userId"]),
+        concert_id=str(item["concertId"]),
+        schedule_id=str(item["scheduleId"]),
+        starts_at=str(item.get("startsAt", "")),
+        seat_number=int(item["seatNumber"]),
+        price=int(item["price"]),
+        status=ReservationStatus(item["status"]),
+        hold_expires_at=int(item["holdExpiresAt"]),
+        created_at=int(item["createdAt"]),
+    )
+
+
+def _user_holds(item: Item | None) -> UserHolds:
+    if item is None:
+        return UserHolds(holds={}, version=None)
+    return UserHolds(
+        holds={str(rid): int(until) for rid, until in (item.get("holds") or {}).items()},
+        version=int(item["version"]),
+    )
