@@ -1,0 +1,134 @@
+"""The fault injector itself (devserver/faults.py), in-process on moto: each fault looks like DynamoDB's own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from devserver.faults import FaultInjector, FaultPlan, install_from_env, read_fault_log
+from tests.conftest import load_event
+
+TABLE = "TicketlineTable"
+
+
+def _moto_send(request: Any, event_name: str) -> None:
+    from moto.core.models import botocore_stubber
+
+    botocore_stubber(request=request, event_name=event_name)
+
+
+@pytest.fixture
+def faults(aws: None) -> Iterator[list[FaultInjector]]:
+    """Install injectors on boto3's default session; removed (and clients dropped) afterwards."""
+    from ticketline.db import dynamodb
+
+    installed: list[FaultInjector] = []
+    yield installed
+    for injector in installed:
+        injector.uninstall()
+    dynamodb.cache_clear()
+
+
+def _install(installed: list[FaultInjector], spec: str, **kwargs: Any) -> FaultInjector:
+    from ticketline.db import dynamodb
+
+    injector = FaultInjector(FaultPlan.parse(spec), send=_moto_send, **kwargs).install()
+    installed.append(injector)
+    dynamodb.cache_clear()  # clients copy the session's hooks when made: the next one sees the injector
+    return injector
+
+
+def test_plan_parses_and_refuses_nonsense() -> None:
+    plan = FaultPlan.parse("throttle=0.03, conflict=0.03,internal=0.02,timeout_after_commit=0.02,seed=7")
+    assert (plan.throttle, plan.conflict, plan.internal, plan.timeout_after_commit, plan.seed) == (
+        0.03,
+        0.03,
+        0.02,
+        0.02,
+        7,
+    )
+    assert FaultPlan.parse(str(plan)) == plan
+    for bad in ("explode=0.1", "throttle=2", "throttle"):
+        with pytest.raises(ValueError):
+            FaultPlan.parse(bad)
+    assert install_from_env({}) is None
+
+
+def test_throttle_is_retried_by_botocore_then_surfaces(faults: list[FaultInjector]) -> None:
+    from ticketline.db import dynamodb
+
+    injector = _install(faults, "throttle=1")
+    with pytest.raises(ClientError) as raised:
+        dynamodb().get_item(TableName=TABLE, Key={"PK": {"S": "x"}, "SK": {"S": "y"}})
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    # "standard" retry mode, max_attempts=4 (ticketline/db.py): botocore counts retries, so 1 + 4 attempts.
+    assert injector.counts["throttle"] == 5
+
+
+def test_internal_error_is_retried_and_a_later_attempt_succeeds(faults: list[FaultInjector]) -> None:
+    from ticketline.db import dynamodb
+
+    injector = _install(faults, "internal=0.2,seed=3")
+    for n in range(20):
+        dynamodb().put_item(TableName=TABLE, Item={"PK": {"S": f"k{n}"}, "SK": {"S": "s"}})
+    assert injector.counts["internal"] > 0
+    assert dynamodb().scan(TableName=TABLE, Select="COUNT")["Count"] >= 20
+
+
+def test_conflict_cancels_transactions_with_a_reason_per_item(faults: list[FaultInjector]) -> None:
+    from ticketline.db import dynamodb
+
+    _install(faults, "conflict=1")
+    dynamodb().put_item(TableName=TABLE, Item={"PK": {"S": "single"}, "SK": {"S": "s"}})  # not a transaction
+    items = [{"Put": {"TableName": TABLE, "Item": {"PK": {"S": f"t{n}"}, "SK": {"S": "s"}}}} for n in range(3)]
+    with pytest.raises(ClientError) as raised:
+        dynamodb().transact_write_items(TransactItems=items)
+    response = raised.value.response
+    assert response["Error"]["Code"] == "TransactionCanceledException"
+    codes = [reason["Code"] for reason in response["CancellationReasons"]]
+    assert sorted(codes) == ["None", "None", "TransactionConflict"]
+
+
+def test_timeout_after_commit_writes_then_resends(faults: list[FaultInjector], tmp_path: Path) -> None:
+    """The write happens, the answer is lost, botocore resends: a conditional put then meets itself."""
+    from ticketline.db import dynamodb
+
+    log = tmp_path / "faults.log"
+    injector = _install(faults, "timeout_after_commit=1", log_path=log)
+    with pytest.raises(Exception) as raised:
+        dynamodb().update_item(
+            TableName=TABLE,
+            Key={"PK": {"S": "counter"}, "SK": {"S": "c"}},
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+    assert "timeout" in str(raised.value).lower()
+    injector.uninstall()
+    item = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"PK": {"S": "counter"}, "SK": {"S": "c"}})
+    assert item["Item"]["n"] == {"N": "5"}  # every attempt really wrote: a non-idempotent ADD counts 5 times
+    assert read_fault_log(log)["timeout_after_commit"] == 5
+
+
+def test_a_handler_answers_429_with_retry_after_when_dynamodb_keeps_throttling(
+    faults: list[FaultInjector], invoke: Any
+) -> None:
+    _install(faults, "throttle=1")
+    response = invoke("issue_token", load_event("issue_token.json"))
+    assert response["statusCode"] == 429
+    assert response["multiValueHeaders"].get("Retry-After") == ["1"] or response["headers"].get("Retry-After") == "1"
+    assert json.loads(response["body"])["error"]["code"] == "THROTTLED"
+
+
+def test_a_handler_answers_503_with_retry_after_on_repeated_internal_errors(
+    faults: list[FaultInjector], invoke: Any
+) -> None:
+    _install(faults, "internal=1")
+    response = invoke("issue_token", load_event("issue_token.json"))
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "SERVICE_UNAVAILABLE"
