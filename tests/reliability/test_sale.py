@@ -1,0 +1,57 @@
+"""Sale invariants under concurrency, over HTTP on the local server and DynamoDB Local, checked by the audit."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.reliability.conftest import SCALE, create_concert, ddb_client, record_figures
+from tests.support.audit import audit
+from tests.support.client import Tally, UserClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+
+
+def _active_users(server: Any, concert_id: str, count: int, tally: Tally, prefix: str) -> list[UserClient]:
+    users = [UserClient(server, f"{prefix}-{n}", tally) for n in range(count)]
+    with ThreadPoolExecutor(SCALE.threads) as pool:
+        tokens = list(pool.map(lambda user: user.join(concert_id), users))
+    assert all(token and token["status"] == "ACTIVE" for token in tokens), tokens[:3]
+    return users
+
+
+def test_one_seat_many_concurrent_buyers_exactly_one_wins(reliable_server: Any) -> None:
+    concert = create_concert(reliable_server, seats=1, capacity=200)
+    schedule_id = concert["schedules"][0]["scheduleId"]
+    tally = Tally()
+    users = _active_users(reliable_server, concert["concertId"], 100, tally, f"race-{schedule_id[:6]}")
+    attempts = [users[n % len(users)] for n in range(SCALE.one_seat_attempts)]
+    random.shuffle(attempts)
+    started = time.monotonic()
+    with ThreadPoolExecutor(SCALE.threads) as pool:
+        responses = list(pool.map(lambda user: user.hold(schedule_id, 1), attempts))
+    elapsed = time.monotonic() - started
+    statuses = [r.status_code if r is not None else None for r in responses]
+    codes = [r.json()["error"]["code"] for r in responses if r is not None and r.status_code == 409]
+    assert statuses.count(201) == 1, {s: statuses.count(s) for s in set(statuses)}
+    assert set(codes) <= {"SEAT_UNAVAILABLE"}
+    assert not tally.bad, tally.bad[:5]
+    report = audit(ddb_client(reliable_server), reliable_server.table_name("TicketlineTable"))
+    assert report.ok, report.summary()
+    assert report.figures["seats_held"] >= 1
+    record_figures(
+        "one_seat_race",
+        attempts=len(attempts),
+        winners=statuses.count(201),
+        refused_409=statuses.count(409),
+        throttled=statuses.count(429) + statuses.count(503),
+        seconds=round(elapsed, 1),
+        bad_answers=len(tally.bad),
+        violations=len(report.violations),
+    )
+    for user in users:
+        user.close()

@@ -1,0 +1,316 @@
+"""The audit: reads the whole table directly (Scan: fine in an audit, never on a request path) and lists
+every broken invariant of a sale. Used after the reliability runs, and shown to catch a broken store.
+
+    report = audit(client, table_name)          # client: a boto3 DynamoDB client at the local engine
+    assert report.ok, report.summary()
+
+What it checks (docs/RELIABILITY.md lists the promises and the tests that use this):
+- seats: no seat SOLD twice or held by two; a SOLD seat points at a PAID reservation of that seat; a
+  PAID reservation's seat is SOLD to it; a live HELD reservation's seat is HELD by it;
+- money: sold seats = PAID reservations = payment ledger entries (one each, amount = price); every balance
+  = the sum of its ledger; no negative balance; all balances + all payments = all charges;
+- queue: no token ACTIVE after its owner paid with it; live ACTIVE tokens never above the concert's
+  capacity; tokens carry the index keys of their status; no two tokens of a concert share a sequence number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+Item = dict[str, Any]
+_deserializer = TypeDeserializer()
+
+
+@dataclass
+class AuditReport:
+    violations: list[str] = field(default_factory=list)
+    figures: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def fail(self, message: str) -> None:
+        self.violations.append(message)
+
+    def summary(self, limit: int = 20) -> str:
+        shown = "\n  ".join(self.violations[:limit])
+        more = f"\n  ... and {len(self.violations) - limit} more" if len(self.violations) > limit else ""
+        figures = ", ".join(f"{name}={value}" for name, value in sorted(self.figures.items()))
+        return f"{len(self.violations)} violation(s)\n  {shown}{more}\nfigures: {figures}"
+
+
+def scan_table(client: Any, table_name: str) -> list[Item]:
+    """Every item, strongly consistent, as plain Python values (numbers as int)."""
+    items: list[Item] = []
+    request: dict[str, Any] = {"TableName": table_name, "ConsistentRead": True}
+    while True:
+        page = client.scan(**request)
+        items.extend(
+            {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()} for raw in page["Items"]
+        )
+        if "LastEvaluatedKey" not in page:
+            return items
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@dataclass
+class _Tables:
+    """The table's items sorted by kind (docs/DATA_MODEL.md)."""
+
+    queues: dict[str, Item] = field(default_factory=dict)  # cid -> queue state
+    tokens: list[Item] = field(default_factory=list)
+    seats: dict[tuple[str, int], Item] = field(default_factory=dict)  # (sid, number) -> seat
+    reservations: dict[str, Item] = field(default_factory=dict)  # rid -> reservation
+    balances: dict[str, Item] = field(default_factory=dict)  # uid -> wallet balance item
+    ledger: list[Item] = field(default_factory=list)  # charge and payment entries
+
+
+def sort_items(items: Iterable[Item]) -> _Tables:
+    tables = _Tables()
+    for item in items:
+        pk, sk = str(item.get("PK", "")), str(item.get("SK", ""))
+        if pk.startswith("CONCERT#") and sk == "QUEUE":
+            tables.queues[str(item["concertId"])] = item
+        elif pk.startswith("QTOKEN#"):
+            tables.tokens.append(item)
+        elif pk.startswith("SCHEDULE#") and sk.startswith("SEAT#"):
+            tables.seats[(pk.removeprefix("SCHEDULE#"), int(item["number"]))] = item
+        elif pk.startswith("RESERVATION#"):
+            tables.reservations[str(item["reservationId"])] = item
+        elif is_balance(item):
+            tables.balances[wallet_owner(item)] = item
+        elif is_ledger_entry(item):
+            tables.ledger.append(item)
+    return tables
+
+
+# ---- the wallet's keys (issue 4); one place to adapt if they change ----
+def is_balance(item: Item) -> bool:
+    return str(item.get("PK", "")).startswith("WALLET#") and item.get("SK") == "BALANCE"
+
+
+def is_ledger_entry(item: Item) -> bool:
+    return str(item.get("PK", "")).startswith("WALLET#") and str(item.get("SK", "")).startswith("LEDGER#")
+
+
+def wallet_owner(item: Item) -> str:
+    return str(item["PK"]).removeprefix("WALLET#")
+
+
+def entry_type(item: Item) -> str:
+    return str(item.get("type", "")).upper()
+
+
+def entry_amount(item: Item) -> int:
+    return int(item.get("amount", 0))
+
+
+# ---- the audit ----
+def audit(client: Any, table_name: str, *, now: float | None = None, max_holds: int | None = None) -> AuditReport:
+    return audit_items(scan_table(client, table_name), now=now, max_holds=max_holds)
+
+
+def audit_items(items: Iterable[Item], *, now: float | None = None, max_holds: int | None = None) -> AuditReport:
+    now = time.time() if now is None else now
+    tables = sort_items(items)
+    report = AuditReport()
+    _audit_seats(tables, report, now, max_holds)
+    _audit_money(tables, report)
+    _audit_queue(tables, report, now)
+    return report
+
+
+def _audit_seats(tables: _Tables, report: AuditReport, now: float, max_holds: int | None) -> None:  # noqa: PLR0912 - one branch per rule
+    paid_by_seat: dict[tuple[str, int], list[str]] = defaultdict(list)
+    live_by_seat: dict[tuple[str, int], list[str]] = defaultdict(list)
+    live_by_user_date: Counter[tuple[str, str]] = Counter()
+    for rid, reservation in tables.reservations.items():
+        seat_ref = (str(reservation["scheduleId"]), int(reservation["seatNumber"]))
+        status = reservation.get("status")
+        report.figures[f"reservations_{str(status).lower()}"] += 1
+        if status == "PAID":
+            paid_by_seat[seat_ref].append(rid)
+        elif status == "HELD" and int(reservation["holdExpiresAt"]) > now:
+            live_by_seat[seat_ref].append(rid)
+            live_by_user_date[(str(reservation["userId"]), seat_ref[0])] += 1
+        seat = tables.seats.get(seat_ref)
+        if seat is None:
+            report.fail(f"reservation {rid} is for seat {seat_ref} that does not exist")
+        elif int(seat["price"]) != int(reservation["price"]):
+            report.fail(f"reservation {rid} costs {reservation['price']} but seat {seat_ref} costs {seat['price']}")
+
+    for seat_ref, rids in paid_by_seat.items():
+        if len(rids) > 1:
+            report.fail(f"seat {seat_ref} SOLD twice: PAID reservations {sorted(rids)}")
+        seat = tables.seats.get(seat_ref)
+        if seat is not None and (seat.get("status") != "SOLD" or seat.get("reservationId") not in rids):
+            report.fail(f"seat {seat_ref} is {seat.get('status')}/{seat.get('reservationId')} but {rids[0]} is PAID")
+    for seat_ref, rids in live_by_seat.items():
+        if len(rids) > 1:
+            report.fail(f"seat {seat_ref} held by two: live HELD reservations {sorted(rids)}")
+        seat = tables.seats.get(seat_ref)
+        if seat is not None and seat.get("reservationId") not in rids:
+            report.fail(f"seat {seat_ref} is {seat.get('status')}/{seat.get('reservationId')}, not HELD by {rids}")
+    if max_holds is not None:
+        for (user, schedule), count in live_by_user_date.items():
+            if count > max_holds:
+                report.fail(f"user {user} holds {count} seats on {schedule}, more than {max_holds}")
+
+    for seat_ref, seat in tables.seats.items():
+        status = seat.get("status")
+        report.figures[f"seats_{str(status).lower()}"] += 1
+        if status not in ("FREE", "HELD", "SOLD"):
+            report.fail(f"seat {seat_ref} has status {status!r}")
+        if status == "SOLD":
+            reservation = tables.reservations.get(str(seat.get("reservationId")))
+            if reservation is None or reservation.get("status") != "PAID":
+                report.fail(f"seat {seat_ref} SOLD to {seat.get('reservationId')}, which is not a PAID reservation")
+        elif status == "HELD":
+            reservation = tables.reservations.get(str(seat.get("reservationId")))
+            if reservation is None:
+                report.fail(f"seat {seat_ref} HELD by {seat.get('reservationId')}, which does not exist")
+            elif reservation.get("status") == "PAID":
+                report.fail(
+                    f"seat {seat_ref} still HELD although its reservation {reservation['reservationId']} is PAID"
+                )
+
+
+def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912 - one branch per rule
+    charges = payments = 0
+    per_user: Counter[str] = Counter()
+    payments_by_reservation: dict[str, list[Item]] = defaultdict(list)
+    for entry in tables.ledger:
+        owner, kind, amount = wallet_owner(entry), entry_type(entry), entry_amount(entry)
+        if amount <= 0:
+            report.fail(f"ledger entry {entry['PK']}/{entry['SK']} has amount {amount}")
+        if kind == "CHARGE":
+            charges += amount
+            per_user[owner] += amount
+        elif kind == "PAYMENT":
+            payments += amount
+            per_user[owner] -= amount
+            payments_by_reservation[str(entry.get("reservationId"))].append(entry)
+        else:
+            report.fail(f"ledger entry {entry['PK']}/{entry['SK']} has type {kind!r}")
+    report.figures.update(ledger_charges=charges, ledger_payments=payments, ledger_entries=len(tables.ledger))
+
+    balances = 0
+    for owner in set(per_user) | set(tables.balances):
+        balance = int(tables.balances[owner].get("balance", 0)) if owner in tables.balances else 0
+        balances += balance
+        if balance < 0:
+            report.fail(f"user {owner} has a negative balance {balance}")
+        if balance != per_user[owner]:
+            report.fail(f"user {owner}: balance {balance} but ledger sums to {per_user[owner]}")
+    report.figures["balances"] = balances
+    if balances + payments != charges:
+        report.fail(f"money not conserved: balances {balances} + payments {payments} != charges {charges}")
+
+    paid = {rid: r for rid, r in tables.reservations.items() if r.get("status") == "PAID"}
+    sold = [seat for seat in tables.seats.values() if seat.get("status") == "SOLD"]
+    report.figures.update(paid_reservations=len(paid), sold_seats=len(sold))
+    payment_count = sum(len(entries) for entries in payments_by_reservation.values())
+    if not len(sold) == len(paid) == payment_count:
+        report.fail(f"sold seats {len(sold)}, PAID reservations {len(paid)}, payment entries {payment_count} differ")
+    for rid, reservation in paid.items():
+        entries = payments_by_reservation.get(rid, [])
+        if len(entries) != 1:
+            report.fail(f"PAID reservation {rid} has {len(entries)} payment entries")
+            continue
+        entry = entries[0]
+        if entry_amount(entry) != int(reservation["price"]) or wallet_owner(entry) != reservation["userId"]:
+            report.fail(
+                f"payment for {rid}: {entry_amount(entry)} from {wallet_owner(entry)}, "
+                f"but the reservation is {reservation['price']} for {reservation['userId']}"
+            )
+    for rid in payments_by_reservation:
+        if rid not in paid:
+            report.fail(f"payment entry for reservation {rid}, which is not PAID")
+
+
+def _audit_queue(tables: _Tables, report: AuditReport, now: float) -> None:  # noqa: PLR0912 - one branch per rule
+    paid_at: dict[tuple[str, str], int] = {}
+    for reservation in tables.reservations.values():
+        if reservation.get("status") == "PAID":
+            key = (str(reservation["concertId"]), str(reservation["userId"]))
+            paid_at[key] = max(paid_at.get(key, 0), int(reservation.get("paidAt", reservation["createdAt"])))
+    live: Counter[str] = Counter()
+    seqs: dict[str, Counter[int]] = defaultdict(Counter)
+    for token in tables.tokens:
+        cid, uid, status = str(token["concertId"]), str(token["userId"]), token.get("status")
+        report.figures[f"tokens_{str(status).lower()}"] += 1
+        seqs[cid][int(token["seq"])] += 1
+        if status == "ACTIVE":
+            if "GSI2PK" not in token or "GSI1PK" in token:
+                report.fail(f"ACTIVE token {cid}/{uid} is not (only) in the ACTIVE index")
+            if int(token.get("activeUntil") or 0) > now:
+                live[cid] += 1
+            if (cid, uid) in paid_at and int(token["issuedAt"]) <= paid_at[(cid, uid)]:
+                report.fail(f"token {cid}/{uid} still ACTIVE after its owner paid")
+        elif status == "WAIT":
+            if "GSI1PK" not in token or "GSI2PK" in token:
+                report.fail(f"WAIT token {cid}/{uid} is not (only) in the WAIT index")
+        elif status == "EXPIRED":
+            if "GSI1PK" in token or "GSI2PK" in token:
+                report.fail(f"EXPIRED token {cid}/{uid} is still in an index")
+        else:
+            report.fail(f"token {cid}/{uid} has status {status!r}")
+    for cid, counts in seqs.items():
+        for seq, count in counts.items():
+            if count > 1:
+                report.fail(f"concert {cid}: {count} tokens share sequence number {seq}")
+    for cid, count in live.items():
+        capacity = int(tables.queues[cid]["capacity"]) if cid in tables.queues else None
+        if capacity is not None and count > capacity:
+            report.fail(f"concert {cid}: {count} live ACTIVE tokens, capacity {capacity}")
+    report.figures["live_active_tokens"] = sum(live.values())
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One concert's admission as the table shows it: for checks right after a scheduler run."""
+
+    concert_id: str
+    capacity: int
+    admit_bound: int
+    live_active: int
+    waiting: int
+    entitled_waiting: int  # WAIT tokens at or under the bound: a run should have activated them
+    tokens: int
+
+
+def admissions(client: Any, table_name: str, now: float | None = None) -> dict[str, Admission]:
+    now = time.time() if now is None else now
+    tables = sort_items(scan_table(client, table_name))
+    result = {}
+    for cid, queue in tables.queues.items():
+        tokens = [t for t in tables.tokens if t["concertId"] == cid]
+        bound = int(queue["admitBound"])
+        result[cid] = Admission(
+            concert_id=cid,
+            capacity=int(queue["capacity"]),
+            admit_bound=bound,
+            live_active=sum(1 for t in tokens if t["status"] == "ACTIVE" and int(t.get("activeUntil") or 0) > now),
+            waiting=sum(1 for t in tokens if t["status"] == "WAIT"),
+            entitled_waiting=sum(1 for t in tokens if t["status"] == "WAIT" and int(t["seq"]) <= bound),
+            tokens=len(tokens),
+        )
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
