@@ -22,33 +22,34 @@ _THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "Throttli
 
 def create_app() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-
-    @app.exception_handler(DomainError)
-    def domain_error(error: DomainError) -> Response[Any]:
-        return _error_response(error)
-
-    @app.exception_handler(RequestValidationError)
-    def invalid_request(error: RequestValidationError) -> Response[Any]:
-        return _error_response(_validation_failed(error.errors()))
-
-    @app.exception_handler(NotFoundError)
-    def unknown_route(_: NotFoundError) -> Response[Any]:
-        return _json(404, error_body("NOT_FOUND", "No such route."))
-
-    @app.exception_handler(ClientError)
-    def dynamodb_refused(error: ClientError) -> Response[Any]:
-        # Retries (botocore "standard" mode) are spent: tell the client when to come back instead of a 500.
-        code = error.response.get("Error", {}).get("Code", "")
-        logger.warning("DynamoDB refused the request", extra={"errorCode": code})
-        metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
-        return _error_response(Throttled(retry_after_seconds=1) if code in _THROTTLE_CODES else ServiceUnavailable())
-
-    @app.exception_handler(Exception)
-    def unexpected(_: Exception) -> Response[Any]:
-        logger.exception("unhandled error")
-        return _json(500, error_body("INTERNAL_ERROR", "Internal error."))
-
+    # Registered by call, not decorator: Powertools' decorator is untyped and would erase these signatures.
+    app.exception_handler(DomainError)(_error_response)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(NotFoundError)(_unknown_route)
+    app.exception_handler(ClientError)(_dynamodb_refused)
+    app.exception_handler(Exception)(_unexpected)
     return app
+
+
+def _invalid_request(error: RequestValidationError) -> Response[Any]:
+    return _error_response(_validation_failed(error.errors()))
+
+
+def _unknown_route(_: NotFoundError) -> Response[Any]:
+    return _json(404, error_body("NOT_FOUND", "No such route."))
+
+
+def _dynamodb_refused(error: ClientError) -> Response[Any]:
+    # Retries (botocore "standard" mode) are spent: tell the client when to come back instead of a 500.
+    code = error.response.get("Error", {}).get("Code", "")
+    logger.warning("DynamoDB refused the request", extra={"errorCode": code})
+    metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
+    return _error_response(Throttled(retry_after_seconds=1) if code in _THROTTLE_CODES else ServiceUnavailable())
+
+
+def _unexpected(_: Exception) -> Response[Any]:
+    logger.exception("unhandled error")
+    return _json(500, error_body("INTERNAL_ERROR", "Internal error."))
 
 
 def lambda_entry(app: APIGatewayRestResolver) -> Handler:
