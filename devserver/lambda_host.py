@@ -1,0 +1,108 @@
+"""Runs the template's handlers inside this process, like one Lambda execution environment per process.
+
+One invocation at a time per process, as Lambda does: a Powertools resolver keeps the current event
+on a class attribute, and os.environ (which carries each function's own variables) is process-wide.
+Parallelism comes from running several such processes.
+"""
+
+import importlib.util
+import logging
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from devserver.proxy import LambdaContext
+from devserver.template import LOCAL_REGION, FunctionSpec
+
+logger = logging.getLogger("devserver")
+
+Handler = Callable[[Any, LambdaContext], Any]
+
+
+def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -> dict[str, str]:
+    """The template's variables for the function, plus what Lambda sets and what differs locally."""
+    return {
+        **function.environment,
+        "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_REGION": LOCAL_REGION,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+
+
+class LambdaHost:
+    def __init__(self, dynamodb_endpoint: str) -> None:
+        self._dynamodb_endpoint = dynamodb_endpoint
+        self._invocation_lock = threading.Lock()
+        self._handlers: dict[str, Handler] = {}
+        # Metrics are disabled locally; Powertools still warns on each call that none were published.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    def invoke(self, function: FunctionSpec, event: Any) -> Any:
+        """Calls the function's handler with `event`; its exceptions propagate to the caller."""
+        with self._invocation_lock, _environment(local_function_environment(function, self._dynamodb_endpoint)):
+            handler = self._handler(function)
+            started = time.monotonic()
+            result = handler(event, LambdaContext(function))
+            elapsed = time.monotonic() - started
+            if elapsed > function.timeout_seconds:
+                logger.warning(
+                    "%s took %.1f s, past its Timeout of %d s: Lambda would have stopped it",
+                    function.logical_id,
+                    elapsed,
+                    function.timeout_seconds,
+                )
+            return result
+
+    def wait_until_idle(self, timeout_seconds: float) -> None:
+        """Lets a running invocation finish (used before the process exits)."""
+        if self._invocation_lock.acquire(timeout=timeout_seconds):
+            self._invocation_lock.release()
+
+    def _handler(self, function: FunctionSpec) -> Handler:
+        # Loaded on first use, in the process that runs it: module-level boto3 clients must not
+        # be created before the server forks. A failed import is retried on the next call.
+        if function.logical_id not in self._handlers:
+            module = _load_module(function)
+            self._handlers[function.logical_id] = getattr(module, function.handler_attribute)
+        return self._handlers[function.logical_id]
+
+
+def _load_module(function: FunctionSpec) -> ModuleType:
+    # Every function's entry is app.py: a unique module name keeps them apart in sys.modules.
+    module_name = f"_devserver_function_{function.logical_id}"
+    spec = importlib.util.spec_from_file_location(module_name, function.handler_file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {function.handler_file}")
+    # As under /opt/python on Lambda, for good: handlers may import lazily, long after loading.
+    for layer_dir in function.layer_dirs:
+        if str(layer_dir) not in sys.path:
+            sys.path.insert(0, str(layer_dir))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

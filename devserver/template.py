@@ -1,0 +1,509 @@
+"""Reads template.yaml into what the local server runs: functions, API routes, schedules and tables.
+
+The template is the only description of routes and table schemas: nothing here names a Ticketline
+function, path or table, so resources added to the template later are served without changes.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_STACK_NAME = "ticketline-local"
+# SAM's name for the API it creates for Api events that name no RestApiId.
+IMPLICIT_API_ID = "ServerlessRestApi"
+
+_PSEUDO_PARAMETERS = {
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": LOCAL_ACCOUNT_ID,
+    "AWS::StackName": LOCAL_STACK_NAME,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+_RATE_EXPRESSION = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
+_SECONDS_PER_UNIT = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_SIMPLE_TABLE_KEY_TYPES = {"String": "S", "Number": "N", "Binary": "B"}
+_LOCAL_TABLE_PROPERTIES = frozenset(
+    {
+        "TableName",
+        "AttributeDefinitions",
+        "KeySchema",
+        "GlobalSecondaryIndexes",
+        "LocalSecondaryIndexes",
+        "BillingMode",
+        "ProvisionedThroughput",
+        "StreamSpecification",
+        "TimeToLiveSpecification",
+        "PrimaryKey",
+    }
+)
+
+
+class TemplateError(ValueError):
+    """The template (or a parameter override) cannot be run locally as written."""
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """A SafeLoader that reads short-form intrinsics (`!Ref X`) as their long form (`{"Ref": "X"}`)."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag_suffix}", node.start_mark)
+    if tag_suffix in ("Ref", "Condition"):
+        return {tag_suffix: value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+class _Unresolvable(Exception):
+    """An intrinsic whose value only exists in a deployed stack (an ARN, a GetAtt, a condition)."""
+
+
+@dataclass(frozen=True)
+class _Resolver:
+    parameters: Mapping[str, str]
+    # What `!Ref <resource>` means locally, e.g. a table's logical id -> its local table name.
+    resource_refs: Mapping[str, str]
+
+    def text(self, value: Any) -> str:
+        """The value as the string CloudFormation would produce; raises _Unresolvable."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str | int | float):
+            return str(value)
+        if isinstance(value, dict) and len(value) == 1:
+            ((function, argument),) = value.items()
+            if function == "Ref":
+                return self._ref(argument)
+            if function == "Fn::Sub":
+                return self._sub(argument)
+            if function == "Fn::Join":
+                delimiter, parts = argument
+                return str(delimiter).join(self.text(part) for part in parts)
+        raise _Unresolvable(value)
+
+    def text_or_empty(self, value: Any) -> str:
+        try:
+            return self.text(value)
+        except _Unresolvable:
+            return ""
+
+    def tree(self, value: Any) -> Any:
+        """Resolves every intrinsic inside a nested structure (e.g. a table's Properties)."""
+        if isinstance(value, dict):
+            if len(value) == 1 and next(iter(value)) in ("Ref", "Fn::Sub", "Fn::Join"):
+                return self.text(value)
+            return {key: self.tree(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.tree(item) for item in value]
+        return value
+
+    def _ref(self, name: Any) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in _PSEUDO_PARAMETERS:
+            return _PSEUDO_PARAMETERS[name]
+        if name in self.resource_refs:
+            return self.resource_refs[name]
+        raise _Unresolvable(name)
+
+    def _sub(self, argument: Any) -> str:
+        template, variables = (argument, {}) if isinstance(argument, str) else argument
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):  # ${!Literal} is CloudFormation's escape for a literal ${Literal}
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return self.text(variables[name])
+            return self._ref(name)  # ${Resource.Attribute} is a GetAtt: unresolvable here
+
+        return re.sub(r"\$\{([^}]+)\}", substitute, template)
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    function_id: str
+    event_name: str
+    api_id: str
+    path: str  # the template's resource path, e.g. /concerts/{concertId}/queue/tokens
+    method: str  # upper case; ANY matches every method
+    authorizer: str | None  # None: public (Auth: {Authorizer: NONE}, or an API without authorizer)
+
+
+@dataclass(frozen=True)
+class ScheduleEvent:
+    function_id: str
+    name: str
+    expression: str  # resolved, e.g. "rate(5 minutes)"
+    input: Any  # the parsed Input JSON; None: EventBridge sends its own "Scheduled Event" envelope
+    enabled: bool
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.function_id}.{self.name}"
+
+    @property
+    def rate_seconds(self) -> float | None:
+        """Seconds between runs, or None for expressions other than rate(...) (e.g. cron)."""
+        match = _RATE_EXPRESSION.match(self.expression.strip())
+        if match is None:
+            return None
+        return int(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_dir: Path
+    handler: str  # e.g. app.lambda_handler
+    environment: Mapping[str, str]
+    memory_mb: int
+    timeout_seconds: int
+    routes: tuple[ApiRoute, ...]
+    schedules: tuple[ScheduleEvent, ...]
+    layer_dirs: tuple[Path, ...]  # source folders of the function's layers, importable as on Lambda
+
+    @property
+    def handler_file(self) -> Path:
+        module_path, _ = self.handler.rsplit(".", 1)
+        return self.code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
+
+    @property
+    def handler_attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class CorsRule:
+    """An API's Cors block, with the quotes that API Gateway mapping expressions need removed."""
+
+    allow_origin: str
+    allow_headers: str | None
+    allow_methods: str | None  # None: SAM lists the path's own methods
+    max_age: str | None
+    allow_credentials: bool
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    logical_id: str
+    stage_name: str
+    cors: CorsRule | None
+    default_authorizer: str | None
+    authorize_preflight: bool  # SAM's AddDefaultAuthorizerToCorsPreflight (true unless set false)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    create_kwargs: Mapping[str, Any]  # keyword arguments of DynamoDB CreateTable
+    time_to_live: Mapping[str, Any] | None  # TimeToLiveSpecification of UpdateTimeToLive
+
+    @property
+    def name(self) -> str:
+        return str(self.create_kwargs["TableName"])
+
+
+@dataclass(frozen=True)
+class Template:
+    path: Path
+    parameters: Mapping[str, str]
+    functions: tuple[FunctionSpec, ...]
+    apis: Mapping[str, ApiSpec]
+    tables: tuple[TableSpec, ...]
+
+    @property
+    def routes(self) -> list[ApiRoute]:
+        return [route for function in self.functions for route in function.routes]
+
+    @property
+    def schedules(self) -> list[ScheduleEvent]:
+        return [schedule for function in self.functions for schedule in function.schedules]
+
+    @property
+    def table_names(self) -> dict[str, str]:
+        return {table.logical_id: table.name for table in self.tables}
+
+    def function(self, logical_id: str) -> FunctionSpec:
+        return next(function for function in self.functions if function.logical_id == logical_id)
+
+    def schedule(self, name: str) -> ScheduleEvent:
+        """A schedule event by its name (`Admit`), or by `Function.Event` when names repeat."""
+        found = [schedule for schedule in self.schedules if name in (schedule.name, schedule.qualified_name)]
+        if len(found) != 1:
+            raise KeyError(name)
+        return found[0]
+
+
+def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = None) -> Template:
+    document = yaml.load(path.read_text(), Loader=_CloudFormationLoader)
+    resources: dict[str, Any] = document.get("Resources") or {}
+    global_sections: dict[str, Any] = document.get("Globals") or {}
+    parameters = _parameter_values(document.get("Parameters") or {}, parameter_overrides or {})
+
+    tables = _tables(resources, _Resolver(parameters, {}))
+    functions_by_id = {
+        logical_id: resource
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    resolver = _Resolver(
+        parameters,
+        {table.logical_id: table.name for table in tables} | {name: name for name in functions_by_id},
+    )
+    apis = _apis(resources, global_sections.get("Api") or {}, resolver)
+    layer_dirs = {
+        logical_id: path.parent / resolver.text(resource["Properties"]["ContentUri"])
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Serverless::LayerVersion"
+        and isinstance((resource.get("Properties") or {}).get("ContentUri"), str)
+    }
+    global_function = global_sections.get("Function") or {}
+    functions = tuple(
+        _function(
+            logical_id,
+            properties=_merge_globals(global_function, resource.get("Properties") or {}),
+            apis=apis,
+            layer_dirs=layer_dirs,
+            template_dir=path.parent,
+            resolver=resolver,
+        )
+        for logical_id, resource in functions_by_id.items()
+    )
+    return Template(path=path, parameters=parameters, functions=functions, apis=apis, tables=tables)
+
+
+def create_tables(dynamodb_client: Any, template: Template) -> None:
+    """Creates the template's tables (and their TTL settings); tables that already exist are kept."""
+    for table in template.tables:
+        try:
+            dynamodb_client.create_table(**table.create_kwargs)
+        except dynamodb_client.exceptions.ResourceInUseException:
+            continue
+        if table.time_to_live is not None:
+            dynamodb_client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=dict(table.time_to_live))
+
+
+def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise TemplateError(f"parameter override for undeclared parameter(s): {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    for name, declaration in declared.items():
+        if name in overrides:
+            values[name] = overrides[name]
+        elif "Default" in (declaration or {}):
+            values[name] = _Resolver({}, {}).text(declaration["Default"])
+        else:
+            raise TemplateError(f"parameter {name} has no Default: pass --parameter-overrides {name}=VALUE")
+    return values
+
+
+def _merge_globals(global_value: Any, local_value: Any) -> Any:
+    """SAM's Globals rule: maps merge (local keys win), lists concatenate, scalars are replaced."""
+    if isinstance(global_value, dict) and isinstance(local_value, dict):
+        merged = dict(global_value)
+        for key, value in local_value.items():
+            merged[key] = _merge_globals(global_value[key], value) if key in global_value else value
+        return merged
+    if isinstance(global_value, list) and isinstance(local_value, list):
+        return global_value + local_value
+    return local_value
+
+
+def _function(
+    logical_id: str,
+    *,
+    properties: Mapping[str, Any],
+    apis: Mapping[str, ApiSpec],
+    layer_dirs: Mapping[str, Path],
+    template_dir: Path,
+    resolver: _Resolver,
+) -> FunctionSpec:
+    variables = (properties.get("Environment") or {}).get("Variables") or {}
+    routes: list[ApiRoute] = []
+    schedules: list[ScheduleEvent] = []
+    for event_name, event in (properties.get("Events") or {}).items():
+        event_type = event.get("Type")
+        event_properties = event.get("Properties") or {}
+        if event_type == "Api":
+            routes.append(_route(logical_id, event_name, event_properties, apis, resolver))
+        elif event_type in ("Schedule", "ScheduleV2"):
+            schedules.append(_schedule(logical_id, event_name, event_type, event_properties, resolver))
+    return FunctionSpec(
+        logical_id=logical_id,
+        code_dir=template_dir / resolver.text(properties.get("CodeUri", ".")),
+        handler=resolver.text(properties["Handler"]),
+        environment={name: resolver.text_or_empty(value) for name, value in variables.items()},
+        memory_mb=int(resolver.text(properties.get("MemorySize", 128))),
+        timeout_seconds=int(resolver.text(properties.get("Timeout", 3))),
+        routes=tuple(routes),
+        schedules=tuple(schedules),
+        # Layers given as ARNs (published elsewhere) have no local source: their imports must be in the venv.
+        layer_dirs=tuple(
+            layer_dirs[layer["Ref"]]
+            for layer in properties.get("Layers") or []
+            if isinstance(layer, dict) and layer.get("Ref") in layer_dirs
+        ),
+    )
+
+
+def _route(
+    function_id: str, event_name: str, properties: Mapping[str, Any], apis: Mapping[str, ApiSpec], resolver: _Resolver
+) -> ApiRoute:
+    api_reference = properties.get("RestApiId")
+    api_id = api_reference["Ref"] if isinstance(api_reference, dict) else IMPLICIT_API_ID
+    authorizer = (properties.get("Auth") or {}).get("Authorizer", apis[api_id].default_authorizer)
+    return ApiRoute(
+        function_id=function_id,
+        event_name=event_name,
+        api_id=api_id,
+        path=resolver.text(properties["Path"]),
+        method=resolver.text(properties["Method"]).upper(),
+        authorizer=None if authorizer in (None, "NONE") else str(authorizer),
+    )
+
+
+def _schedule(
+    function_id: str, event_name: str, event_type: str, properties: Mapping[str, Any], resolver: _Resolver
+) -> ScheduleEvent:
+    expression_key = "Schedule" if event_type == "Schedule" else "ScheduleExpression"
+    raw_input = properties.get("Input")
+    state = resolver.text(properties.get("State", "ENABLED"))
+    return ScheduleEvent(
+        function_id=function_id,
+        name=event_name,
+        expression=resolver.text(properties[expression_key]),
+        input=None if raw_input is None else json.loads(resolver.text(raw_input)),
+        enabled=properties.get("Enabled", True) is not False and state.upper() == "ENABLED",
+    )
+
+
+def _apis(resources: Mapping[str, Any], global_api: Mapping[str, Any], resolver: _Resolver) -> dict[str, ApiSpec]:
+    declared = {
+        logical_id: resource.get("Properties") or {}
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Serverless::Api"
+    }
+    declared.setdefault(IMPLICIT_API_ID, {"StageName": "Prod"})
+    return {
+        logical_id: _api(logical_id, _merge_globals(global_api, properties), resolver)
+        for logical_id, properties in declared.items()
+    }
+
+
+def _api(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) -> ApiSpec:
+    auth = properties.get("Auth") or {}
+    return ApiSpec(
+        logical_id=logical_id,
+        stage_name=resolver.text_or_empty(properties.get("StageName", "Prod")),
+        cors=_cors(properties.get("Cors"), resolver),
+        default_authorizer=auth.get("DefaultAuthorizer"),
+        authorize_preflight=auth.get("AddDefaultAuthorizerToCorsPreflight", True) is not False,
+    )
+
+
+def _cors(cors: Any, resolver: _Resolver) -> CorsRule | None:
+    if cors is None:
+        return None
+    settings = {"AllowOrigin": cors} if not isinstance(cors, dict) else cors
+
+    def unquoted(key: str) -> str | None:
+        value = settings.get(key)
+        return None if value is None else resolver.text(value).strip("'")
+
+    return CorsRule(
+        allow_origin=unquoted("AllowOrigin") or "*",
+        allow_headers=unquoted("AllowHeaders"),
+        allow_methods=unquoted("AllowMethods"),
+        max_age=unquoted("MaxAge"),
+        allow_credentials=settings.get("AllowCredentials") is True,
+    )
+
+
+def _tables(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[TableSpec, ...]:
+    tables = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") not in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
+            continue
+        # Only the properties that shape the local table: SSE keys, tags and the like may hold
+        # intrinsics (KMS ARNs) that exist only in a deployed stack.
+        properties = {
+            key: resolver.tree(value)
+            for key, value in (resource.get("Properties") or {}).items()
+            if key in _LOCAL_TABLE_PROPERTIES
+        }
+        if "TableName" in properties:
+            properties["TableName"] = resolver.text_or_empty(properties["TableName"])
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            tables.append(_table(logical_id, properties))
+        else:
+            tables.append(_simple_table(logical_id, properties))
+    return tuple(tables)
+
+
+def _table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
+    kwargs: dict[str, Any] = {"TableName": properties.get("TableName") or logical_id}
+    for key in ("AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes", "BillingMode"):
+        if key in properties:
+            kwargs[key] = properties[key]
+    if "GlobalSecondaryIndexes" in properties:
+        kwargs["GlobalSecondaryIndexes"] = [
+            _with_numeric_throughput(index) for index in properties["GlobalSecondaryIndexes"]
+        ]
+    if "ProvisionedThroughput" in properties:
+        kwargs["ProvisionedThroughput"] = _numeric_throughput(properties["ProvisionedThroughput"])
+    if "StreamSpecification" in properties:
+        # CloudFormation implies StreamEnabled; the CreateTable API wants it said.
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    ttl = properties.get("TimeToLiveSpecification")
+    time_to_live = (
+        None if ttl is None else {"AttributeName": ttl["AttributeName"], "Enabled": ttl.get("Enabled") is not False}
+    )
+    return TableSpec(logical_id=logical_id, create_kwargs=kwargs, time_to_live=time_to_live)
+
+
+def _simple_table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
+    primary_key = properties.get("PrimaryKey") or {"Name": "id", "Type": "String"}
+    kwargs: dict[str, Any] = {
+        "TableName": properties.get("TableName") or logical_id,
+        "AttributeDefinitions": [
+            {"AttributeName": primary_key["Name"], "AttributeType": _SIMPLE_TABLE_KEY_TYPES[primary_key["Type"]]}
+        ],
+        "KeySchema": [{"AttributeName": primary_key["Name"], "KeyType": "HASH"}],
+    }
+    if "ProvisionedThroughput" in properties:
+        kwargs["ProvisionedThroughput"] = _numeric_throughput(properties["ProvisionedThroughput"])
+    else:
+        kwargs["BillingMode"] = "PAY_PER_REQUEST"
+    return TableSpec(logical_id=logical_id, create_kwargs=kwargs, time_to_live=None)
+
+
+def _with_numeric_throughput(index: Mapping[str, Any]) -> dict[str, Any]:
+    if "ProvisionedThroughput" not in index:
+        return dict(index)
+    return {**index, "ProvisionedThroughput": _numeric_throughput(index["ProvisionedThroughput"])}
+
+
+def _numeric_throughput(throughput: Mapping[str, Any]) -> dict[str, int]:
+    # Capacities often come from !Ref Number parameters, which resolve to strings.
+    return {key: int(value) for key, value in throughput.items()}

@@ -1,0 +1,153 @@
+"""`python -m devserver` end to end, on Ticketline's own template and DynamoDB Local."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+import requests
+
+from devserver.testing import RunningServer, running_server
+
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    with running_server(workers=3) as running:
+        yield running
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    for row in table.splitlines():
+        child, parent = (int(field) for field in row.split())
+        children.setdefault(parent, []).append(child)
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.add(child)
+            pending.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    still = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        still.add(pid)
+    return still
+
+
+def error_code(response: requests.Response) -> str:
+    return str(response.json()["error"]["code"])
+
+
+def test_health(server: RunningServer) -> None:
+    response = requests.get(f"{server.url}/health", timeout=TIMEOUT)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_user_routes_need_a_jwt(server: RunningServer) -> None:
+    url = f"{server.url}/concerts/no-such-concert/queue/tokens"
+
+    refused = requests.post(url, timeout=TIMEOUT)
+    expired = requests.post(
+        url, headers={"Authorization": f"Bearer {server.token('a', ttl_seconds=-1)}"}, timeout=TIMEOUT
+    )
+    accepted = requests.post(url, headers={"Authorization": f"Bearer {server.token('alice')}"}, timeout=TIMEOUT)
+
+    assert (refused.status_code, error_code(refused)) == (401, "UNAUTHENTICATED")
+    assert (expired.status_code, error_code(expired)) == (401, "UNAUTHENTICATED")
+    assert accepted.status_code != 401  # reached the handler (which knows no such concert)
+
+
+def test_gateway_refusals(server: RunningServer) -> None:
+    missing = requests.get(f"{server.url}/no/such/path", timeout=TIMEOUT)
+    wrong_method = requests.delete(f"{server.url}/health", timeout=TIMEOUT)
+    too_large = requests.post(f"{server.url}/reservations", data=b"x" * (1024 * 1024 + 1), timeout=TIMEOUT)
+
+    assert (missing.status_code, error_code(missing)) == (404, "NOT_FOUND")
+    assert (wrong_method.status_code, error_code(wrong_method)) == (405, "METHOD_NOT_ALLOWED")
+    assert (too_large.status_code, error_code(too_large)) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_cors_preflight_follows_the_template(server: RunningServer) -> None:
+    response = requests.options(f"{server.url}/reservations", timeout=TIMEOUT)
+
+    assert response.status_code == 200  # the template sets AddDefaultAuthorizerToCorsPreflight: false
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "X-Queue-Token" in response.headers["Access-Control-Allow-Headers"]
+
+
+def test_local_info_points_at_the_engine(server: RunningServer) -> None:
+    info = requests.get(f"{server.url}/_local/info", timeout=TIMEOUT).json()
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=info["dynamodbEndpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+    assert set(info["tables"].values()) <= set(client.list_tables()["TableNames"])
+    assert server.table_name("TicketlineTable") == info["tables"]["TicketlineTable"]
+    assert info["parameters"]["StageName"] == "v1"
+
+
+def test_schedule_on_demand(server: RunningServer) -> None:
+    assert isinstance(server.run_schedule("Expire"), dict)
+    assert requests.post(f"{server.url}/_local/schedules/Nope", timeout=TIMEOUT).status_code == 404
+
+
+def test_requests_run_in_parallel_workers(server: RunningServer) -> None:
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(
+            pool.map(lambda _: requests.get(f"{server.url}/health", timeout=TIMEOUT).status_code, range(60))
+        )
+    with requests.Session() as session:  # keep-alive connections work too
+        statuses += [session.get(f"{server.url}/health", timeout=TIMEOUT).status_code for _ in range(5)]
+
+    assert set(statuses) == {200}
+    serving_pids = set(re.findall(r"\[(\d+)\] INFO GET /health 200", server.log()))
+    assert len(serving_pids) > 1
+
+
+def test_starts_quickly_and_stops_everything() -> None:
+    started = time.monotonic()
+    with running_server(workers=2, scheduler=True) as running:
+        start_seconds = time.monotonic() - started
+        processes = descendants(running.pid)
+        assert len(processes) >= 4  # 2 workers, the scheduler, the engine
+        assert requests.get(f"{running.url}/health", timeout=TIMEOUT).status_code == 200
+
+    assert start_seconds < 5
+    assert alive(processes | {running.pid}) == set()
+
+
+def test_children_do_not_outlive_a_killed_server() -> None:
+    with running_server(workers=2) as running:
+        processes = descendants(running.pid)
+        os.kill(running.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        assert alive(processes) == set()
+
+
+def test_bad_parameter_override_fails_fast() -> None:
+    with pytest.raises(RuntimeError, match="NoSuchParameter"), running_server({"NoSuchParameter": "1"}):
+        pass
