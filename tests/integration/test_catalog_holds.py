@@ -9,88 +9,25 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from boto3.dynamodb.conditions import Attr
 
-TIMEOUT = 30
-
-
-# ---- helpers ----
-def starts_at(days: int = 1) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def concert_body(seats: int = 10, schedules: int = 1, **fields: Any) -> dict[str, Any]:
-    return {
-        "title": f"Night {uuid.uuid4().hex[:6]}",
-        "schedules": [
-            {
-                "startsAt": starts_at(days=i + 1),
-                "seats": [{"number": n, "price": 10_000 + n} for n in range(1, seats + 1)],
-            }
-            for i in range(schedules)
-        ],
-        **fields,
-    }
-
-
-def bearer(server: Any, user: str, admin: bool = False) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.token(user, admin=admin)}"}
-
-
-def create_concert(server: Any, **kwargs: Any) -> dict[str, Any]:
-    response = requests.post(
-        f"{server.url}/admin/concerts",
-        json=concert_body(**kwargs),
-        headers=bearer(server, "ops", admin=True),
-        timeout=TIMEOUT,
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def join(server: Any, concert_id: str, user: str) -> dict[str, Any]:
-    response = requests.post(
-        f"{server.url}/concerts/{concert_id}/queue/tokens", headers=bearer(server, user), timeout=TIMEOUT
-    )
-    assert response.status_code in (200, 201), response.text
-    return dict(response.json())
-
-
-def buyer(server: Any, concert_id: str, user: str) -> dict[str, str]:
-    """Headers of a user holding an ACTIVE queue token for the concert."""
-    token = join(server, concert_id, user)
-    assert token["status"] == "ACTIVE", token
-    return bearer(server, user) | {"X-Queue-Token": token["token"]}
-
-
-def hold(server: Any, headers: dict[str, str], schedule_id: str, seat: int) -> requests.Response:
-    return requests.post(
-        f"{server.url}/reservations",
-        json={"scheduleId": schedule_id, "seatNumber": seat},
-        headers=headers,
-        timeout=TIMEOUT,
-    )
-
-
-def table(server: Any) -> Any:
-    resource = boto3.resource(
-        "dynamodb",
-        endpoint_url=server.dynamodb_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    return resource.Table(server.table_name("TicketlineTable"))
-
-
-def error_code(response: requests.Response) -> str:
-    return str(response.json()["error"]["code"])
+from tests.integration.api import (
+    TIMEOUT,
+    bearer,
+    buyer,
+    concert_body,
+    create_concert,
+    error_code,
+    hold,
+    join,
+    starts_at,
+    table,
+)
 
 
 # ---- tests ----
