@@ -28,7 +28,29 @@ def create_app() -> APIGatewayRestResolver:
     app.exception_handler(NotFoundError)(_unknown_route)
     app.exception_handler(ClientError)(_dynamodb_refused)
     app.exception_handler(Exception)(_unexpected)
+
+    def unparsable_body_or_bug(error: ValueError | RecursionError) -> Response[Any]:
+        return _unparsable_body(error) if not _body_parses(app) else _unexpected(error)
+
+    # Powertools turns only json.JSONDecodeError into a validation error; a body that is not UTF-8
+    # (UnicodeDecodeError), holds a number of more than 4,300 digits (ValueError) or nests thousands deep
+    # (RecursionError) escaped as a 500. The client sent it: 400. Raised by anything else, still a 500.
+    app.exception_handler(ValueError)(unparsable_body_or_bug)
+    app.exception_handler(RecursionError)(unparsable_body_or_bug)
     return app
+
+
+def _body_parses(app: APIGatewayRestResolver) -> bool:
+    try:
+        app.current_event.json_body  # noqa: B018 - parsing is the point
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _unparsable_body(error: ValueError | RecursionError) -> Response[Any]:
+    reason = "is nested too deeply" if isinstance(error, RecursionError) else "is not valid JSON"
+    return _error_response(ValidationFailed.field("body", reason))
 
 
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
