@@ -55,3 +55,26 @@ def test_one_seat_many_concurrent_buyers_exactly_one_wins(reliable_server: Any) 
     )
     for user in users:
         user.close()
+
+
+def test_a_whole_sale_keeps_every_invariant(reliable_server: Any) -> None:
+    from tests.reliability.sale import run_sale
+
+    sale = run_sale(reliable_server, SCALE, capacity=max(10, SCALE.buyers // 4), prefix="sale")
+    record_figures("sale", **sale.figures())
+    assert not sale.tally.bad, sale.tally.bad[:5]
+    assert sale.report.ok, sale.report.summary()
+    assert not sale.capacity_breaches, sale.capacity_breaches[:5]
+    assert not sale.entitled_left_waiting
+    own = sale.own
+    assert 0 < len(sale.holds_won) <= SCALE.seats
+    # every 201 was a distinct reservation, and every reservation the table holds was answered 201
+    assert own["reservations_held"] + own["reservations_paid"] == len(sale.holds_won), own
+    assert sale.events["hold_answered_twice"] == 0
+    if sale.payments_enabled:
+        # idempotent retries converge to one effect: one payment per key, one ledger entry per paid seat
+        assert all(len(ids) == 1 for ids in sale.payments.values()), sale.payments
+        assert all(len(ids) == 1 for ids in sale.charge_ids.values())
+        assert own["reservations_paid"] == len(sale.paid_reservations) > 0
+        assert own["ledger_payment_entries"] == len(sale.paid_reservations)
+        assert own["ledger_charges"] == sum(sale.charges.values())

@@ -1,0 +1,217 @@
+"""A simulated on-sale over HTTP: buyers join the queue, wait to be admitted, charge their wallets, race for
+seats and pay, some retrying with the same Idempotency-Key; the scheduler admits on a timer and the
+admission is checked after every run. Bounded in threads, attempts and time; loopback only."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from tests.reliability.conftest import Scale, create_concert, ddb_client
+from tests.support.audit import AuditReport, admissions, audit_items, entry_amount, entry_type, scan_table, wallet_owner
+from tests.support.client import Tally, UserClient, new_key
+
+PRICE = 10_000
+SALE_DEADLINE_SECONDS = 600
+ADMIT_EVERY_SECONDS = 0.5
+DUPLICATE_RATE = 0.25  # share of charges and payments sent twice with the same Idempotency-Key
+
+
+@dataclass
+class SaleResult:
+    tally: Tally
+    report: AuditReport
+    concert_id: str
+    capacity: int
+    seconds: float
+    payments_enabled: bool
+    admit_runs: int = 0
+    max_live_active: int = 0
+    capacity_breaches: list[str] = field(default_factory=list)
+    entitled_left_waiting: list[str] = field(default_factory=list)
+    holds_won: set[str] = field(default_factory=set)
+    hold_attempts: int = 0
+    charges: dict[str, int] = field(default_factory=dict)  # key -> amount, for keys answered 2xx
+    charge_ids: dict[str, set[str]] = field(default_factory=dict)  # key -> chargeIds seen
+    payments: dict[str, set[str]] = field(default_factory=dict)  # key -> paymentIds seen
+    paid_reservations: set[str] = field(default_factory=set)
+    events: Counter[str] = field(default_factory=Counter)
+    own: Counter[str] = field(default_factory=Counter)  # this sale's items in the table (others share it)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "buyers_requests": self.tally.total,
+            "hold_attempts": self.hold_attempts,
+            "holds_won": len(self.holds_won),
+            "paid": len(self.paid_reservations),
+            "charges": len(self.charges),
+            "duplicate_sends": self.events["duplicate"],
+            "admit_runs": self.admit_runs,
+            "capacity": self.capacity,
+            "max_live_active": self.max_live_active,
+            "answers_429_503": self.tally.count(" 429") + self.tally.count(" 503"),
+            "bad_answers": len(self.tally.bad),
+            "violations": len(self.report.violations) + len(self.capacity_breaches),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def payments_available(server: Any) -> bool:
+    """True once issue 4's routes are served (404 NOT_FOUND "No route" before)."""
+    response = requests.post(f"{server.url}/payments", json={}, timeout=30)
+    return response.status_code != 404
+
+
+def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: str = "buyer") -> SaleResult:
+    payments = payments_available(server)
+    # Without payments nobody leaves: then everyone must fit at once.
+    capacity = capacity if (capacity and payments) else scale.buyers
+    concert = create_concert(server, seats=scale.seats, capacity=capacity, price=PRICE)
+    concert_id, schedule_id = concert["concertId"], concert["schedules"][0]["scheduleId"]
+    client, table = ddb_client(server), server.table_name("TicketlineTable")
+    tally = Tally()
+    result = SaleResult(tally, AuditReport(), concert_id, capacity, 0.0, payments)
+    started = time.monotonic()
+    deadline = started + SALE_DEADLINE_SECONDS
+    done = threading.Event()
+
+    def scheduler() -> None:
+        while not done.wait(ADMIT_EVERY_SECONDS):
+            try:
+                server.run_schedule("Admit")
+            except requests.RequestException as error:  # a faulty run: the next one repairs (checked below)
+                result.events[f"admit_failed {type(error).__name__}"] += 1
+                continue
+            state = admissions(client, table)[concert_id]
+            result.admit_runs += 1
+            result.max_live_active = max(result.max_live_active, state.live_active)
+            if state.live_active > capacity:
+                result.capacity_breaches.append(f"{state.live_active} ACTIVE > capacity {capacity}")
+
+    attempts_each = max(1, scale.hold_attempts // scale.buyers)
+
+    def buyer(n: int) -> None:
+        rng = random.Random(n)
+        user = UserClient(server, f"{prefix}-{concert_id[:6]}-{n}", tally)
+        try:
+            _buy(user, rng, result, concert_id, schedule_id, scale.seats, attempts_each, deadline)
+        finally:
+            user.close()
+
+    admitting = threading.Thread(target=scheduler, daemon=True)
+    admitting.start()
+    try:
+        with ThreadPoolExecutor(scale.threads) as pool:
+            for future in [pool.submit(buyer, n) for n in range(scale.buyers)]:
+                future.result()
+    finally:
+        done.set()
+        admitting.join(timeout=60)
+    result.seconds = time.monotonic() - started
+    server.run_schedule("Admit")
+    final = admissions(client, table)[concert_id]
+    if final.entitled_waiting:
+        result.entitled_left_waiting.append(f"{final.entitled_waiting} WAIT tokens under the bound")
+    items = scan_table(client, table)
+    result.report = audit_items(items, max_holds=int(server.parameters.get("MaxHoldsPerSchedule", 4)))
+    _count_own(result, items, f"{prefix}-{concert_id[:6]}-")
+    return result
+
+
+def _count_own(result: SaleResult, items: list[dict[str, Any]], users: str) -> None:
+    """This sale's reservations and its buyers' money (the table is shared with other tests)."""
+    for item in items:
+        if item.get("SK") == "RESERVATION" and item.get("concertId") == result.concert_id:
+            result.own[f"reservations_{str(item['status']).lower()}"] += 1
+        elif str(item.get("PK", "")).startswith(f"WALLET#{users}") and entry_type(item) in ("CHARGE", "PAYMENT"):
+            result.own[f"ledger_{entry_type(item).lower()}s"] += entry_amount(item)
+            result.own[f"ledger_{entry_type(item).lower()}_entries"] += 1
+        elif str(item.get("PK", "")).startswith(f"WALLET#{users}") and wallet_owner(item) and "balance" in item:
+            result.own["balances"] += int(item["balance"])
+
+
+def _buy(  # noqa: PLR0917
+    user: UserClient,
+    rng: random.Random,
+    result: SaleResult,
+    concert_id: str,
+    schedule_id: str,
+    seats: int,
+    attempts: int,
+    deadline: float,
+) -> None:
+    joined = user.join(concert_id)
+    if joined is None:
+        return
+    status = joined["status"]
+    while status == "WAIT" and time.monotonic() < deadline:
+        time.sleep(min(0.3, rng.uniform(0.1, 0.3)))
+        response = user.position(concert_id)
+        if response is None or response.status_code != 200:
+            return
+        status = response.json()["status"]
+    if status != "ACTIVE":
+        return
+    if result.payments_enabled:
+        _charge(user, rng, result, PRICE + rng.choice((0, 0, 5_000)))
+    reservation_id = None
+    for _ in range(attempts):
+        free = user.seats(concert_id, schedule_id)
+        seat = rng.choice(free) if free and rng.random() < 0.7 else rng.randint(1, seats)
+        with result.lock:
+            result.hold_attempts += 1
+        response = user.hold(schedule_id, seat)
+        if response is not None and response.status_code == 201:
+            reservation_id = response.json()["reservationId"]
+            with result.lock:
+                if reservation_id in result.holds_won:
+                    result.events["hold_answered_twice"] += 1
+                result.holds_won.add(reservation_id)
+            break
+    if reservation_id is None or not result.payments_enabled:
+        return
+    _pay(user, rng, result, reservation_id)
+
+
+def _send_maybe_twice(rng: random.Random, result: SaleResult, send: Any) -> list[requests.Response]:
+    """Send once, or twice with the same key (at once, from two threads, or one after the other)."""
+    if rng.random() >= DUPLICATE_RATE:
+        response = send()
+        return [response] if response is not None else []
+    with result.lock:
+        result.events["duplicate"] += 1
+    if rng.random() < 0.5:
+        with ThreadPoolExecutor(2) as pool:
+            responses = list(pool.map(lambda _: send(), range(2)))
+    else:
+        responses = [send(), send()]
+    return [r for r in responses if r is not None]
+
+
+def _charge(user: UserClient, rng: random.Random, result: SaleResult, amount: int) -> None:
+    key = new_key()
+    for response in _send_maybe_twice(rng, result, lambda: user.charge(amount, key)):
+        if response.status_code in (200, 201):
+            with result.lock:
+                result.charges[key] = amount
+                result.charge_ids.setdefault(key, set()).add(str(response.json().get("chargeId")))
+
+
+def _pay(user: UserClient, rng: random.Random, result: SaleResult, reservation_id: str) -> None:
+    key = new_key()
+    for response in _send_maybe_twice(rng, result, lambda: user.pay(reservation_id, key)):
+        if response.status_code == 201:
+            with result.lock:
+                result.payments.setdefault(key, set()).add(str(response.json().get("paymentId")))
+                result.paid_reservations.add(reservation_id)
+        elif response.status_code == 409:
+            with result.lock:
+                result.events[f"pay_409 {response.json()['error']['code']}"] += 1
