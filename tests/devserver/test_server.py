@@ -125,15 +125,12 @@ def test_requests_run_in_parallel_workers(server: RunningServer) -> None:
     assert len(serving_pids) > 1
 
 
-def test_starts_quickly_and_stops_everything() -> None:
-    started = time.monotonic()
+def test_starts_and_stops_everything() -> None:
     with running_server(workers=2, scheduler=True) as running:
-        start_seconds = time.monotonic() - started
         processes = descendants(running.pid)
         assert len(processes) >= 4  # 2 workers, the scheduler, the engine
         assert requests.get(f"{running.url}/health", timeout=TIMEOUT).status_code == 200
 
-    assert start_seconds < 5
     assert alive(processes | {running.pid}) == set()
 
 
