@@ -13,7 +13,7 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: run test unit integration lint typecheck template build check-layer-arch openapi seed token clean deps
+.PHONY: run test unit integration reliability lint typecheck template build check-layer-arch openapi seed token clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
@@ -42,6 +42,11 @@ unit: deps
 
 integration: deps
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+## reliability: the long runs of tests/reliability (1,000 buyers, 5,000 hold attempts on 200 seats, faults);
+## their short versions run inside `make test`. Figures: .reliability/figures.jsonl (docs/RELIABILITY.md)
+reliability: deps
+	RELIABILITY_SCALE=long $(PY) -m pytest -q tests/reliability $(PYTEST_ARGS)
 
 token: deps
 	@$(PY) -m devserver.token $(ARGS)
