@@ -43,6 +43,16 @@ def values(**named: Any) -> RawItem:
     return {f":{name}": _serializer.serialize(value) for name, value in named.items()}
 
 
+def put_new(table: str, items: list[Item]) -> None:
+    """Put items all or nothing, each refusing to overwrite an existing item (one transaction)."""
+    dynamodb().transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": to_raw(item), "ConditionExpression": "attribute_not_exists(PK)"}}
+            for item in items
+        ]
+    )
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal; our numbers are all integers."""
     if isinstance(value, Decimal):

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
 from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
 from ticketline.observability import logger
@@ -124,18 +124,7 @@ class CatalogRepository:
         """Puts that make a concert visible, all or nothing, each refusing to overwrite."""
         if len(items) > TRANSACTION_LIMIT:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items can be published together")
-        dynamodb().transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_raw(item),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-                for item in items
-            ]
-        )
+        put_new(self.table, items)
 
     def add_available(self, concert_id: str, starts_at: str, schedule_id: str, delta: int) -> None:
         """Move the availableSeats hint after the fact; a failure only leaves the hint stale (logged)."""

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.models.queue import QueueState, QueueToken, TokenStatus
 
 DAY = 86_400
@@ -67,18 +67,8 @@ class QueueRepository:
         ]
 
     def create_queue(self, concert_id: str, capacity: int, shards: int, now: int) -> None:
-        dynamodb().transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_raw(item),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-                for item in self.new_queue_items(concert_id, capacity, shards, now)
-            ]
-        )
+        """Open a queue on its own (tests, tools); concert creation publishes these items with the concert."""
+        put_new(self.table, self.new_queue_items(concert_id, capacity, shards, now))
 
     def get_state(self, concert_id: str, consistent: bool = False) -> QueueState | None:
         raw = dynamodb().get_item(TableName=self.table, Key=to_raw(state_key(concert_id)), ConsistentRead=consistent)
