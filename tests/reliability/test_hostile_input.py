@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from tests.conftest import ROOT
 from tests.reliability.conftest import SCALE, create_concert, record_figures
-from tests.support.client import judge
+from tests.support.client import judge, new_key
 
 pytestmark = [
     pytest.mark.integration,
@@ -306,3 +306,86 @@ def test_a_non_admin_cannot_create_a_concert_even_with_a_valid_body(reliable_ser
         timeout=TIMEOUT,
     )
     assert response.status_code == 403 and response.json()["error"]["code"] == "FORBIDDEN"
+
+
+# ---- wallet and payments (issue 4): skipped until their routes are served ----
+def _wallet_routes_or_skip(server: Any) -> None:
+    from tests.reliability.sale import payments_available
+
+    if not payments_available(server):
+        pytest.skip("POST /payments is not served yet")
+
+
+def test_another_users_wallet_and_reservation_cannot_be_paid_or_read(
+    reliable_server: Any, victim: dict[str, Any]
+) -> None:
+    server = reliable_server
+    _wallet_routes_or_skip(server)
+    cid, rid = victim["concert"]["concertId"], victim["reservation_id"]
+    alice = {"Authorization": victim["headers"]["Authorization"]}
+    charged = requests.post(
+        f"{server.url}/wallet/charges",
+        json={"amount": 70_000},
+        headers=alice | {"Idempotency-Key": f"alice-{rid}"},
+        timeout=TIMEOUT,
+    )
+    assert charged.status_code in (200, 201), charged.text
+    mallory = {"Authorization": f"Bearer {server.token('mallory-w')}"}
+    own = requests.post(f"{server.url}/concerts/{cid}/queue/tokens", headers=mallory, timeout=TIMEOUT).json()
+    mallory_active = mallory | {"X-Queue-Token": own["token"]}
+    requests.post(
+        f"{server.url}/wallet/charges",
+        json={"amount": 90_000},
+        headers=mallory | {"Idempotency-Key": "mallory-charge"},
+        timeout=TIMEOUT,
+    )
+    # Mallory pays Alice's hold (from her own wallet, with her own ACTIVE token): refused, nothing moves
+    paid = requests.post(
+        f"{server.url}/payments",
+        json={"reservationId": rid},
+        headers=mallory_active | {"Idempotency-Key": "mallory-pays-alice"},
+        timeout=TIMEOUT,
+    )
+    assert paid.status_code in (403, 404), paid.text
+    # Mallory pays with Alice's queue token: refused
+    paid = requests.post(
+        f"{server.url}/payments",
+        json={"reservationId": rid},
+        headers=mallory | {"X-Queue-Token": victim["token"], "Idempotency-Key": "mallory-token"},
+        timeout=TIMEOUT,
+    )
+    assert paid.status_code in (401, 403, 404), paid.text
+    # Each wallet shows its owner's money only
+    assert requests.get(f"{server.url}/wallet", headers=mallory, timeout=TIMEOUT).json()["balance"] == 90_000
+    history = requests.get(f"{server.url}/wallet/history", headers=mallory, timeout=TIMEOUT).json()
+    assert [item["amount"] for item in history["items"]] == [90_000]
+    assert requests.get(f"{server.url}/wallet", headers=alice, timeout=TIMEOUT).json()["balance"] >= 70_000
+    mine = requests.get(f"{server.url}/reservations/{rid}", headers=victim["headers"], timeout=TIMEOUT)
+    assert mine.json()["status"] == "HELD"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/wallet/charges", {"amount": 1000, "userId": "victim"}),
+        ("/wallet/charges", {"amount": 1000, "balance": 10**9}),
+        ("/wallet/charges", {"amount": 0}),
+        ("/wallet/charges", {"amount": -1000}),
+        ("/wallet/charges", {"amount": 10**30}),
+        ("/wallet/charges", {"amount": 10_000_001}),
+        ("/wallet/charges", {"amount": 1000.5}),
+        ("/wallet/charges", {"amount": "1000"}),
+        ("/payments", {"reservationId": "r", "amount": 1}),
+        ("/payments", {"reservationId": "r", "price": 1}),
+        ("/payments", {"reservationId": "r", "userId": "victim"}),
+        ("/payments", {"reservationId": "r", "status": "PAID"}),
+    ],
+)
+def test_a_client_cannot_set_amounts_balances_or_owners_of_money(
+    reliable_server: Any, victim: dict[str, Any], path: str, body: dict[str, Any]
+) -> None:
+    _wallet_routes_or_skip(reliable_server)
+    headers = victim["headers"] | {"Idempotency-Key": new_key()}
+    response = requests.post(f"{reliable_server.url}{path}", json=body, headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"

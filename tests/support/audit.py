@@ -285,6 +285,8 @@ class Admission:
     waiting: int
     entitled_waiting: int  # WAIT tokens at or under the bound: a run should have activated them
     tokens: int
+    ever_admitted: int  # tokens that were ACTIVE at some time (they carry activeUntil)
+    admitted_in_order: bool  # the admitted are exactly the lowest sequence numbers (one shard: arrival order)
 
 
 def admissions(client: Any, table_name: str, now: float | None = None) -> dict[str, Admission]:
@@ -294,6 +296,8 @@ def admissions(client: Any, table_name: str, now: float | None = None) -> dict[s
     for cid, queue in tables.queues.items():
         tokens = [t for t in tables.tokens if t["concertId"] == cid]
         bound = int(queue["admitBound"])
+        admitted = sorted(int(t["seq"]) for t in tokens if t.get("activeUntil") is not None)
+        lowest = sorted(int(t["seq"]) for t in tokens)[: len(admitted)]
         result[cid] = Admission(
             concert_id=cid,
             capacity=int(queue["capacity"]),
@@ -302,6 +306,8 @@ def admissions(client: Any, table_name: str, now: float | None = None) -> dict[s
             waiting=sum(1 for t in tokens if t["status"] == "WAIT"),
             entitled_waiting=sum(1 for t in tokens if t["status"] == "WAIT" and int(t["seq"]) <= bound),
             tokens=len(tokens),
+            ever_admitted=len(admitted),
+            admitted_in_order=admitted == lowest,
         )
     return result
 
