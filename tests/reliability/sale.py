@@ -29,6 +29,7 @@ class SaleResult:
     tally: Tally
     report: AuditReport
     concert_id: str
+    concert_schedule: str
     capacity: int
     seconds: float
     payments_enabled: bool
@@ -60,6 +61,7 @@ class SaleResult:
             "answers_429_503": self.tally.count(" 429") + self.tally.count(" 503"),
             "bad_answers": len(self.tally.bad),
             "violations": len(self.report.violations) + len(self.capacity_breaches),
+            "available_seats_hint_off_by": self.report.hint_drifts.get(self.concert_schedule, 0),
             "seconds": round(self.seconds, 1),
         }
 
@@ -78,7 +80,7 @@ def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: 
     concert_id, schedule_id = concert["concertId"], concert["schedules"][0]["scheduleId"]
     client, table = ddb_client(server), server.table_name("TicketlineTable")
     tally = Tally()
-    result = SaleResult(tally, AuditReport(), concert_id, capacity, 0.0, payments)
+    result = SaleResult(tally, AuditReport(), concert_id, schedule_id, capacity, 0.0, payments)
     started = time.monotonic()
     deadline = started + SALE_DEADLINE_SECONDS
     done = threading.Event()
@@ -96,7 +98,8 @@ def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: 
             if state.live_active > capacity:
                 result.capacity_breaches.append(f"{state.live_active} ACTIVE > capacity {capacity}")
 
-    attempts_each = max(1, scale.hold_attempts // scale.buyers)
+    attempts_each = scale.hold_attempts // scale.buyers * 2  # losers try more; the total is capped below
+    result.events["attempt_cap"] = scale.hold_attempts
 
     def buyer(n: int) -> None:
         rng = random.Random(n)
@@ -167,6 +170,8 @@ def _buy(  # noqa: PLR0917
         free = user.seats(concert_id, schedule_id)
         seat = rng.choice(free) if free and rng.random() < 0.7 else rng.randint(1, seats)
         with result.lock:
+            if result.hold_attempts >= result.events["attempt_cap"]:
+                break
             result.hold_attempts += 1
         response = user.hold(schedule_id, seat)
         if response is not None and response.status_code == 201:

@@ -32,6 +32,7 @@ _deserializer = TypeDeserializer()
 class AuditReport:
     violations: list[str] = field(default_factory=list)
     figures: Counter[str] = field(default_factory=Counter)
+    hint_drifts: dict[str, int] = field(default_factory=dict)  # schedule -> availableSeats - FREE seats
 
     @property
     def ok(self) -> bool:
@@ -71,6 +72,7 @@ class _Tables:
     reservations: dict[str, Item] = field(default_factory=dict)  # rid -> reservation
     balances: dict[str, Item] = field(default_factory=dict)  # uid -> wallet balance item
     ledger: list[Item] = field(default_factory=list)  # charge and payment entries
+    schedule_entries: dict[str, Item] = field(default_factory=dict)  # sid -> entry carrying availableSeats
 
 
 def sort_items(items: Iterable[Item]) -> _Tables:
@@ -79,6 +81,8 @@ def sort_items(items: Iterable[Item]) -> _Tables:
         pk, sk = str(item.get("PK", "")), str(item.get("SK", ""))
         if pk.startswith("CONCERT#") and sk == "QUEUE":
             tables.queues[str(item["concertId"])] = item
+        elif pk.startswith("CONCERT#") and sk.startswith("SCHEDULE#"):
+            tables.schedule_entries[str(item["scheduleId"])] = item
         elif pk.startswith("QTOKEN#"):
             tables.tokens.append(item)
         elif pk.startswith("SCHEDULE#") and sk.startswith("SEAT#"):
@@ -125,7 +129,20 @@ def audit_items(items: Iterable[Item], *, now: float | None = None, max_holds: i
     _audit_seats(tables, report, now, max_holds)
     _audit_money(tables, report)
     _audit_queue(tables, report, now)
+    _measure_hint(tables, report)
     return report
+
+
+def _measure_hint(tables: _Tables, report: AuditReport) -> None:
+    """availableSeats is a hint (docs/CATALOG.md), not an invariant: its drift from the FREE seats is a figure."""
+    free: Counter[str] = Counter(sid for (sid, _), seat in tables.seats.items() if seat.get("status") == "FREE")
+    drift = 0
+    for sid, entry in tables.schedule_entries.items():
+        off = int(entry.get("availableSeats", 0)) - free[sid]
+        drift += abs(off)
+        if off:
+            report.hint_drifts[sid] = off
+    report.figures["hint_drift"] = drift
 
 
 def _audit_seats(tables: _Tables, report: AuditReport, now: float, max_holds: int | None) -> None:  # noqa: PLR0912 - one branch per rule
