@@ -36,8 +36,12 @@ def caller_from_event(event: dict[str, Any]) -> Caller:
 
 
 def queue_token_from_headers(headers: dict[str, str] | None) -> str | None:
-    wanted = QUEUE_TOKEN_HEADER.lower()
-    return next((value for name, value in (headers or {}).items() if name.lower() == wanted), None)
+    return header_value(headers, QUEUE_TOKEN_HEADER)
+
+
+def header_value(headers: dict[str, str] | None, wanted: str) -> str | None:
+    """HTTP header names are case-insensitive; API Gateway passes them as the client sent them."""
+    return next((value for name, value in (headers or {}).items() if name.lower() == wanted.lower()), None)
 
 
 def _groups(raw: Any) -> frozenset[str]:
