@@ -13,7 +13,7 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: run test unit integration reliability lint typecheck template build check-layer-arch openapi seed token clean deps
+.PHONY: run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e token clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
@@ -50,6 +50,18 @@ reliability: deps
 
 token: deps
 	@$(PY) -m devserver.token $(ARGS)
+
+## openapi: write docs/openapi.json from the functions' resolvers (tests/unit/test_openapi.py fails when stale)
+openapi: deps
+	$(PY) -m devserver.openapi
+
+## seed: create a demo concert on the running local server (make run) and print its id (ARGS="--seats 50")
+seed: deps
+	@$(PY) -m devserver.seed $(ARGS)
+
+## e2e: the demo page in headless Chromium against the local server (apt-get install chromium)
+e2e: deps
+	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check .

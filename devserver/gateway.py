@@ -6,6 +6,7 @@ from typing import Any
 
 from devserver.auth import AuthenticationError, claims_from_authorization, gateway_claims
 from devserver.lambda_host import LambdaHost
+from devserver.pages import Pages
 from devserver.proxy import (
     HttpRequest,
     HttpResponse,
@@ -34,13 +35,14 @@ class Gateway:
         self._schedules = schedules
         self._dynamodb_endpoint = dynamodb_endpoint
         self._router = Router(template.routes)
+        self._pages = Pages(template)  # the demo page, /openapi.json, /docs, /_local/token (local only)
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith(LOCAL_PREFIX):
-            return self._local(request)
+            return self._pages.handle(request) or self._local(request)
         found = self._router.resource_for(request.path)
         if found is None:
-            return error_response(404, "NOT_FOUND", f"No route for {request.path}.")
+            return self._pages.handle(request) or error_response(404, "NOT_FOUND", f"No route for {request.path}.")
         resource, path_parameters = found
         route = self._router.route(resource, request.method)
         # With Cors set, SAM gives every path its own OPTIONS method, which wins over ANY.

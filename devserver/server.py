@@ -157,7 +157,9 @@ def _print_banner(
         access = "user JWT" if route.authorizer else "public"
         lines.append(f"  {route.method:7} {route.path}  -> {route.function_id} ({access})")
     lines.append("  GET     /_local/info")
+    lines.append("  POST    /_local/token  (a dev JWT for the demo page)")
     lines.extend(f"  POST    /_local/schedules/{schedule.name}" for schedule in template.schedules)
+    lines.append(f"Demo client: http://{url_host}:{port}/   API docs: http://{url_host}:{port}/docs (/openapi.json)")
     print("\n".join(lines), flush=True)
 
 

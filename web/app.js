@@ -1,0 +1,457 @@
+// Ticketline demo client: plain JS against the HTTP API of API.md (same origin as the local server).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const won = new Intl.NumberFormat("ko-KR", { style: "currency", currency: "KRW" });
+const state = {
+  user: null, jwt: null,
+  concertId: null, queueToken: null, status: null, activeUntil: null,
+  scheduleId: null, seats: [], seatNumber: null,
+  reservation: null, balance: null,
+  chargeKey: null, payKey: null,            // Idempotency-Key of the attempt in flight (kept for its retries)
+  pollTimer: null, clockTimer: null,
+};
+
+// ---------- errors: one clear message (and a way out) per code of API.md ----------
+const ERROR_HELP = {
+  VALIDATION_ERROR: (e) => ({ text: "Some input is not valid: " + detailText(e) }),
+  UNAUTHENTICATED: () => ({ text: "Your sign-in is missing or has expired. Please sign in again.",
+    action: ["Sign in again", signOut] }),
+  QUEUE_TOKEN_INVALID: () => ({ text: "Your place in the queue is not valid for this concert. Join the queue again.",
+    action: ["Join again", () => joinQueue()] }),
+  QUEUE_TOKEN_NOT_ACTIVE: () => ({ text: "It is not your turn yet: keep this page open, we will let you in." }),
+  QUEUE_TOKEN_EXPIRED: () => ({ text: "Your turn has ended (tokens last a few minutes). Join the queue again to get back in line.",
+    action: ["Join again", () => joinQueue()] }),
+  FORBIDDEN: () => ({ text: "You are not allowed to do that (operators only, or it is someone else's)." }),
+  NOT_FOUND: () => ({ text: "We could not find that: check the concert id, or the date may be gone." }),
+  SEAT_UNAVAILABLE: () => ({ text: "Someone else just took that seat. Please pick another one.",
+    action: ["Refresh seats", () => loadSeats(state.scheduleId)] }),
+  HOLD_LIMIT_REACHED: () => ({ text: "You already hold the most seats allowed on this date. Pay for them first or let them lapse." }),
+  RESERVATION_NOT_PAYABLE: () => ({ text: "This reservation cannot be paid any more (already paid or no longer held)." }),
+  RESERVATION_EXPIRED: () => ({ text: "Your hold has lapsed and the seat was released. Pick a seat again.",
+    action: ["Pick again", () => backToSeats()] }),
+  INSUFFICIENT_BALANCE: () => ({ text: "Your balance is too low for this seat. Top up your wallet, then pay again." }),
+  IDEMPOTENCY_KEY_REUSED: () => ({ text: "That request was already sent with other details. Please try again." }),
+  IDEMPOTENCY_IN_PROGRESS: () => ({ text: "Your previous attempt is still being processed. Wait a moment, then try again." }),
+  THROTTLED: (e, retry) => ({ text: `The system is busy. Please try again in ${retry || 1} s.` }),
+  SERVICE_UNAVAILABLE: (e, retry) => ({ text: `The service is briefly unavailable. Please try again in ${retry || 1} s.` }),
+  INTERNAL_ERROR: () => ({ text: "Something went wrong on our side. Please try again." }),
+};
+
+class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || (status === 0 ? "NETWORK" : "HTTP_" + status);
+    this.details = error.details || [];
+    this.retryAfter = retryAfter;
+  }
+  get retriable() { return this.status === 0 || this.status === 429 || this.status >= 500; }
+}
+
+function detailText(error) {
+  if (!error.details || !error.details.length) return error.message;
+  return error.details.map((d) => `${d.field} ${d.message}`).join("; ");
+}
+
+function showError(error) {
+  if (!(error instanceof ApiError)) { console.error(error); error = new ApiError(0, null); }
+  const help = ERROR_HELP[error.code];
+  const shown = help ? help(error, error.retryAfter)
+    : { text: error.status === 0 ? "Cannot reach the API. Is the local server running (make run)?" : error.message };
+  showMessage(`${shown.text}`, "error", shown.action, error.code);
+}
+
+function showMessage(text, kind = "ok", action = null, code = "") {
+  const box = $("message");
+  box.hidden = false;
+  box.className = "message " + (kind === "ok" ? "ok" : "error");
+  box.dataset.code = code;
+  $("message-text").textContent = text;
+  const button = $("message-action");
+  button.hidden = !action;
+  if (action) {
+    button.textContent = action[0];
+    button.onclick = () => { hideMessage(); action[1](); };
+  }
+}
+function hideMessage() { $("message").hidden = true; $("message").dataset.code = ""; }
+
+// ---------- HTTP ----------
+async function api(method, path, { body, queueToken, idempotencyKey, auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  if (auth && state.jwt) headers.Authorization = "Bearer " + state.jwt;
+  if (queueToken) headers["X-Queue-Token"] = queueToken;
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, null);
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+  if (!response.ok) {
+    throw new ApiError(response.status, data, Number(response.headers.get("Retry-After")) || null);
+  }
+  return { status: response.status, data };
+}
+
+function newKey() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+}
+
+// ---------- 1. sign in ----------
+async function signIn(user) {
+  try {
+    const { data } = await api("POST", "/_local/token", { body: { user, admin: false }, auth: false });
+    state.user = data.user;
+    state.jwt = data.token;
+    sessionStorage.setItem("ticketline.user", JSON.stringify({ user: data.user, jwt: data.token }));
+    renderSignedIn();
+    await refreshWallet();
+  } catch (error) { showError(error); }
+}
+
+function signOut() {
+  stopTimers();
+  sessionStorage.removeItem("ticketline.user");
+  Object.assign(state, { user: null, jwt: null, queueToken: null, status: null, reservation: null, balance: null });
+  location.reload();
+}
+
+function renderSignedIn() {
+  $("who").textContent = "signed in as " + state.user;
+  $("sign-out").hidden = false;
+  $("step-sign-in").hidden = true;
+  $("step-queue").hidden = false;
+}
+
+// ---------- 2. the queue ----------
+async function createDemoConcert() {
+  try {
+    const ops = await api("POST", "/_local/token", { body: { user: "demo-operator", admin: true }, auth: false });
+    const day = 86400 * 1000;
+    const schedules = [30, 31].map((days) => ({
+      startsAt: new Date(Date.now() + days * day).toISOString().replace(/\.\d+Z$/, "Z"),
+      seats: Array.from({ length: 30 }, (_, i) => ({ number: i + 1, price: i < 10 ? 80000 : 50000 })),
+    }));
+    const response = await fetch("/admin/concerts", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + ops.data.token },
+      body: JSON.stringify({ title: "Winter night (demo)", queueCapacity: 100, schedules }),
+    });
+    const data = await response.json();
+    if (!response.ok) throw new ApiError(response.status, data, null);
+    $("concert-id").value = data.concertId;
+    showMessage(`Created "${data.title}" (${data.concertId}). Join its queue!`);
+  } catch (error) { showError(error); }
+}
+
+async function joinQueue(concertId = state.concertId) {
+  if (!concertId) return;
+  stopTimers();
+  hideMessage();
+  state.concertId = concertId;
+  history.replaceState(null, "", "?concert=" + encodeURIComponent(concertId));
+  try {
+    const { data } = await api("POST", `/concerts/${encodeURIComponent(concertId)}/queue/tokens`);
+    state.queueToken = data.token;
+    resetPurchase();
+    applyQueueState(data.status, data.position, data.activeUntil, 1);
+  } catch (error) { showError(error); }
+}
+
+async function pollPosition() {
+  try {
+    const { data } = await api("GET", `/concerts/${encodeURIComponent(state.concertId)}/queue/position`,
+      { queueToken: state.queueToken });
+    applyQueueState(data.status, data.position, data.activeUntil, data.retryAfterSeconds);
+  } catch (error) {
+    if (error.retriable) { schedulePoll(error.retryAfter || 2); return; }
+    if (error.code === "QUEUE_TOKEN_EXPIRED") applyQueueState("EXPIRED", 0, null, 0);
+    showError(error);
+  }
+}
+
+function schedulePoll(seconds) {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(pollPosition, Math.max(1, seconds) * 1000);
+}
+
+function applyQueueState(status, position, activeUntil, retryAfterSeconds) {
+  const wasActive = state.status === "ACTIVE";
+  state.status = status;
+  state.activeUntil = activeUntil;
+  $("queue-status").hidden = false;
+  const badge = $("queue-badge");
+  badge.textContent = status;
+  badge.className = "badge " + status.toLowerCase();
+  if (status === "WAIT") {
+    $("queue-line").textContent = position === 1 ? "You are next in line" : `${position} people ahead of you`;
+    $("queue-detail").textContent = `Checking again in ${retryAfterSeconds} s. Keep this page open.`;
+    schedulePoll(retryAfterSeconds);
+  } else if (status === "ACTIVE") {
+    $("queue-line").textContent = "It's your turn!";
+    tickClock();
+    if (!wasActive) loadSchedules();
+  } else {
+    $("queue-line").textContent = "Your turn has ended";
+    $("queue-detail").textContent = "Join the queue again to get back in line.";
+    $("step-seats").hidden = true;
+  }
+}
+
+function tickClock() {
+  clearTimeout(state.clockTimer);
+  const parts = [];
+  if (state.status === "ACTIVE" && state.activeUntil) {
+    parts.push(`Your turn ends in ${formatLeft(state.activeUntil)}.`);
+  }
+  if (state.reservation && state.reservation.status === "HELD") {
+    const left = formatLeft(state.reservation.holdExpiresAt);
+    $("hold-left").textContent = left;
+  }
+  if (state.status === "ACTIVE") $("queue-detail").textContent = parts.join(" ");
+  state.clockTimer = setTimeout(tickClock, 1000);
+}
+
+function formatLeft(iso) {
+  const seconds = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+function stopTimers() { clearTimeout(state.pollTimer); clearTimeout(state.clockTimer); }
+
+// ---------- 3. dates and seats ----------
+async function loadSchedules() {
+  $("step-seats").hidden = false;
+  const box = $("schedules");
+  box.textContent = "Loading dates…";
+  try {
+    const { data } = await api("GET", `/concerts/${encodeURIComponent(state.concertId)}/schedules`,
+      { queueToken: state.queueToken });
+    box.textContent = "";
+    if (!data.schedules.length) { box.textContent = "Sold out: no date has a free seat."; return; }
+    for (const schedule of data.schedules) {
+      const button = document.createElement("button");
+      button.dataset.scheduleId = schedule.scheduleId;
+      button.dataset.testid = "schedule";
+      button.innerHTML = `<b></b><small></small>`;
+      button.querySelector("b").textContent = new Date(schedule.startsAt).toLocaleString("en-GB",
+        { weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+          timeZone: "UTC", timeZoneName: "short" });
+      button.querySelector("small").textContent = `${schedule.availableSeats} seats free`;
+      button.onclick = () => loadSeats(schedule.scheduleId);
+      box.appendChild(button);
+    }
+  } catch (error) { box.textContent = ""; showError(error); }
+}
+
+async function loadSeats(scheduleId) {
+  if (!scheduleId) return;
+  state.scheduleId = scheduleId;
+  state.seatNumber = null;
+  for (const button of $("schedules").children) {
+    button.classList.toggle("selected", button.dataset.scheduleId === scheduleId);
+  }
+  try {
+    const { data } = await api("GET",
+      `/concerts/${encodeURIComponent(state.concertId)}/schedules/${encodeURIComponent(scheduleId)}/seats`,
+      { queueToken: state.queueToken });
+    state.seats = data.seats;
+    renderSeatMap();
+  } catch (error) { showError(error); }
+}
+
+function renderSeatMap() {
+  $("seat-area").hidden = false;
+  const map = $("seat-map");
+  map.textContent = "";
+  const free = new Map(state.seats.map((seat) => [seat.number, seat]));
+  const highest = Math.max(0, ...state.seats.map((seat) => seat.number), state.seatNumber || 0);
+  const last = Math.max(10, Math.ceil(highest / 10) * 10);
+  for (let number = 1; number <= last; number++) {
+    const seat = free.get(number);
+    const cell = document.createElement("button");
+    cell.className = "seat" + (seat ? "" : " taken") + (number === state.seatNumber ? " chosen" : "");
+    cell.textContent = number;
+    cell.dataset.seat = number;
+    cell.disabled = !seat;
+    cell.title = seat ? `Seat ${number}: ${won.format(seat.price)}` : `Seat ${number}: taken`;
+    if (seat) cell.onclick = () => chooseSeat(number);
+    map.appendChild(cell);
+  }
+  const chosen = free.get(state.seatNumber);
+  $("seat-choice").textContent = chosen ? `Seat ${chosen.number} · ${won.format(chosen.price)}` : "Choose a free seat.";
+  $("hold").disabled = !chosen;
+}
+
+function chooseSeat(number) { state.seatNumber = number; renderSeatMap(); }
+
+async function holdSeat() {
+  $("hold").disabled = true;
+  try {
+    const { data } = await api("POST", "/reservations",
+      { body: { scheduleId: state.scheduleId, seatNumber: state.seatNumber }, queueToken: state.queueToken });
+    state.reservation = data;
+    state.payKey = null;
+    hideMessage();
+    renderReservation();
+    $("step-pay").hidden = false;
+    await refreshWallet();
+    $("step-pay").scrollIntoView({ behavior: "smooth" });
+  } catch (error) {
+    showError(error);
+    if (error.code === "SEAT_UNAVAILABLE") await loadSeats(state.scheduleId);
+    else $("hold").disabled = false;
+  }
+}
+
+function renderReservation() {
+  const r = state.reservation;
+  const box = $("reservation");
+  box.innerHTML = "";
+  const line = document.createElement("div");
+  line.innerHTML = `Seat <b></b> held for you: <b></b>. Pay within <b id="hold-left"></b>.`;
+  const bolds = line.querySelectorAll("b");
+  bolds[0].textContent = r.seatNumber;
+  bolds[1].textContent = won.format(r.price);
+  box.appendChild(line);
+  $("pay").textContent = `Pay ${won.format(r.price)}`;
+  updatePayButton();
+  tickClock();
+}
+
+function backToSeats() {
+  state.reservation = null;
+  $("step-pay").hidden = true;
+  loadSeats(state.scheduleId);
+}
+
+// ---------- 4. wallet and payment ----------
+async function refreshWallet() {
+  try {
+    const { data } = await api("GET", "/wallet");
+    state.balance = data.balance;
+    $("balance").textContent = won.format(data.balance);
+    updatePayButton();
+    await refreshHistory();
+  } catch (error) { showError(error); }
+}
+
+async function refreshHistory() {
+  try {
+    const { data } = await api("GET", "/wallet/history?limit=10");
+    const list = $("history");
+    list.textContent = "";
+    for (const item of data.items) {
+      const li = document.createElement("li");
+      const sign = item.type === "CHARGE" ? "+" : "−";
+      li.textContent = `${new Date(item.at).toLocaleString("en-GB")} · ${item.type} ${sign}${won.format(item.amount)}`
+        + ` → ${won.format(item.balanceAfter)}`;
+      list.appendChild(li);
+    }
+    if (!data.items.length) list.innerHTML = "<li>No movements yet.</li>";
+  } catch (error) { /* the history is a nicety: the balance already told the user what matters */ }
+}
+
+async function topUp(amount) {
+  state.chargeKey = state.chargeKey || newKey();   // a retry of the same attempt reuses its key: charged once
+  $("top-up").disabled = true;
+  try {
+    const { data } = await api("POST", "/wallet/charges", { body: { amount }, idempotencyKey: state.chargeKey });
+    state.chargeKey = null;
+    state.balance = data.balance;
+    $("balance").textContent = won.format(data.balance);
+    showMessage(`Added ${won.format(amount)} to your wallet.`);
+    updatePayButton();
+    await refreshHistory();
+  } catch (error) {
+    if (!error.retriable && error.code !== "IDEMPOTENCY_IN_PROGRESS") state.chargeKey = null;
+    showError(error);
+  } finally { $("top-up").disabled = false; }
+}
+
+function updatePayButton() {
+  $("pay").disabled = !(state.reservation && state.reservation.status === "HELD");
+}
+
+async function pay() {
+  state.payKey = state.payKey || newKey();
+  $("pay").disabled = true;
+  try {
+    const { data } = await api("POST", "/payments",
+      { body: { reservationId: state.reservation.reservationId }, queueToken: state.queueToken,
+        idempotencyKey: state.payKey });
+    state.payKey = null;
+    state.reservation = { ...state.reservation, status: "PAID" };
+    state.balance = data.balance;
+    $("balance").textContent = won.format(data.balance);
+    stopTimers();
+    state.status = "DONE";
+    hideMessage();
+    const ticket = $("ticket");
+    ticket.innerHTML = "Seat <b></b> is yours. Paid <b></b> · payment <code></code><br>"
+      + "<span class='hint'>Balance left: <span></span></span>";
+    ticket.querySelectorAll("b")[0].textContent = state.reservation.seatNumber;
+    ticket.querySelectorAll("b")[1].textContent = won.format(data.amount);
+    ticket.querySelector("code").textContent = data.paymentId;
+    ticket.querySelector(".hint span").textContent = won.format(data.balance);
+    $("step-done").hidden = false;
+    $("step-seats").hidden = true;
+    $("step-pay").hidden = true;
+    $("queue-line").textContent = "Done: your queue token is used up";
+    $("queue-detail").textContent = "";
+    $("step-done").scrollIntoView({ behavior: "smooth" });
+  } catch (error) {
+    if (!error.retriable && error.code !== "IDEMPOTENCY_IN_PROGRESS") state.payKey = null;
+    if (error.code === "RESERVATION_EXPIRED" || error.code === "RESERVATION_NOT_PAYABLE") {
+      state.reservation = { ...state.reservation, status: "EXPIRED" };
+    }
+    updatePayButton();
+    showError(error);
+  }
+}
+
+function resetPurchase() {
+  Object.assign(state, { scheduleId: null, seats: [], seatNumber: null, reservation: null, payKey: null });
+  $("seat-area").hidden = true;
+  $("step-pay").hidden = true;
+  $("step-done").hidden = true;
+}
+
+// ---------- wiring ----------
+$("sign-in-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("user").value.trim()); });
+$("sign-out").addEventListener("click", signOut);
+$("concert-form").addEventListener("submit", (e) => { e.preventDefault(); joinQueue($("concert-id").value.trim()); });
+$("create-demo").addEventListener("click", (e) => { e.preventDefault(); createDemoConcert(); });
+$("hold").addEventListener("click", holdSeat);
+$("top-up-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const amount = Number($("amount").value);
+  if (!Number.isInteger(amount) || amount < 1 || amount > 10000000) {
+    showMessage("Top up between ₩1 and ₩10,000,000 (whole won).", "error", null, "VALIDATION_ERROR");
+    return;
+  }
+  topUp(amount);
+});
+$("pay").addEventListener("click", pay);
+$("again").addEventListener("click", () => joinQueue());
+$("message-close").addEventListener("click", hideMessage);
+
+(function restore() {
+  const params = new URLSearchParams(location.search);
+  if (params.get("concert")) $("concert-id").value = params.get("concert");
+  const saved = JSON.parse(sessionStorage.getItem("ticketline.user") || "null");
+  if (saved) {
+    state.user = saved.user;
+    state.jwt = saved.jwt;
+    renderSignedIn();
+    refreshWallet();
+  }
+})();
