@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from ticketline.errors import DomainError, ServiceUnavailable, Throttled, ValidationFailed, error_body
 from ticketline.observability import logger, metrics, tracer
@@ -27,6 +28,8 @@ def create_app() -> APIGatewayRestResolver:
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(NotFoundError)(_unknown_route)
     app.exception_handler(ClientError)(_dynamodb_refused)
+    app.exception_handler(HTTPClientError)(_dynamodb_unreachable)
+    app.exception_handler(BotocoreConnectionError)(_dynamodb_unreachable)
     app.exception_handler(Exception)(_unexpected)
 
     def unparsable_body_or_bug(error: ValueError | RecursionError) -> Response[Any]:
@@ -67,6 +70,14 @@ def _dynamodb_refused(error: ClientError) -> Response[Any]:
     logger.warning("DynamoDB refused the request", extra={"errorCode": code})
     metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
     return _error_response(Throttled(retry_after_seconds=1) if code in _THROTTLE_CODES else ServiceUnavailable())
+
+
+def _dynamodb_unreachable(error: HTTPClientError | BotocoreConnectionError) -> Response[Any]:
+    # Read timeouts and refused or dropped connections are botocore's own errors, not ClientErrors: once
+    # its retries are spent they are a dependency outage too, so 503 with Retry-After, never a raw 500.
+    logger.warning("DynamoDB unreachable", extra={"error": type(error).__name__})
+    metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
+    return _error_response(ServiceUnavailable())
 
 
 def _unexpected(_: Exception) -> Response[Any]:

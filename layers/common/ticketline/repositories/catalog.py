@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
@@ -140,6 +141,11 @@ class CatalogRepository:
             logger.warning(
                 "availableSeats hint not updated",
                 extra={"scheduleId": schedule_id, "delta": delta, "errorCode": error.response.get("Error", {})},
+            )
+        except (HTTPClientError, BotocoreConnectionError) as error:  # timeouts, lost connections: same, a stale hint
+            logger.warning(
+                "availableSeats hint not updated",
+                extra={"scheduleId": schedule_id, "delta": delta, "errorCode": type(error).__name__},
             )
 
     # ---- reads ----
