@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
 from ticketline import clock
-from ticketline.models import ApiModel
+from ticketline.models import ApiModel, with_examples
 
 MAX_SCHEDULES = 50
 MAX_SEATS_PER_SCHEDULE = 5_000
@@ -36,6 +36,10 @@ class SeatIn(ApiModel):
 
 
 class ScheduleIn(ApiModel):
+    model_config = with_examples(
+        {"startsAt": "2030-12-24T19:00:00Z", "seats": [{"number": 1, "price": 80_000}, {"number": 2, "price": 50_000}]}
+    )
+
     starts_at: AwareDatetime = Field(description="ISO-8601 with a zone, in the future.")
     seats: list[SeatIn] = Field(min_length=1, max_length=MAX_SEATS_PER_SCHEDULE)
 
@@ -58,6 +62,14 @@ class ScheduleIn(ApiModel):
 
 
 class ConcertIn(ApiModel):
+    model_config = with_examples(
+        {
+            "title": "Winter night",
+            "queueCapacity": 100,
+            "schedules": [{"startsAt": "2030-12-24T19:00:00Z", "seats": [{"number": 1, "price": 50_000}]}],
+        }
+    )
+
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     queue_capacity: int | None = Field(
         default=None, strict=True, ge=1, le=MAX_QUEUE_CAPACITY, description="Most ACTIVE queue tokens at once."
@@ -70,12 +82,28 @@ class ConcertIn(ApiModel):
 
 # ---- output ----
 class ScheduleCreatedOut(ApiModel):
+    model_config = with_examples(
+        {"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z", "seatCount": 2}
+    )
+
     schedule_id: str
     starts_at: str
     seat_count: int
 
 
 class ConcertOut(ApiModel):
+    model_config = with_examples(
+        {
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "title": "Winter night",
+            "queueCapacity": 100,
+            "queueShards": 1,
+            "schedules": [
+                {"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z", "seatCount": 2}
+            ],
+        }
+    )
+
     concert_id: str
     title: str
     queue_capacity: int
@@ -84,22 +112,44 @@ class ConcertOut(ApiModel):
 
 
 class ScheduleOut(ApiModel):
+    model_config = with_examples(
+        {"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z", "availableSeats": 118}
+    )
+
     schedule_id: str
     starts_at: str
     available_seats: int = Field(ge=0, description="A hint, refreshed right after each hold and lapse.")
 
 
 class SchedulesOut(ApiModel):
+    model_config = with_examples(
+        {
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "schedules": [
+                {"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z", "availableSeats": 118}
+            ],
+        }
+    )
+
     concert_id: str
     schedules: list[ScheduleOut]
 
 
 class SeatOut(ApiModel):
+    model_config = with_examples({"number": 42, "price": 50_000})
+
     number: int
     price: int
 
 
 class SeatsOut(ApiModel):
+    model_config = with_examples(
+        {
+            "scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K",
+            "seats": [{"number": 1, "price": 80_000}, {"number": 42, "price": 50_000}],
+        }
+    )
+
     schedule_id: str
     seats: list[SeatOut]
 

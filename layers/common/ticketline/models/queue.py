@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ticketline.models import ApiModel
+from ticketline.models import ApiModel, with_examples
 
 # Ids we mint are URL-safe; anything else is refused before it reaches DynamoDB.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -51,6 +51,23 @@ class QueueToken:
 
 
 class QueueTokenOut(ApiModel):
+    model_config = with_examples(
+        {
+            "token": "q1Yk2mZ0c2VyLWFsaWNl",
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "status": "ACTIVE",
+            "position": 0,
+            "activeUntil": "2026-12-24T19:05:00Z",
+        },
+        {
+            "token": "q1Yk2mZ0c2VyLWJvYg",
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "status": "WAIT",
+            "position": 17,
+            "activeUntil": None,
+        },
+    )
+
     token: str = Field(examples=["q1Yk2m...opaque"], description="Send it as X-Queue-Token.")
     concert_id: str
     status: TokenStatus
@@ -59,6 +76,11 @@ class QueueTokenOut(ApiModel):
 
 
 class QueuePositionOut(ApiModel):
+    model_config = with_examples(
+        {"status": "WAIT", "position": 12, "activeUntil": None, "retryAfterSeconds": 2},
+        {"status": "ACTIVE", "position": 0, "activeUntil": "2026-12-24T19:05:00Z", "retryAfterSeconds": 1},
+    )
+
     status: TokenStatus
     position: int = Field(ge=0, description="Place in line (1 = next to enter); 0 when ACTIVE.")
     active_until: str | None

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from ticketline import clock
-from ticketline.models import ApiModel
+from ticketline.models import ApiModel, with_examples
 from ticketline.models.catalog import Price, SeatNumber
 from ticketline.models.queue import EntityId
 
@@ -25,6 +25,18 @@ class HoldIn(ApiModel):
 
 
 class ReservationOut(ApiModel):
+    model_config = with_examples(
+        {
+            "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K",
+            "seatNumber": 42,
+            "price": 50_000,
+            "status": "HELD",
+            "holdExpiresAt": "2030-12-01T10:05:00Z",
+        }
+    )
+
     reservation_id: str
     concert_id: str
     schedule_id: str
