@@ -93,19 +93,20 @@ def test_every_request_has_a_body_schema_when_it_takes_one(document: dict[str, A
 
 
 def _has_examples(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> bool:
-    if "examples" in schema or "example" in schema or "enum" in schema or "const" in schema or depth > 5:
+    """Examples on the schema itself, or on every part of it (fields, items, variants, a referenced model)."""
+    if depth > 5 or schema.get("type") == "null" or {"examples", "example", "enum", "const"} & schema.keys():
         return True
     if "$ref" in schema:
-        return _has_examples(schemas[schema["$ref"].rsplit("/", 1)[-1]], schemas, depth + 1)
-    if "anyOf" in schema or "oneOf" in schema:
-        return all(_has_examples(s, schemas, depth + 1) for s in schema.get("anyOf", schema.get("oneOf", [])))
-    if schema.get("type") == "null":
-        return True
-    if schema.get("type") == "array":
-        return _has_examples(schema.get("items", {}), schemas, depth + 1)
-    if "properties" in schema:
-        return all(_has_examples(p, schemas, depth + 1) for p in schema["properties"].values())
-    return False
+        parts = [schemas[schema["$ref"].rsplit("/", 1)[-1]]]
+    elif "anyOf" in schema or "oneOf" in schema:
+        parts = schema.get("anyOf", schema.get("oneOf", []))
+    elif schema.get("type") == "array":
+        parts = [schema.get("items", {})]
+    elif "properties" in schema:
+        parts = list(schema["properties"].values())
+    else:
+        return False
+    return all(_has_examples(part, schemas, depth + 1) for part in parts)
 
 
 def test_every_schema_has_examples(document: dict[str, Any]) -> None:
