@@ -13,7 +13,7 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e token clean deps
+.PHONY: run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
@@ -62,6 +62,10 @@ seed: deps
 ## e2e: the demo page in headless Chromium against the local server (apt-get install chromium)
 e2e: deps
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+## screenshot: refresh docs/screenshots/demo.png from the browser test
+screenshot: deps
+	TICKETLINE_SCREENSHOT=1 $(PY) -m pytest -q tests/e2e -k buyer
 
 lint: deps
 	$(VENV)/bin/ruff check .
