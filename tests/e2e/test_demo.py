@@ -57,7 +57,8 @@ def buy_over_http(server: RunningServer, concert: dict[str, Any], user: str, sea
     token = call(server, "POST", f"/concerts/{concert['concertId']}/queue/tokens", user).json()
     assert token["status"] == "ACTIVE", token
     queue = {"X-Queue-Token": token["token"]}
-    charge = call(server, "POST", "/wallet/charges", user, json={"amount": PRICE * 2}, headers={"Idempotency-Key": "k1"})
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    charge = call(server, "POST", "/wallet/charges", user, json={"amount": PRICE * 2}, headers=key)
     assert charge.status_code == 200, charge.text
     schedule = concert["schedules"][0]["scheduleId"]
     hold = call(server, "POST", "/reservations", user, json={"scheduleId": schedule, "seatNumber": seat}, headers=queue)
@@ -74,6 +75,33 @@ def buy_over_http(server: RunningServer, concert: dict[str, Any], user: str, sea
     return str(token["token"])
 
 
+def sign_in_and_join(page: Any, server: RunningServer, concert_id: str, user: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/?concert={concert_id}")
+    page.get_by_test_id("user").fill(user)
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("who")).to_have_text(f"signed in as {user}")
+    expect(page.get_by_test_id("concert-id")).to_have_value(concert_id)
+    page.get_by_test_id("join").click()
+
+
+def hold_a_seat(page: Any, seat: int, sold: int) -> None:
+    """Dates, then the seat map: seat `sold` is taken, the others are free; hold `seat`."""
+    from playwright.sync_api import expect
+
+    schedules = page.locator("[data-testid=schedules] button")
+    expect(schedules).to_have_count(2)
+    schedules.first.click()
+    seat_map = page.get_by_test_id("seat-map")
+    expect(seat_map.locator(f"button[data-seat='{sold}']")).to_be_disabled()
+    expect(seat_map.locator("button.seat:not(.taken)")).to_have_count(19)
+    seat_map.locator(f"button[data-seat='{seat}']").click()
+    expect(page.get_by_test_id("seat-choice")).to_contain_text(f"Seat {seat}")
+    page.get_by_test_id("hold").click()
+    expect(page.get_by_test_id("reservation")).to_contain_text(f"Seat {seat} held for you")
+
+
 def test_a_buyer_waits_picks_a_seat_tops_up_and_pays(page: Any, server: RunningServer, concert: dict) -> None:
     from playwright.sync_api import expect
 
@@ -82,13 +110,7 @@ def test_a_buyer_waits_picks_a_seat_tops_up_and_pays(page: Any, server: RunningS
     bob = call(server, "POST", f"/concerts/{concert_id}/queue/tokens", "bob").json()
     assert bob["status"] == "ACTIVE"
 
-    page.goto(f"{server.url}/?concert={concert_id}")
-    page.get_by_test_id("user").fill("alice")
-    page.get_by_test_id("sign-in").click()
-    expect(page.get_by_test_id("who")).to_have_text("signed in as alice")
-    expect(page.get_by_test_id("balance")).to_have_text(re.compile(r"₩\s?0"))
-    expect(page.get_by_test_id("concert-id")).to_have_value(concert_id)
-    page.get_by_test_id("join").click()
+    sign_in_and_join(page, server, concert_id, "alice")
 
     # Alice waits, first in line, and the page polls as retryAfterSeconds says.
     expect(page.get_by_test_id("queue-badge")).to_have_text("WAIT")
@@ -102,17 +124,7 @@ def test_a_buyer_waits_picks_a_seat_tops_up_and_pays(page: Any, server: RunningS
     expect(page.get_by_test_id("queue-badge")).to_have_text("ACTIVE", timeout=20_000)
     expect(page.get_by_test_id("queue-detail")).to_contain_text("Your turn ends in")
 
-    # Dates, then the seat map: seat 1 is sold, the others are free.
-    schedules = page.locator("[data-testid=schedules] button")
-    expect(schedules).to_have_count(2)
-    schedules.first.click()
-    seat_map = page.get_by_test_id("seat-map")
-    expect(seat_map.locator("button[data-seat='1']")).to_be_disabled()
-    expect(seat_map.locator("button.seat:not(.taken)")).to_have_count(19)
-    seat_map.locator("button[data-seat='15']").click()
-    expect(page.get_by_test_id("seat-choice")).to_contain_text("Seat 15")
-    page.get_by_test_id("hold").click()
-    expect(page.get_by_test_id("reservation")).to_contain_text("Seat 15 held for you")
+    hold_a_seat(page, seat=15, sold=1)
 
     # No money yet: the API's 402 becomes a clear message.
     page.get_by_test_id("pay").click()
@@ -151,10 +163,7 @@ def test_a_spent_token_shows_the_expired_message_and_rejoins(page: Any, server: 
     from playwright.sync_api import expect
 
     concert_id = concert["concertId"]
-    page.goto(f"{server.url}/?concert={concert_id}")
-    page.get_by_test_id("user").fill("carol")
-    page.get_by_test_id("sign-in").click()
-    page.get_by_test_id("join").click()
+    sign_in_and_join(page, server, concert_id, "carol")
     expect(page.get_by_test_id("queue-badge")).to_have_text(re.compile("WAIT|ACTIVE"))
     carol = call(server, "POST", f"/concerts/{concert_id}/queue/tokens", "carol").json()
     if carol["status"] == "WAIT":
