@@ -1,0 +1,90 @@
+"""`Idempotency-Key` on POSTs that move money: the Powertools Idempotency utility on IdempotencyTable.
+
+A record is keyed by (user id, key), so two users' keys never meet, and remembers a hash of the part of the
+body that must match (`validate`): the same key with another body is 409 IDEMPOTENCY_KEY_REUSED, a request
+still in flight with the key is 409 IDEMPOTENCY_IN_PROGRESS, a repeat after success returns the first answer
+for RECORD_TTL_SECONDS. A failed call (4xx, 5xx) leaves no record: the client may retry with the same key.
+
+The record is a convenience, not the guarantee: a Lambda that dies between committing and saving the
+answer leaves an INPROGRESS record that lapses with the invocation's time, and then the retry runs again.
+The services' own transactions make that second run harmless (see services/wallet.py and payments.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ticketline.config import Settings, get_settings
+from ticketline.db import dynamodb
+from ticketline.errors import IdempotencyInProgress, IdempotencyKeyReused, ServiceUnavailable
+from ticketline.observability import logger
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+RECORD_TTL_SECONDS = 24 * 3600
+
+Request = dict[str, Any]
+Answer = dict[str, Any]
+
+
+class IdempotentOperation:
+    """One operation (say "wallet.charge") whose calls run once per (userId, key)."""
+
+    def __init__(self, name: str, validate: str, settings: Settings | None = None) -> None:
+        self.name = name
+        self.settings = settings or get_settings()
+        self.config = IdempotencyConfig(
+            event_key_jmespath="[userId, key]",
+            payload_validation_jmespath=validate,
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=RECORD_TTL_SECONDS,
+        )
+        self._store: DynamoDBPersistenceLayer | None = None
+
+    @property
+    def store(self) -> DynamoDBPersistenceLayer:
+        # Made on first use: our client (retries, the local endpoint), created inside the caller's environment.
+        if self._store is None:
+            self._store = DynamoDBPersistenceLayer(
+                table_name=self.settings.idempotency_table_name, boto3_client=dynamodb()
+            )
+        return self._store
+
+    def run(self, operation: Callable[[Request], Answer], request: Request, context: LambdaContext | None) -> Answer:
+        """operation(request) once per (request["userId"], request["key"]); its answer is JSON (a dict)."""
+        if context is not None:
+            # An INPROGRESS record then lapses with this invocation, so a crash never locks the key for a day.
+            self.config.register_lambda_context(context)
+
+        def once(request: Request) -> Answer:
+            return operation(request)
+
+        guarded = idempotent_function(
+            once,
+            data_keyword_argument="request",
+            persistence_store=self.store,
+            config=self.config,
+            key_prefix=self.name,
+        )
+        try:
+            answer: Answer = guarded(request=request)
+        except IdempotencyValidationError as error:
+            raise IdempotencyKeyReused() from error
+        except IdempotencyAlreadyInProgressError as error:
+            raise IdempotencyInProgress() from error
+        except IdempotencyPersistenceLayerError as error:
+            logger.warning("idempotency store unavailable", extra={"operation": self.name, "error": str(error)})
+            raise ServiceUnavailable() from error
+        return answer

@@ -1,0 +1,231 @@
+"""Wallet items in the single table (see docs/DATA_MODEL.md, Wallet).
+
+- balance       PK=WALLET#<uid>   SK=BALANCE              userId, balance, version (= seq of the newest entry)
+- ledger entry  PK=WALLET#<uid>   SK=LEDGER#000000000042  id, type CHARGE|PAYMENT, amount (> 0), balanceAfter,
+                                                          at, seq, reservationId (PAYMENT)
+- charge guard  PK=WALLET#<uid>   SK=CHARGE#<chargeId>    amount, seq, balanceAfter, at: a charge id
+                                                          (derived from user + Idempotency-Key) exists once
+
+Every write of the balance conditions on the `version` it read, so the transaction that moves the balance
+knows `balanceAfter` exactly and writes the ledger entry of the next sequence number with it: the ledger
+never forks, and a Query of the partition backwards is the history, newest first. One user's wallet is
+private to that user: no shared item is in any wallet transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ticketline.config import get_settings
+from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.models.wallet import EntryType, LedgerEntry, Wallet
+
+SEQ_DIGITS = 12
+LEDGER_PREFIX = "LEDGER#"
+CONDITION_FAILED = "ConditionalCheckFailed"
+TRANSACTION_CONFLICT = "TransactionConflict"
+
+
+def wallet_partition(user_id: str) -> str:
+    return f"WALLET#{user_id}"
+
+
+def wallet_key(user_id: str) -> Item:
+    return {"PK": wallet_partition(user_id), "SK": "BALANCE"}
+
+
+def ledger_key(user_id: str, seq: int) -> Item:
+    return {"PK": wallet_partition(user_id), "SK": f"{LEDGER_PREFIX}{seq:0{SEQ_DIGITS}d}"}
+
+
+def charge_guard_key(user_id: str, charge_id: str) -> Item:
+    return {"PK": wallet_partition(user_id), "SK": f"CHARGE#{charge_id}"}
+
+
+class ChargeOutcome(Enum):
+    CHARGED = "charged"
+    DUPLICATE = "duplicate"  # the charge id exists: see ChargeResult.existing (a replay, or a reused key)
+    STALE = "stale"  # the wallet moved since we read it: see ChargeResult.wallet
+    CONFLICT = "conflict"  # TransactionConflict: retry later
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    outcome: ChargeOutcome
+    entry: LedgerEntry | None = None  # CHARGED: the entry written; DUPLICATE: the first charge's
+    wallet: Wallet | None = None  # STALE: the wallet as it is now (None: re-read it)
+
+
+class WalletRepository:
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = table_name or get_settings().table_name
+
+    # ---- reads ----
+    def get(self, user_id: str) -> Wallet:
+        """Strongly consistent: a balance read right after a charge shows it. A new user has 0."""
+        raw = dynamodb().get_item(TableName=self.table, Key=to_raw(wallet_key(user_id)), ConsistentRead=True)
+        return wallet_from_item(user_id, from_raw(raw["Item"]) if "Item" in raw else None)
+
+    def history(self, user_id: str, limit: int, before_seq: int | None) -> tuple[list[LedgerEntry], bool]:
+        """Up to `limit` entries, newest first, older than `before_seq`; and whether older ones exist.
+
+        Sequence numbers are dense (1..version), so "older ones exist" is simply "the last one is not 1".
+        """
+        if before_seq is not None and before_seq <= 1:
+            return [], False
+        upper = ledger_key(user_id, before_seq - 1)["SK"] if before_seq is not None else f"{LEDGER_PREFIX}~"
+        response = dynamodb().query(
+            TableName=self.table,
+            # BETWEEN, not "<": the partition's BALANCE and CHARGE# items sort before the ledger
+            KeyConditionExpression="PK = :pk AND SK BETWEEN :low AND :high",
+            ExpressionAttributeValues=values(pk=wallet_partition(user_id), low=LEDGER_PREFIX, high=upper),
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        entries = [ledger_entry_from_item(from_raw(raw)) for raw in response["Items"]]
+        return entries, bool(entries) and entries[-1].seq > 1
+
+    def entry(self, user_id: str, seq: int) -> LedgerEntry | None:
+        raw = dynamodb().get_item(TableName=self.table, Key=to_raw(ledger_key(user_id, seq)), ConsistentRead=True)
+        return ledger_entry_from_item(from_raw(raw["Item"])) if "Item" in raw else None
+
+    # ---- charge ----
+    def charge(self, wallet: Wallet, entry: LedgerEntry) -> ChargeResult:
+        """Balance + amount, the ledger entry and the charge's guard: one TransactWriteItems."""
+        guard = {
+            **charge_guard_key(entry.user_id, entry.entry_id),
+            "amount": entry.amount,
+            "seq": entry.seq,
+            "balanceAfter": entry.balance_after,
+            "at": entry.at,
+        }
+        items: list[Any] = [
+            {"Update": self.balance_update(wallet, entry)},
+            {"Put": self.entry_put(entry)},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_raw(guard),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+        ]
+        try:
+            dynamodb().transact_write_items(TransactItems=items)
+        except ClientError as error:
+            reasons = cancellation_reasons(error)
+            if reasons is None:
+                raise
+            codes = reason_codes(reasons)
+            if codes[2] == CONDITION_FAILED:
+                first = from_raw(reasons[2].get("Item") or {})
+                return ChargeResult(ChargeOutcome.DUPLICATE, entry=_guarded_entry(entry, first))
+            if TRANSACTION_CONFLICT in codes:
+                return ChargeResult(ChargeOutcome.CONFLICT)
+            if CONDITION_FAILED in codes:
+                return ChargeResult(ChargeOutcome.STALE, wallet=old_wallet(entry.user_id, reasons[0]))
+            raise
+        return ChargeResult(ChargeOutcome.CHARGED, entry=entry)
+
+    # ---- transaction parts (charges and payments) ----
+    def balance_update(self, wallet: Wallet, entry: LedgerEntry, *, at_least: int | None = None) -> dict[str, Any]:
+        """The wallet moves to the entry's version and balance, only from the version we read (and >= at_least)."""
+        delta = entry.amount if entry.type is EntryType.CHARGE else -entry.amount
+        condition = "attribute_not_exists(PK)" if wallet.version == 0 else "version = :seen"
+        condition_values = values(seen=wallet.version) if wallet.version else {}
+        if at_least is not None:
+            condition = f"({condition}) AND balance >= :least"
+            condition_values |= values(least=at_least)
+        return {
+            "TableName": self.table,
+            "Key": to_raw(wallet_key(entry.user_id)),
+            "UpdateExpression": "SET version = :next, userId = :uid, updatedAt = :at ADD balance :delta",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": condition_values
+            | values(next=entry.seq, uid=entry.user_id, at=entry.at, delta=delta),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def entry_put(self, entry: LedgerEntry) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Item": to_raw(ledger_item(entry)),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+
+
+# ---- transaction cancellations ----
+def cancellation_reasons(error: ClientError) -> list[Mapping[str, Any]] | None:
+    """The per-item reasons of a cancelled transaction; None for any other error."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    reasons: list[Mapping[str, Any]] = list(error.response.get("CancellationReasons", []))
+    return reasons or None
+
+
+def reason_codes(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(reason.get("Code") or "None") for reason in reasons]
+
+
+def old_wallet(user_id: str, reason: Mapping[str, Any]) -> Wallet | None:
+    """The wallet a failed condition saw (ALL_OLD); None when the reason does not carry it."""
+    item = reason.get("Item")
+    if reason.get("Code") != CONDITION_FAILED or item is None:
+        return None
+    return wallet_from_item(user_id, from_raw(item))
+
+
+# ---- items ----
+def wallet_from_item(user_id: str, item: Item | None) -> Wallet:
+    if item is None:
+        return Wallet(user_id=user_id, balance=0, version=0)
+    return Wallet(user_id=user_id, balance=int(item.get("balance", 0)), version=int(item.get("version", 0)))
+
+
+def ledger_item(entry: LedgerEntry) -> Item:
+    return {
+        **ledger_key(entry.user_id, entry.seq),
+        "id": entry.entry_id,
+        "type": entry.type.value,
+        "amount": entry.amount,
+        "balanceAfter": entry.balance_after,
+        "at": entry.at,
+        "seq": entry.seq,
+        "reservationId": entry.reservation_id,
+    }
+
+
+def ledger_entry_from_item(item: Item) -> LedgerEntry:
+    reservation_id = item.get("reservationId")
+    return LedgerEntry(
+        user_id=str(item["PK"]).removeprefix("WALLET#"),
+        seq=int(item["seq"]),
+        entry_id=str(item["id"]),
+        type=EntryType(item["type"]),
+        amount=int(item["amount"]),
+        balance_after=int(item["balanceAfter"]),
+        at=int(item["at"]),
+        reservation_id=str(reservation_id) if reservation_id is not None else None,
+    )
+
+
+def _guarded_entry(attempted: LedgerEntry, guard: Item) -> LedgerEntry | None:
+    """The first charge of this id, as its guard remembers it (None if the failure did not return the guard)."""
+    if not guard:
+        return None
+    return LedgerEntry(
+        user_id=attempted.user_id,
+        seq=int(guard["seq"]),
+        entry_id=attempted.entry_id,
+        type=EntryType.CHARGE,
+        amount=int(guard["amount"]),
+        balance_after=int(guard["balanceAfter"]),
+        at=int(guard["at"]),
+    )
