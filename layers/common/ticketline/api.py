@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +11,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
@@ -92,9 +96,29 @@ def lambda_entry(app: APIGatewayRestResolver) -> Handler:
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return app.resolve(event, context)
+        started = time.perf_counter()
+        response = app.resolve(event, context)
+        record_latency(event, response, (time.perf_counter() - started) * 1000)
+        return response
 
     return handler
+
+
+def record_latency(event: dict[str, Any], response: dict[str, Any], milliseconds: float) -> None:
+    """`Latency` (ms) per route and status class, as its own EMF blob: the business metrics of the call keep
+    their dimensions (service only), and CloudWatch gets p50/p99 per route without API Gateway's detailed metrics."""
+    if is_metrics_disabled():
+        return
+    status = response.get("statusCode")
+    dimensions = {
+        "service": os.environ.get("POWERTOOLS_SERVICE_NAME", "ticketline"),
+        "route": f"{event.get('httpMethod', '?')} {event.get('resource', '?')}",
+        "status": f"{str(status)[:1]}xx" if status else "unknown",
+    }
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Ticketline")
+    with single_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds, namespace=namespace) as metric:
+        for name, value in dimensions.items():
+            metric.add_dimension(name=name, value=value)
 
 
 def _validation_failed(errors: Any) -> ValidationFailed:
