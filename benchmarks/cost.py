@@ -1,0 +1,345 @@
+"""Cost per call: every DynamoDB request each endpoint makes, and the capacity units AWS would bill.
+
+    python -m benchmarks.cost            # on DynamoDB Local (the real engine), ~20 s
+    make bench-cost
+
+Drives the real handlers in this process (the local server's gateway builds the API Gateway events) through
+one buyer journey after another, records each request with a botocore hook (recorder.py) and prices it
+(capacity.py). Fails (exit 1) when a target is broken: a position poll is 1 read request; a hold is 1 write
+request; a payment is 1 transaction; no Scan and no Select=COUNT anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks import report
+from benchmarks.capacity import billed_units
+from benchmarks.inprocess import Answer, InProcessApi, dynamodb_local
+
+PRICE = 50_000
+# The journey's labels; targets and the dollar model refer to them.
+CREATE_CONCERT = "POST /admin/concerts (1 date, 200 seats)"
+JOIN_NEW_UNCACHED = "POST queue/tokens: new token, queue state not cached"
+JOIN_NEW = "POST queue/tokens: new token"
+JOIN_AGAIN = "POST queue/tokens: the token held"
+POSITION_WAIT = "GET queue/position: WAIT"
+POSITION_WAIT_UNCACHED = "GET queue/position: WAIT, queue state not cached"
+POSITION_ACTIVE = "GET queue/position: ACTIVE"
+SCHEDULES = "GET schedules"
+SEATS = "GET seats (200 seats)"
+HOLD = "POST /reservations: hold a free seat"
+HOLD_TAKEN = "POST /reservations: seat taken (409)"
+RESERVATION = "GET /reservations/{id}"
+BALANCE = "GET /wallet"
+CHARGE = "POST /wallet/charges"
+CHARGE_REPLAY = "POST /wallet/charges: same Idempotency-Key again"
+HISTORY = "GET /wallet/history"
+PAY = "POST /payments"
+PAY_REPLAY = "POST /payments: same Idempotency-Key again"
+ADMIT_RUN = "scheduler Admit"
+EXPIRE_RUN = "scheduler Expire"
+
+POSITION_LABELS = (POSITION_WAIT, POSITION_WAIT_UNCACHED, POSITION_ACTIVE)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    labels: tuple[str, ...]  # empty: every label
+    check: Callable[[Answer], str | None]  # None: met; else what is wrong with this call
+
+
+def _one_read_request(answer: Answer) -> str | None:
+    ops = [r.operation for r in answer.requests]
+    return None if len(ops) == 1 and answer.requests[0].is_read else f"{len(ops)} requests: {', '.join(ops)}"
+
+
+def _one_write_request(answer: Answer) -> str | None:
+    writes = [r.operation for r in answer.requests if r.is_write]
+    return None if len(writes) == 1 else f"{len(writes)} write requests: {', '.join(writes)}"
+
+
+def _one_transaction(answer: Answer) -> str | None:
+    transactions = sum(r.operation == "TransactWriteItems" for r in answer.requests)
+    return None if transactions == 1 else f"{transactions} TransactWriteItems"
+
+
+def _no_scan_or_count(answer: Answer) -> str | None:
+    bad = [r.operation + (" Select=COUNT" if r.is_count else "") for r in answer.requests]
+    bad = [op for op, r in zip(bad, answer.requests, strict=True) if r.operation == "Scan" or r.is_count]
+    return f"{', '.join(bad)}" if bad else None
+
+
+TARGETS = (
+    Target("position poll = 1 read request", POSITION_LABELS, _one_read_request),
+    Target("hold = 1 write request", (HOLD,), _one_write_request),
+    Target("payment = 1 transaction", (PAY,), _one_transaction),
+    Target("no Scan, no Select=COUNT", (), _no_scan_or_count),
+)
+
+
+def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answer]:
+    """Buyers through every endpoint, each call labelled; capacity is half the buyers, so the rest WAIT."""
+    answers: list[Answer] = []
+
+    def call(method: str, path: str, label: str, **kw: Any) -> Answer:
+        answer = api.call(method, path, label=label, **kw)
+        answers.append(answer)
+        if answer.status >= 500:
+            raise RuntimeError(f"{label}: {answer.status} {answer.body}")
+        return answer
+
+    capacity = max(1, buyers // 2)
+    concert = call(
+        "POST",
+        "/admin/concerts",
+        CREATE_CONCERT,
+        user="ops",
+        admin=True,
+        body={
+            "title": "Benchmark night",
+            "queueCapacity": capacity,
+            "schedules": [
+                {
+                    "startsAt": "2031-12-24T19:00:00Z",
+                    "seats": [{"number": n, "price": PRICE} for n in range(1, seats + 1)],
+                }
+            ],
+        },
+    ).body
+    concert_id, schedule_id = concert["concertId"], concert["schedules"][0]["scheduleId"]
+    users = [f"bench-{uuid.uuid4().hex[:8]}-{n}" for n in range(buyers)]
+    tokens: dict[str, str] = {}
+    joins = f"/concerts/{concert_id}/queue/tokens"
+    position = f"/concerts/{concert_id}/queue/position"
+
+    def queue_headers(user: str) -> dict[str, str]:
+        return {"X-Queue-Token": tokens[user]}
+
+    time.sleep(api_cache_seconds(api) + 0.05)  # the first join finds no cached queue state
+    for n, user in enumerate(users):
+        tokens[user] = call("POST", joins, JOIN_NEW_UNCACHED if n == 0 else JOIN_NEW, user=user).body["token"]
+    call("POST", joins, JOIN_AGAIN, user=users[0])
+    active, waiting = users[:capacity], users[capacity:]
+    for user in waiting:
+        call("GET", position, POSITION_WAIT, user=user, headers=queue_headers(user))
+    time.sleep(api_cache_seconds(api) + 0.05)
+    if waiting:
+        call("GET", position, POSITION_WAIT_UNCACHED, user=waiting[0], headers=queue_headers(waiting[0]))
+    for user in active:
+        call("GET", position, POSITION_ACTIVE, user=user, headers=queue_headers(user))
+
+    held: dict[str, str] = {}
+    for n, user in enumerate(active):
+        headers = queue_headers(user)
+        call("GET", f"/concerts/{concert_id}/schedules", SCHEDULES, user=user, headers=headers)
+        call("GET", f"/concerts/{concert_id}/schedules/{schedule_id}/seats", SEATS, user=user, headers=headers)
+        hold = call(
+            "POST",
+            "/reservations",
+            HOLD,
+            user=user,
+            headers=headers,
+            body={"scheduleId": schedule_id, "seatNumber": n + 1},
+        )
+        held[user] = hold.body["reservationId"]
+        if n > 0:  # the seat the previous buyer holds
+            call(
+                "POST",
+                "/reservations",
+                HOLD_TAKEN,
+                user=user,
+                headers=headers,
+                body={"scheduleId": schedule_id, "seatNumber": n},
+            )
+        call("GET", f"/reservations/{held[user]}", RESERVATION, user=user)
+        if not api.serves("POST", "/payments"):
+            continue  # wallet and payments not in template.yaml yet
+        call("GET", "/wallet", BALANCE, user=user)
+        charge_key = {"Idempotency-Key": f"charge-{user}"}
+        call("POST", "/wallet/charges", CHARGE, user=user, headers=charge_key, body={"amount": PRICE})
+        call("POST", "/wallet/charges", CHARGE_REPLAY, user=user, headers=charge_key, body={"amount": PRICE})
+        call("GET", "/wallet/history", HISTORY, user=user, query="limit=20")
+        pay_headers = headers | {"Idempotency-Key": f"pay-{user}"}
+        call("POST", "/payments", PAY, user=user, headers=pay_headers, body={"reservationId": held[user]})
+        call("POST", "/payments", PAY_REPLAY, user=user, headers=pay_headers, body={"reservationId": held[user]})
+    for name, label in (("Expire", EXPIRE_RUN), ("Admit", ADMIT_RUN)):
+        run = api.run_schedule(name, label=label)
+        summary = ", ".join(f"{key} {value}" for key, value in run.body.items() if key != "task")
+        run.label = f"{label} ({summary})"
+        for request in run.requests:
+            request.label = run.label
+        answers.append(run)
+    return answers
+
+
+def api_cache_seconds(api: InProcessApi) -> float:
+    return float(api.template.parameters.get("QueueStateCacheSeconds", "1"))
+
+
+@dataclass
+class EndpointCost:
+    label: str
+    calls: int
+    statuses: str
+    requests_min: int
+    requests_max: int
+    requests_mean: float
+    write_requests_mean: float
+    operations: str  # the most common sequence
+    wru_mean: float
+    rru_mean: float
+    units_reported: bool  # all from the engine's ConsumedCapacity (else partly estimated: failed writes)
+    handler_ms_median: float
+    dynamodb_ms_median: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def summarize(answers: Iterable[Answer]) -> list[EndpointCost]:
+    by_label: dict[str, list[Answer]] = {}
+    for answer in answers:
+        by_label.setdefault(answer.label, []).append(answer)
+    rows = []
+    for label, group in by_label.items():
+        counts = [len(a.requests) for a in group]
+        sequences = Counter(_sequence(a.requests) for a in group)
+        units = [sum((billed_units(r) for r in a.requests), start=_zero()) for a in group]
+        rows.append(
+            EndpointCost(
+                label=label,
+                calls=len(group),
+                statuses=", ".join(f"{s}x{n}" for s, n in sorted(Counter(a.status for a in group).items())),
+                requests_min=min(counts),
+                requests_max=max(counts),
+                requests_mean=round(statistics.fmean(counts), 2),
+                write_requests_mean=round(statistics.fmean(sum(r.is_write for r in a.requests) for a in group), 2),
+                operations=sequences.most_common(1)[0][0] or "(none)",
+                wru_mean=round(statistics.fmean(u.wru for u in units), 2),
+                rru_mean=round(statistics.fmean(u.rru for u in units), 2),
+                units_reported=all(r.consumed and not r.failed for a in group for r in a.requests),
+                handler_ms_median=round(statistics.median(a.handler_seconds for a in group) * 1000, 1),
+                dynamodb_ms_median=round(statistics.median(a.dynamodb_seconds for a in group) * 1000, 1),
+            )
+        )
+    return rows
+
+
+def _zero() -> Any:
+    from benchmarks.capacity import Units
+
+    return Units(reported=True)
+
+
+def _sequence(requests: Sequence[Any]) -> str:
+    """Operation names in order, repeats folded: "BatchWriteItem x9 -> TransactWriteItems"."""
+    folded: list[tuple[str, int]] = []
+    for name in (_operation_name(r) for r in requests):
+        if folded and folded[-1][0] == name:
+            folded[-1] = (name, folded[-1][1] + 1)
+        else:
+            folded.append((name, 1))
+    return " -> ".join(name if n == 1 else f"{name} x{n}" for name, n in folded)
+
+
+def _operation_name(request: Any) -> str:
+    name = request.operation
+    if request.index:
+        name += f"({request.index})"
+    if request.is_count:
+        name += "[COUNT]"
+    if request.failed:
+        name += f" FAILED:{request.error_code.removesuffix('Exception')}"
+    return name
+
+
+def check_targets(answers: Sequence[Answer]) -> list[dict[str, Any]]:
+    results = []
+    for target in TARGETS:
+        relevant = [a for a in answers if not target.labels or a.label in target.labels]
+        problems = Counter(f"{a.label}: {p}" for a in relevant if (p := target.check(a)) is not None)
+        results.append(
+            {
+                "target": target.name,
+                "calls_checked": len(relevant),
+                "met": not problems and bool(relevant),
+                "problems": [f"{p} (x{n})" for p, n in problems.items()] or ([] if relevant else ["no call checked"]),
+            }
+        )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--buyers", type=int, default=10, help="buyers through the journey (half ACTIVE, half WAIT)")
+    args = parser.parse_args(argv)
+    with dynamodb_local() as endpoint:
+        api = InProcessApi(endpoint)
+        run_journeys(api, 2)  # warm-up: every handler imported, every client connected
+        api.log.clear()
+        answers = run_journeys(api, args.buyers)
+    rows = summarize(answers)
+    targets = check_targets(answers)
+    overhead = handler_overhead(answers)
+    report.save(
+        "cost",
+        f"make bench-cost  (python -m benchmarks.cost --buyers {args.buyers})",
+        {
+            "engine": "DynamoDB Local 10.3.0 (in-process handlers, warm)",
+            "buyers": args.buyers,
+            "endpoints": [row.as_dict() for row in rows],
+            "targets": targets,
+            "handler_overhead": overhead,
+        },
+    )
+    _print(rows, targets, overhead)
+    return 0 if all(t["met"] for t in targets) else 1
+
+
+def handler_overhead(answers: Sequence[Answer]) -> dict[str, Any]:
+    """Time in our code (handler minus DynamoDB calls) against time inside the DynamoDB calls, per label."""
+    per_label: dict[str, Any] = {}
+    for label in dict.fromkeys(a.label for a in answers):
+        group = [a for a in answers if a.label == label and a.requests]
+        if not group:
+            continue
+        handler = sum(a.handler_seconds for a in group)
+        dynamodb = sum(a.dynamodb_seconds for a in group)
+        per_label[label] = {
+            "handler_ms_mean": round(handler / len(group) * 1000, 2),
+            "dynamodb_ms_mean": round(dynamodb / len(group) * 1000, 2),
+            "our_code_ms_mean": round((handler - dynamodb) / len(group) * 1000, 2),
+            "our_code_over_dynamodb": round((handler - dynamodb) / dynamodb, 3) if dynamodb else None,
+        }
+    return per_label
+
+
+def _print(rows: Sequence[EndpointCost], targets: Sequence[dict[str, Any]], overhead: dict[str, Any]) -> None:
+    print(
+        report.table(
+            ["call", "n", "requests", "writes", "WRU", "RRU", "operations"],
+            [(r.label, r.calls, _range(r), r.write_requests_mean, r.wru_mean, r.rru_mean, r.operations) for r in rows],
+        )
+    )
+    for target in targets:
+        print(f"{'PASS' if target['met'] else 'FAIL'}  {target['target']}  {'; '.join(target['problems'])}")
+    print(f"written: {report.RESULTS_DIR / 'cost.json'} and {report.DOC_PATH}")
+    del overhead
+
+
+def _range(row: EndpointCost) -> str:
+    return str(row.requests_min) if row.requests_min == row.requests_max else f"{row.requests_min}-{row.requests_max}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

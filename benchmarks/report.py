@@ -1,0 +1,115 @@
+"""Results: docs/benchmarks/<name>.json per benchmark, and docs/BENCHMARKS.md rendered from all of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT_ROOT / "docs" / "benchmarks"
+DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
+ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars")
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "arch": platform.machine(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "os": platform.platform(terse=True),
+        "commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def save(name: str, command: str, results: dict[str, Any]) -> Path:
+    """Writes docs/benchmarks/<name>.json (with the machine and the command) and re-renders the doc."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": name,
+        "command": command,
+        "taken_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        **results,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    render()
+    return path
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_line(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    return (
+        f"Taken {result['taken_at']} at commit `{m['commit']}` on {m['nproc']} x {m['cpu']} ({m['arch']}), "
+        f"{m['memory_gib']} GiB RAM, Python {m['python']}. Command: `{result['command']}`."
+    )
+
+
+def render() -> None:
+    from benchmarks import render as sections
+
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "cost": sections.cost,
+        "sale": sections.sale,
+        "hotkeys": sections.hotkeys,
+        "coldstart": sections.coldstart,
+        "dollars": sections.dollars,
+    }
+    parts = [sections.HEADER]
+    for name in ORDER:
+        result = load(name)
+        if result is None:
+            parts.append(f"## {sections.TITLES[name]}\n\nNot run yet: `make bench-{name}`.\n")
+        else:
+            parts.append(renderers[name](result))
+    parts.append(sections.METHOD)
+    DOC_PATH.write_text("\n".join(parts).rstrip() + "\n")
+
+
+def command_line() -> str:
+    module = Path(sys.argv[0]).parent.name + "." + Path(sys.argv[0]).stem if sys.argv else "benchmarks"
+    return " ".join(["python -m", module, *sys.argv[1:]])

@@ -1,0 +1,103 @@
+"""CI smoke version of `make bench-cost`: the buyer journey on moto, in-process, with every DynamoDB request
+recorded. Fails when a hot path gains a request, when a Scan or a Select=COUNT appears anywhere, or when a
+hold or a payment stops being one transaction. The budgets are today's counts (docs/BENCHMARKS.md): lower
+them when a call gets cheaper, never raise them without saying why in the doc."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks import cost
+from benchmarks.inprocess import Answer, InProcessApi
+
+# Most DynamoDB requests per call (the queue state cache warm unless the label says otherwise).
+REQUEST_BUDGET = {
+    cost.JOIN_NEW_UNCACHED: 4,
+    cost.JOIN_NEW: 3,
+    cost.JOIN_AGAIN: 2,
+    cost.POSITION_WAIT: 1,
+    cost.POSITION_WAIT_UNCACHED: 1,
+    cost.POSITION_ACTIVE: 1,
+    cost.SCHEDULES: 2,
+    cost.SEATS: 2,
+    cost.HOLD: 4,
+    cost.HOLD_TAKEN: 2,
+    cost.RESERVATION: 1,
+    cost.BALANCE: 1,
+    cost.CHARGE: 4,
+    cost.CHARGE_REPLAY: 1,
+    cost.HISTORY: 1,
+    cost.PAY: 6,
+    cost.PAY_REPLAY: 1,
+}
+
+
+@pytest.fixture(scope="module")
+def answers() -> Iterator[list[Answer]]:
+    import boto3
+    from moto import mock_aws
+
+    from ticketline.config import get_settings
+    from ticketline.db import dynamodb
+
+    saved = dict(os.environ)
+    try:
+        with mock_aws():
+            api = InProcessApi(None)
+            assert boto3.client("dynamodb").list_tables()["TableNames"]
+            yield cost.run_journeys(api, buyers=4, seats=20)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        dynamodb.cache_clear()
+
+
+def by_label(answers: list[Answer], label: str) -> list[Answer]:
+    return [a for a in answers if a.label == label]
+
+
+def test_no_scan_and_no_count_anywhere(answers: list[Answer]) -> None:
+    offending = [
+        f"{a.label}: {r.operation}" for a in answers for r in a.requests if r.operation == "Scan" or r.is_count
+    ]
+    assert not offending
+
+
+def test_position_poll_is_one_read_request(answers: list[Answer]) -> None:
+    polls = [a for label in cost.POSITION_LABELS for a in by_label(answers, label)]
+    assert polls
+    for poll in polls:
+        assert poll.status == 200
+        assert [r.operation for r in poll.requests] in (["GetItem"], ["BatchGetItem"]), poll.label
+
+
+@pytest.mark.parametrize("label", sorted(REQUEST_BUDGET))
+def test_request_budget(answers: list[Answer], label: str) -> None:
+    calls = by_label(answers, label)
+    if not calls and label in (cost.BALANCE, cost.CHARGE, cost.CHARGE_REPLAY, cost.HISTORY, cost.PAY, cost.PAY_REPLAY):
+        pytest.skip("wallet and payments are not in template.yaml yet")
+    assert calls, f"the journey made no call {label!r}"
+    worst = max(calls, key=lambda a: len(a.requests))
+    assert len(worst.requests) <= REQUEST_BUDGET[label], [r.operation for r in worst.requests]
+    assert all(a.status < 500 for a in calls)
+
+
+def test_hold_is_one_transaction_of_its_own(answers: list[Answer]) -> None:
+    for hold in by_label(answers, cost.HOLD):
+        assert hold.status == 201
+        writes = [r.operation for r in hold.requests if r.is_write]
+        assert writes.count("TransactWriteItems") == 1
+        assert len(writes) <= 2, writes  # the transaction, then the availableSeats hint's ADD
+
+
+def test_payment_is_one_transaction(answers: list[Answer]) -> None:
+    payments = by_label(answers, cost.PAY)
+    if not payments:
+        pytest.skip("payments are not in template.yaml yet")
+    for payment in payments:
+        assert payment.status == 201
+        assert [r.operation for r in payment.requests].count("TransactWriteItems") == 1
