@@ -28,6 +28,10 @@ LONG = os.environ.get("RELIABILITY_SCALE", "ci") == "long"
 FIGURES_PATH = Path(os.environ.get("RELIABILITY_FIGURES", ROOT / ".reliability" / "figures.jsonl"))
 # Fresh queue state on every poll, so a test sees the scheduler's work at once.
 BASE_OVERRIDES = {"QueueStateCacheSeconds": "0"}
+# In the sale a buyer who got no seat simply stops: their token holds a slot until it runs out. A short TTL
+# keeps the line moving (the default 300 s would make the CI sale wait minutes for slots).
+SALE_TOKEN_TTL_SECONDS = 20 if LONG else 12
+SALE_DEADLINE_SECONDS = 900 if LONG else 180
 FAULT_SPEC = os.environ.get(
     "RELIABILITY_FAULTS", "throttle=0.03,conflict=0.03,internal=0.02,timeout_after_commit=0.02,seed=20261224"
 )
@@ -94,6 +98,16 @@ def reliable_server() -> Iterator[Any]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def sale_server() -> Iterator[Any]:
+    """A fault-free server whose ACTIVE tokens last SALE_TOKEN_TTL_SECONDS."""
+    from devserver.testing import running_server
+
+    overrides = BASE_OVERRIDES | {"ActiveTokenTtlSeconds": str(SALE_TOKEN_TTL_SECONDS)}
+    with running_server(parameter_overrides=overrides, workers=4, scheduler=False) as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 def faulty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A server whose workers inject DynamoDB faults (devserver/faults.py); `.fault_log` counts them."""
@@ -102,9 +116,8 @@ def faulty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     log = tmp_path_factory.mktemp("faults") / "faults.log"
     environment = {FAULTS_ENV: FAULT_SPEC, FAULTS_LOG_ENV: str(log)}
-    with running_server(
-        parameter_overrides=BASE_OVERRIDES, workers=4, scheduler=False, environment=environment
-    ) as running:
+    overrides = BASE_OVERRIDES | {"ActiveTokenTtlSeconds": str(2 * SALE_TOKEN_TTL_SECONDS)}
+    with running_server(parameter_overrides=overrides, workers=4, scheduler=False, environment=environment) as running:
         object.__setattr__(running, "fault_log", log)
         yield running
 

@@ -14,12 +14,11 @@ from typing import Any
 
 import requests
 
-from tests.reliability.conftest import Scale, create_concert, ddb_client
+from tests.reliability.conftest import SALE_DEADLINE_SECONDS, Scale, create_concert, ddb_client
 from tests.support.audit import AuditReport, admissions, audit_items, entry_amount, entry_type, scan_table, wallet_owner
 from tests.support.client import Tally, UserClient, new_key
 
 PRICE = 10_000
-SALE_DEADLINE_SECONDS = 600
 ADMIT_EVERY_SECONDS = 0.5
 DUPLICATE_RATE = 0.25  # share of charges and payments sent twice with the same Idempotency-Key
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 def test_the_sale_keeps_its_invariants_under_injected_faults(faulty_server: Any) -> None:
     from tests.reliability.sale import run_sale
 
-    sale = run_sale(faulty_server, SCALE, capacity=max(10, SCALE.buyers // 4), prefix="faulty")
+    sale = run_sale(faulty_server, SCALE, capacity=max(10, SCALE.buyers // 2), prefix="faulty")
     injected = read_fault_log(faulty_server.fault_log)
     record_figures(
         "sale_under_faults",

@@ -19,6 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -218,6 +219,7 @@ def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912
         else:
             report.fail(f"ledger entry {entry['PK']}/{entry['SK']} has type {kind!r}")
     report.figures.update(ledger_charges=charges, ledger_payments=payments, ledger_entries=len(tables.ledger))
+    _audit_ledger_chains(tables, report)
 
     balances = 0
     for owner in set(per_user) | set(tables.balances):
@@ -253,12 +255,28 @@ def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912
             report.fail(f"payment entry for reservation {rid}, which is not PAID")
 
 
+def _audit_ledger_chains(tables: _Tables, report: AuditReport) -> None:
+    """Each wallet's entries, in ledger order, step balanceAfter by their amount; the last one is the balance."""
+    by_owner: dict[str, list[Item]] = defaultdict(list)
+    for entry in tables.ledger:
+        by_owner[wallet_owner(entry)].append(entry)
+    for owner, entries in by_owner.items():
+        running = 0
+        for entry in sorted(entries, key=lambda e: str(e["SK"])):
+            running += entry_amount(entry) if entry_type(entry) == "CHARGE" else -entry_amount(entry)
+            if "balanceAfter" in entry and int(entry["balanceAfter"]) != running:
+                report.fail(
+                    f"user {owner}: ledger {entry['SK']} says balanceAfter {entry['balanceAfter']}, sum is {running}"
+                )
+                break
+
+
 def _audit_queue(tables: _Tables, report: AuditReport, now: float) -> None:  # noqa: PLR0912 - one branch per rule
     paid_at: dict[tuple[str, str], int] = {}
     for reservation in tables.reservations.values():
         if reservation.get("status") == "PAID":
             key = (str(reservation["concertId"]), str(reservation["userId"]))
-            paid_at[key] = max(paid_at.get(key, 0), int(reservation.get("paidAt", reservation["createdAt"])))
+            paid_at[key] = max(paid_at.get(key, 0), _epoch(reservation.get("paidAt", reservation["createdAt"])))
     live: Counter[str] = Counter()
     seqs: dict[str, Counter[int]] = defaultdict(Counter)
     for token in tables.tokens:
@@ -327,6 +345,12 @@ def admissions(client: Any, table_name: str, now: float | None = None) -> dict[s
             admitted_in_order=admitted == lowest,
         )
     return result
+
+
+def _epoch(value: Any) -> int:
+    if isinstance(value, int | float):
+        return int(value)
+    return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
 
 
 def _plain(value: Any) -> Any:
