@@ -106,7 +106,10 @@ def _index_units(request: DynamoRequest) -> float:
 
 
 def index_writes(request: DynamoRequest, key: Any) -> list[tuple[str, str]]:
-    """(index, partition) of every GSI entry the write put or deleted, from the tracked images."""
+    """(index, partition) of every GSI entry the write put or deleted: from the tracked images, else from the
+    request itself (a Put's index keys; an Update's `SET GSIxPK = :v` or `REMOVE GSIxPK`)."""
+    if not request.images_before and not request.images_after:
+        return _index_writes_from_params(request, key) if request.is_write and not request.failed else []
     before, after = request.images_before.get(key), request.images_after.get(key)
     writes: list[tuple[str, str]] = []
     for index in ("GSI1", "GSI2"):
@@ -121,6 +124,33 @@ def index_writes(request: DynamoRequest, key: Any) -> list[tuple[str, str]]:
             writes.append((index, old[0]))
         if new is not None:
             writes.append((index, new[0]))
+    return writes
+
+
+def _index_writes_from_params(request: DynamoRequest, key: Any) -> list[tuple[str, str]]:
+    actions: list[tuple[str, dict[str, Any]]] = []
+    if request.operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        actions = [(request.operation, request.params)]
+    elif request.operation == "TransactWriteItems":
+        actions = [(f"{kind}Item", body) for action in request.params["TransactItems"] for kind, body in action.items()]
+    writes: list[tuple[str, str]] = []
+    for kind, body in actions:
+        named = body.get("Key") or body.get("Item") or {}
+        if str(next(iter(named.get("PK", {}).values()), "")) != key.pk:
+            continue
+        for index in ("GSI1", "GSI2"):
+            if kind == "PutItem" and f"{index}PK" in body["Item"]:
+                writes.append((index, str(next(iter(body["Item"][f"{index}PK"].values())))))
+            elif kind == "UpdateItem":
+                expression = str(body.get("UpdateExpression", ""))
+                set_part, _, remove_part = expression.partition("REMOVE")
+                for clause in set_part.removeprefix("SET").split(","):
+                    name, _, placeholder = (part.strip() for part in clause.partition("="))
+                    if name == f"{index}PK":
+                        value = body.get("ExpressionAttributeValues", {}).get(placeholder, {})
+                        writes.append((index, str(next(iter(value.values()), placeholder))))
+                if f"{index}PK" in remove_part:
+                    writes.append((index, "(entry removed)"))
     return writes
 
 

@@ -126,7 +126,7 @@ class InProcessApi:
         get_settings.cache_clear()
         dynamodb.cache_clear()
         # Handlers log JSON lines to stdout, as on Lambda: the formatting cost stays, the output goes nowhere.
-        with contextlib.redirect_stdout(_NullWriter()):
+        with contextlib.redirect_stdout(NullWriter()):
             import ticketline.observability  # noqa: F401 - binds the Logger's stream now
 
     def serves(self, method: str, resource: str) -> bool:
@@ -182,6 +182,6 @@ class InProcessApi:
         return Answer(label, 200, result, {}, list(made), self._host.last_seconds)
 
 
-class _NullWriter(io.TextIOBase):
+class NullWriter(io.TextIOBase):
     def write(self, text: str) -> int:
         return len(text)

@@ -42,6 +42,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "os": platform.platform(terse=True),
         "commit": _git_commit(),
+        "load_average_1min": round(os.getloadavg()[0], 1),
     }
 
 
@@ -85,7 +86,9 @@ def machine_line(result: dict[str, Any]) -> str:
     m = result["machine"]
     return (
         f"Taken {result['taken_at']} at commit `{m['commit']}` on {m['nproc']} x {m['cpu']} ({m['arch']}), "
-        f"{m['memory_gib']} GiB RAM, Python {m['python']}. Command: `{result['command']}`."
+        f"{m['memory_gib']} GiB RAM, Python {m['python']}, "
+        f"load average {m.get('load_average_1min', '?')} at the start. "
+        f"Command: `{result['command']}`."
     )
 
 

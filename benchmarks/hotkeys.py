@@ -1,0 +1,229 @@
+"""Hot keys: the busiest single item and GSI partition when 10,000 buyers join in one second, and the polling
+load of 10,000 waiters, for K=1 and K=16 sequence-counter shards.
+
+    python -m benchmarks.hotkeys [--joins 10000] [--containers 50] [--poll-seconds 30]
+    make bench-hotkeys
+
+Runs the real QueueService on moto in-process (we only count requests here, no concurrency is needed) on a
+simulated clock: joins arrive evenly over one second, spread over `containers` simulated Lambda containers,
+each with its own QueueService and so its own queue-state cache (QueueStateCacheSeconds=1). Every request is
+recorded with the items it touched (before and after images, for the GSI entries written); the figures are
+requests per second on each item and each GSI partition. Targets: none above 800 writes/s or 2,400 reads/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import heapq
+import random
+import sys
+import types
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from benchmarks import report
+from benchmarks.capacity import index_writes
+from benchmarks.inprocess import NullWriter
+from benchmarks.recorder import RequestLog
+
+MAX_WRITES_PER_SECOND = 800
+MAX_READS_PER_SECOND = 2_400
+CONCERT = "hotkeys-concert"
+CAPACITY = 100
+
+
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def simulated_queue(clock: SimulatedClock) -> Iterator[None]:
+    """The queue service's wall clock and its cache's monotonic clock both follow `clock`."""
+    from ticketline import clock as ticketline_clock
+    from ticketline.services import queue as queue_module
+
+    real_time = queue_module.time
+    queue_module.time = types.SimpleNamespace(monotonic=clock)  # type: ignore[assignment]
+    ticketline_clock.set_clock(clock)
+    try:
+        yield
+    finally:
+        queue_module.time = real_time
+        ticketline_clock.set_clock(None)
+
+
+def burst(shards: int, joins: int, containers: int, poll_seconds: float, seed: int = 7) -> dict[str, Any]:
+    from moto import mock_aws
+
+    from benchmarks.inprocess import InProcessApi
+
+    clock = SimulatedClock()
+    rng = random.Random(seed)
+    with mock_aws():
+        # First: creates the template's tables and sets the functions' environment before ticketline loads.
+        api = InProcessApi(None)
+        from ticketline.config import get_settings
+        from ticketline.db import dynamodb
+
+        with simulated_queue(clock):
+            result = _burst(api, clock, rng, shards, joins, containers, poll_seconds)
+    get_settings.cache_clear()
+    dynamodb.cache_clear()
+    return result
+
+
+def _burst(  # noqa: PLR0917 - the run's parameters, passed through
+    api: Any, clock: SimulatedClock, rng: random.Random, shards: int, joins: int, containers: int, poll_seconds: float
+) -> dict[str, Any]:
+    from ticketline.config import get_settings
+    from ticketline.db import dynamodb
+    from ticketline.repositories.queue import QueueRepository
+    from ticketline.services.queue import QueueService
+
+    settings = replace(get_settings(), queue_state_cache_seconds=1.0)
+    log = RequestLog(clock=clock)
+    log.attach(dynamodb())
+    QueueRepository(api.table_name()).create_queue(CONCERT, CAPACITY, shards, int(clock.now))
+    services = [QueueService(settings=settings) for _ in range(containers)]
+    start = clock.now
+    tokens: dict[str, tuple[str, QueueService]] = {}
+    with log.labelled("join"):
+        for n in range(joins):
+            clock.now = start + n / joins
+            service = services[rng.randrange(containers)]
+            user = f"user-{n}"
+            tokens[user] = (service.issue(CONCERT, user)[0].token, service)
+    join_figures = per_second(log, start, start + 1.0)
+    log.clear()
+    polls = poll_load(log, clock, tokens, services, rng, poll_seconds) if poll_seconds > 0 else None
+    return {"shards": shards, "joins": joins, "containers": containers, "join_second": join_figures, "polling": polls}
+
+
+def poll_load(  # noqa: PLR0917 - the run's state, passed through
+    log: RequestLog,
+    clock: SimulatedClock,
+    tokens: dict[str, tuple[str, Any]],
+    services: list[Any],
+    rng: random.Random,
+    seconds: float,
+) -> dict[str, Any]:
+    """Every holder polls at the retryAfterSeconds the server gave it (first poll at a random point of its
+    first interval); each poll goes to a random container. Rates are taken over the last half of the run."""
+    start = clock.now + 1.0
+    due: list[tuple[float, str]] = [(start + rng.uniform(0, 2.0), user) for user in tokens]
+    heapq.heapify(due)
+    retry_after: Counter[int] = Counter()
+    with log.labelled("poll"):
+        while due and due[0][0] < start + seconds:
+            at, user = heapq.heappop(due)
+            clock.now = at
+            answer = services[rng.randrange(len(services))].position(CONCERT, user, tokens[user][0])
+            retry_after[answer.retry_after_seconds] += 1
+            heapq.heappush(due, (at + answer.retry_after_seconds, user))
+    window_start = start + seconds / 2
+    figures = per_second(log, window_start, start + seconds)
+    return {
+        "waiters": len(tokens),
+        "simulated_seconds": seconds,
+        "retry_after_seconds_seen": dict(sorted(retry_after.items())),
+        **figures,
+    }
+
+
+def per_second(log: RequestLog, start: float, end: float) -> dict[str, Any]:
+    """Requests per second in [start, end): in all, on each item, on each GSI partition."""
+    seconds = end - start
+    requests = [r for r in log.requests if start <= r.at < end]
+    item_writes: Counter[str] = Counter()
+    item_reads: Counter[str] = Counter()
+    index_partition_writes: Counter[str] = Counter()
+    index_partition_reads: Counter[str] = Counter()
+    operations: Counter[str] = Counter()
+    for request in requests:
+        operations[request.operation] += 1
+        keys = request.item_keys()
+        for key in keys:
+            name = f"{key.pk} / {key.sk}"
+            (item_writes if request.is_write else item_reads)[name] += 1
+            for index, partition in index_writes(request, key):
+                index_partition_writes[f"{index} {partition}"] += 1
+        partition = request.query_partition()
+        if partition is not None:
+            index_partition_reads[f"{partition[0]} {partition[1]}"] += 1
+
+    def top(counter: Counter[str], n: int = 3) -> list[dict[str, Any]]:
+        return [{"key": key, "per_second": round(count / seconds, 1)} for key, count in counter.most_common(n)]
+
+    busiest_write = max([*item_writes.values(), *index_partition_writes.values(), 0]) / seconds
+    busiest_read = max([*item_reads.values(), *index_partition_reads.values(), 0]) / seconds
+    return {
+        "requests_per_second": round(len(requests) / seconds, 1),
+        "operations_per_second": {op: round(n / seconds, 1) for op, n in operations.most_common()},
+        "busiest_items_written": top(item_writes),
+        "busiest_items_read": top(item_reads),
+        "busiest_index_partitions_written": top(index_partition_writes),
+        "busiest_index_partitions_read": top(index_partition_reads),
+        "max_writes_per_second_one_key": round(busiest_write, 1),
+        "max_reads_per_second_one_key": round(busiest_read, 1),
+        "met": busiest_write <= MAX_WRITES_PER_SECOND and busiest_read <= MAX_READS_PER_SECOND,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--joins", type=int, default=10_000)
+    parser.add_argument("--containers", type=int, default=50)
+    parser.add_argument("--poll-seconds", type=float, default=30.0)
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args(argv)
+    import os
+
+    os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="moto", AWS_SECRET_ACCESS_KEY="moto")
+    runs = []
+    for shards in args.shards:
+        # Polling does not depend on K (a poll reads the caller's token and, now and then, the queue state).
+        poll_seconds = args.poll_seconds if shards == max(args.shards) else 0.0
+        print(
+            f"K={shards}: {args.joins} joins in 1 s over {args.containers} containers"
+            + (", then polling" * bool(poll_seconds))
+        )
+        with contextlib.redirect_stdout(NullWriter()):  # Powertools' EMF metric lines (no handler flushes them)
+            runs.append(burst(shards, args.joins, args.containers, poll_seconds))
+    command = (
+        f"make bench-hotkeys  (python -m benchmarks.hotkeys --joins {args.joins} --containers {args.containers}"
+        f" --poll-seconds {args.poll_seconds:g} --shards {' '.join(map(str, args.shards))})"
+    )
+    report.save(
+        "hotkeys",
+        command,
+        {
+            "limits": {"writes_per_second": MAX_WRITES_PER_SECOND, "reads_per_second": MAX_READS_PER_SECOND},
+            "runs": runs,
+        },
+    )
+    for run in runs:
+        for phase in ("join_second", "polling"):
+            figures = run[phase]
+            if figures is None:
+                continue
+            print(
+                f"K={run['shards']:>2} {phase:<11} {figures['requests_per_second']:>8} req/s; busiest key "
+                f"{figures['max_writes_per_second_one_key']} writes/s, "
+                f"{figures['max_reads_per_second_one_key']} reads/s "
+                f"-> {'PASS' if figures['met'] else 'FAIL'}"
+            )
+    # The design's claim: K=16 passes both phases (K=1 is shown failing on purpose).
+    chosen = [run for run in runs if run["shards"] == max(args.shards)]
+    return 0 if all(run["join_second"]["met"] and (run["polling"] or {"met": True})["met"] for run in chosen) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
