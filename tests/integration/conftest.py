@@ -23,8 +23,16 @@ def server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def short_ttl_server() -> Iterator[Any]:
-    """A server whose tokens and holds lapse after 2 s, for expiry and lapse tests."""
-    overrides = BASE_OVERRIDES | {"ActiveTokenTtlSeconds": "2", "SeatHoldTtlSeconds": "2"}
+def short_token_server() -> Iterator[Any]:
+    """A server whose ACTIVE tokens expire after 2 s, for queue expiry tests."""
+    overrides = BASE_OVERRIDES | {"ActiveTokenTtlSeconds": "2"}
+    with running_server(parameter_overrides=overrides, workers=4, scheduler=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def short_hold_server() -> Iterator[Any]:
+    """Holds lapse after 2 s while queue tokens last 10 min: lapse tests never meet a dead token."""
+    overrides = BASE_OVERRIDES | {"SeatHoldTtlSeconds": "2", "ActiveTokenTtlSeconds": "600"}
     with running_server(parameter_overrides=overrides, workers=4, scheduler=False) as running:
         yield running

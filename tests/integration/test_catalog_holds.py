@@ -125,8 +125,8 @@ def test_a_reservation_is_its_owners_only(server):
     assert (unknown.status_code, error_code(unknown)) == (404, "NOT_FOUND")
 
 
-def test_a_lapsed_hold_is_taken_by_the_next_buyer_and_tidied_by_the_scheduler(short_ttl_server):
-    server = short_ttl_server
+def test_a_lapsed_hold_is_taken_by_the_next_buyer_and_tidied_by_the_scheduler(short_hold_server):
+    server = short_hold_server
     concert = create_concert(server, seats=2)
     concert_id, schedule_id = concert["concertId"], concert["schedules"][0]["scheduleId"]
     first = hold(server, buyer(server, concert_id, "alice"), schedule_id, 1)
@@ -134,7 +134,7 @@ def test_a_lapsed_hold_is_taken_by_the_next_buyer_and_tidied_by_the_scheduler(sh
     lapse_at = datetime.fromisoformat(first.json()["holdExpiresAt"].replace("Z", "+00:00")).timestamp()
     time.sleep(max(0.0, lapse_at - time.time()) + 0.05)  # SeatHoldTtlSeconds=2: wait just past the hold's end
 
-    bob = buyer(server, concert_id, "bob")  # (tokens last 2 s on this server too: join now)
+    bob = buyer(server, concert_id, "bob")
     seats = requests.get(
         f"{server.url}/concerts/{concert_id}/schedules/{schedule_id}/seats", headers=bob, timeout=TIMEOUT
     )
@@ -154,8 +154,8 @@ def test_a_lapsed_hold_is_taken_by_the_next_buyer_and_tidied_by_the_scheduler(sh
     assert (seat["status"], seat["reservationId"]) == ("HELD", second.json()["reservationId"])  # bob's, untouched
 
 
-def test_the_scheduler_frees_a_lapsed_seat_and_restores_the_count(short_ttl_server):
-    server = short_ttl_server
+def test_the_scheduler_frees_a_lapsed_seat_and_restores_the_count(short_hold_server):
+    server = short_hold_server
     concert = create_concert(server, seats=2)
     concert_id, schedule_id = concert["concertId"], concert["schedules"][0]["scheduleId"]
     held = hold(server, buyer(server, concert_id, "alice"), schedule_id, 2).json()
@@ -200,8 +200,8 @@ def test_every_buyer_route_refuses_missing_foreign_and_waiting_tokens(server):
             assert (response.status_code, error_code(response)) == (status, code), (method, url, headers)
 
 
-def test_every_buyer_route_refuses_an_expired_token(short_ttl_server):
-    server = short_ttl_server
+def test_every_buyer_route_refuses_an_expired_token(short_token_server):
+    server = short_token_server
     concert = create_concert(server, seats=2)
     token = join(server, concert["concertId"], "alice")
     ends = datetime.fromisoformat(token["activeUntil"].replace("Z", "+00:00")).timestamp()

@@ -46,8 +46,8 @@ def test_concurrent_joins_of_one_user_get_one_token(server):
     assert len(set(tokens)) == 1
 
 
-def test_after_expiry_a_scheduler_run_admits_the_next_waiters_in_arrival_order(short_ttl_server):
-    server = short_ttl_server
+def test_after_expiry_a_scheduler_run_admits_the_next_waiters_in_arrival_order(short_token_server):
+    server = short_token_server
     concert_id = create_concert(server, queueCapacity=2)["concertId"]
     tokens = {f"u{i}": join(server, concert_id, f"u{i}")["token"] for i in range(6)}
     time.sleep(2.2)  # ActiveTokenTtlSeconds=2 on this server
@@ -59,8 +59,8 @@ def test_after_expiry_a_scheduler_run_admits_the_next_waiters_in_arrival_order(s
     assert [(s["status"], s["position"]) for s in states] == [("ACTIVE", 0), ("ACTIVE", 0), ("WAIT", 1), ("WAIT", 2)]
 
 
-def test_an_expired_user_who_asks_again_goes_to_the_back(short_ttl_server):
-    server = short_ttl_server
+def test_an_expired_user_who_asks_again_goes_to_the_back(short_token_server):
+    server = short_token_server
     concert_id = create_concert(server, queueCapacity=1)["concertId"]
     first = join(server, concert_id, "amy")
     join(server, concert_id, "ben")

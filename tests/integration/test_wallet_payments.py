@@ -15,10 +15,8 @@ import pytest
 import requests
 from boto3.dynamodb.conditions import Key
 
-from devserver.testing import running_server
 from tests.conftest import ROOT, LambdaContext, load_event
 from tests.integration.api import TIMEOUT, bearer, buyer, create_concert, error_code, hold, table
-from tests.integration.conftest import BASE_OVERRIDES
 
 pytestmark = pytest.mark.integration
 
@@ -153,14 +151,6 @@ def test_a_short_balance_is_402_and_nothing_changes(server):
         len(ledger(server, bob)),
     )
     assert after == before == (reservation["price"] - 1, "HELD", "HELD", "ACTIVE", 1)
-
-
-@pytest.fixture(scope="module")
-def short_hold_server() -> Iterator[Any]:
-    """Holds lapse after 2 s while queue tokens last: the payment meets the lapsed hold, not a dead token."""
-    overrides = BASE_OVERRIDES | {"SeatHoldTtlSeconds": "2", "ActiveTokenTtlSeconds": "600"}
-    with running_server(parameter_overrides=overrides, workers=2, scheduler=False) as running:
-        yield running
 
 
 def test_paying_a_lapsed_hold_is_410_and_takes_nothing(short_hold_server):
