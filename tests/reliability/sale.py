@@ -20,7 +20,11 @@ from tests.support.client import Tally, UserClient, new_key
 
 PRICE = 10_000
 ADMIT_EVERY_SECONDS = 0.5
-DUPLICATE_RATE = 0.25  # share of charges and payments sent twice with the same Idempotency-Key
+DUPLICATE_RATE = 0.25
+# docs/QUEUE.md, "Known limit": a join that has drawn its sequence number but not yet written its token is
+# invisible to an Admit run, which may then admit one more per such join. At most one join per server worker
+# is in flight (4 workers), so live ACTIVE tokens may exceed capacity by that much while people are joining.
+IN_FLIGHT_JOINS = 4  # share of charges and payments sent twice with the same Idempotency-Key
 
 
 @dataclass
@@ -46,6 +50,9 @@ class SaleResult:
     own: Counter[str] = field(default_factory=Counter)  # this sale's items in the table (others share it)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def beyond_known_limit(self) -> list[str]:
+        return [b for b in self.capacity_breaches if int(b.split()[0]) > self.capacity + IN_FLIGHT_JOINS]
+
     def figures(self) -> dict[str, Any]:
         return {
             "buyers_requests": self.tally.total,
@@ -59,7 +66,8 @@ class SaleResult:
             "max_live_active": self.max_live_active,
             "answers_429_503": self.tally.count(" 429") + self.tally.count(" 503"),
             "bad_answers": len(self.tally.bad),
-            "violations": len(self.report.violations) + len(self.capacity_breaches),
+            "violations": len(self.report.violations) + len(self.beyond_known_limit()),
+            "runs_over_capacity_within_known_limit": len(self.capacity_breaches) - len(self.beyond_known_limit()),
             "available_seats_hint_off_by": self.report.hint_drifts.get(self.concert_schedule, 0),
             "seconds": round(self.seconds, 1),
         }
