@@ -115,25 +115,33 @@ def poll_load(  # noqa: PLR0917 - the run's state, passed through
     rng: random.Random,
     seconds: float,
 ) -> dict[str, Any]:
-    """Every holder polls at the retryAfterSeconds the server gave it (first poll at a random point of its
-    first interval); each poll goes to a random container. Rates are taken over the last half of the run."""
-    start = clock.now + 1.0
-    due: list[tuple[float, str]] = [(start + rng.uniform(0, 2.0), user) for user in tokens]
-    heapq.heapify(due)
+    """Every holder polls once (to learn its retryAfterSeconds), then again at a random point of that interval
+    and every interval after: a stationary mix, as in a queue that has been polled for a while. Each poll goes
+    to a random container. The rates are taken after the first round."""
+    first_round = clock.now + 1.0
     retry_after: Counter[int] = Counter()
+    intervals: dict[str, float] = {}
+    with log.labelled("first round"):
+        clock.now = first_round
+        for user, (token, _) in tokens.items():
+            answer = services[rng.randrange(len(services))].position(CONCERT, user, token)
+            intervals[user] = float(answer.retry_after_seconds)
+            retry_after[answer.retry_after_seconds] += 1
+    start = first_round + 0.001
+    due = [(start + rng.uniform(0, intervals[user]), user) for user in tokens]
+    heapq.heapify(due)
     with log.labelled("poll"):
         while due and due[0][0] < start + seconds:
             at, user = heapq.heappop(due)
             clock.now = at
-            answer = services[rng.randrange(len(services))].position(CONCERT, user, tokens[user][0])
-            retry_after[answer.retry_after_seconds] += 1
-            heapq.heappush(due, (at + answer.retry_after_seconds, user))
-    window_start = start + seconds / 2
-    figures = per_second(log, window_start, start + seconds)
+            services[rng.randrange(len(services))].position(CONCERT, user, tokens[user][0])
+            heapq.heappush(due, (at + intervals[user], user))
+    figures = per_second(log, start, start + seconds)
     return {
         "waiters": len(tokens),
         "simulated_seconds": seconds,
         "retry_after_seconds_seen": dict(sorted(retry_after.items())),
+        "expected_polls_per_second": round(sum(1 / interval for interval in intervals.values()), 1),
         **figures,
     }
 
@@ -181,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--joins", type=int, default=10_000)
     parser.add_argument("--containers", type=int, default=50)
-    parser.add_argument("--poll-seconds", type=float, default=30.0)
+    parser.add_argument("--poll-seconds", type=float, default=20.0)
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args(argv)
     import os

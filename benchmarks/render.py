@@ -90,6 +90,16 @@ def cost(result: dict[str, Any]) -> str:
         )
         for label, o in result["handler_overhead"].items()
     ]
+    notes = ""
+    hold = next((t for t in result["targets"] if t["target"].startswith("hold")), None)
+    if hold is not None and not hold["met"] and any("UpdateItem" in p for p in hold["problems"]):
+        notes = (
+            "\nThe hold's second write is the `availableSeats` hint's atomic ADD on the schedule entry, made after "
+            "the hold's transaction commits (DESIGN.md allows it: an ADD after the hold, or a DynamoDB Streams "
+            "consumer). It is one more request in the hold's latency and one write per hold on a single item per "
+            "date (a hot key when one date sells more than ~800 seats a second). Moving the hint to a Streams "
+            "consumer (Lambda reads of the stream are free; one ADD per batch and date) meets the target.\n"
+        )
     return f"""## {TITLES["cost"]}
 
 {machine_line(result)} Engine: {result["engine"]}; {result["buyers"]} buyers through the whole journey
@@ -101,7 +111,7 @@ AWS's rules (method notes below). ` FAILED:` marks a request that failed (billed
 Targets:
 
 {table(["target", "calls checked", "result", "what broke it"], targets)}
-
+{notes}
 Time in our code against time inside DynamoDB calls (same calls, in-process, warm; DynamoDB Local on
 loopback answers in ~1-3 ms, a little faster than DynamoDB in-region):
 
@@ -187,7 +197,8 @@ def hotkeys(result: dict[str, Any]) -> str:
         poll_note = (
             f"\n{polling['waiters']} token holders polling at the server's `retryAfterSeconds` (intervals seen, "
             f"seconds: count) {_statuses(polling['retry_after_seconds_seen'])} make "
-            f"**{polling['requests_per_second']} requests/s** in all (operations/s: "
+            f"**{polling['requests_per_second']} requests/s** in all (expected from the intervals: "
+            f"{polling['expected_polls_per_second']}/s; operations/s: "
             f"{_statuses(polling['operations_per_second'])}); the queue state item is read at most once per "
             "container and cache period (`QueueStateCacheSeconds`).\n"
         )

@@ -371,10 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--capacity", type=int, default=200, help="the concert's queueCapacity (ACTIVE at once)")
     parser.add_argument("--shards", type=int, default=1, help="the concert's queueShards")
     parser.add_argument("--workers", type=int, default=4, help="local server worker processes")
-    parser.add_argument("--clients", type=int, default=48, help="load-generator threads (connections)")
+    parser.add_argument("--clients", type=int, default=16, help="load-generator threads (connections)")
     parser.add_argument("--join-seconds", type=float, default=5.0, help="buyers join evenly within this time")
     parser.add_argument("--admit-every", type=float, default=1.0, help="seconds between scheduler Admit runs")
-    parser.add_argument("--deadline", type=float, default=240.0, help="stop the buyers after this many seconds")
+    parser.add_argument("--deadline", type=float, default=270.0, help="stop the buyers after this many seconds")
     args = parser.parse_args(argv)
     result = run(args)
     report.save(
