@@ -29,6 +29,7 @@ from devserver.gateway import MAX_BODY_BYTES, Gateway
 from devserver.lambda_host import LambdaHost
 from devserver.proxy import HttpRequest, HttpResponse, error_response
 from devserver.schedules import ScheduleRunner, timer_rates
+from devserver.streams import StreamPoller
 from devserver.template import ScheduleEvent, Template, create_tables, load_template
 
 logger = logging.getLogger("devserver")
@@ -84,6 +85,8 @@ def _serve(options: ServerOptions) -> None:
                 processes.spawn_worker()
             if rates:
                 processes.spawn_scheduler(rates)
+            if template.streams:
+                processes.spawn_stream_poller()
             _print_banner(
                 listener,
                 engine=engine.description,
@@ -150,6 +153,11 @@ def _print_banner(
         f"Workers: {workers}",
         "Scheduler: "
         + (", ".join(f"{schedule.name} every {rate:g} s" for schedule, rate in rates) or "off (run on demand)"),
+        "Streams: "
+        + (
+            ", ".join(f"{stream.table_id} -> {stream.function_id}" for stream in template.streams)
+            or "none in the template"
+        ),
         f"Injected DynamoDB faults: {fault_plan}",
         "Routes:",
     ]
@@ -164,7 +172,7 @@ def _print_banner(
 
 
 class _Processes:
-    """Forks, supervises (restarting a child that dies) and stops the worker and scheduler processes."""
+    """Forks, supervises (restarting a child that dies) and stops the worker, scheduler and stream processes."""
 
     def __init__(self, template: Template, listener: socket.socket, dynamodb_endpoint: str, lock_dir: Path) -> None:
         self._template = template
@@ -179,6 +187,9 @@ class _Processes:
 
     def spawn_scheduler(self, rates: list[tuple[ScheduleEvent, float]]) -> None:
         self._spawn(lambda: self.spawn_scheduler(rates), lambda stop: self._run_scheduler(rates, stop))
+
+    def spawn_stream_poller(self) -> None:
+        self._spawn(self.spawn_stream_poller, self._run_stream_poller)
 
     def supervise(self) -> None:
         while True:
@@ -254,6 +265,15 @@ class _Processes:
         host = LambdaHost(self._dynamodb_endpoint)
         runner = ScheduleRunner(self._template, host, self._lock_dir)
         threading.Thread(target=runner.run_on_timer, args=(rates, stop), daemon=True).start()
+        self._wait_for_stop(stop)
+        stop.set()
+        host.wait_until_idle(_STOP_GRACE_SECONDS)
+
+    def _run_stream_poller(self, stop: threading.Event) -> None:
+        self._listener.close()  # this process serves no HTTP
+        host = LambdaHost(self._dynamodb_endpoint)
+        poller = StreamPoller(self._template, host, self._dynamodb_endpoint)
+        threading.Thread(target=poller.run, args=(stop,), daemon=True).start()
         self._wait_for_stop(stop)
         stop.set()
         host.wait_until_idle(_STOP_GRACE_SECONDS)

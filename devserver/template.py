@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from devserver.event_filter import Pattern, PatternError, parse_pattern
+
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_STACK_NAME = "ticketline-local"
@@ -171,6 +173,24 @@ class ScheduleEvent:
 
 
 @dataclass(frozen=True)
+class StreamEvent:
+    """A DynamoDB event: the function reads the stream of one of the template's tables."""
+
+    function_id: str
+    name: str
+    table_id: str  # logical id of the table whose stream it reads
+    starting_position: str  # TRIM_HORIZON or LATEST
+    batch_size: int
+    batching_window_seconds: float
+    maximum_retry_attempts: int | None  # None: retry until the records expire (Lambda's default)
+    filters: tuple[Pattern, ...]  # FilterCriteria: a record is delivered when any one matches; none: all are
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.function_id}.{self.name}"
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_dir: Path
@@ -180,6 +200,7 @@ class FunctionSpec:
     timeout_seconds: int
     routes: tuple[ApiRoute, ...]
     schedules: tuple[ScheduleEvent, ...]
+    streams: tuple[StreamEvent, ...]
     layer_dirs: tuple[Path, ...]  # source folders of the function's layers, importable as on Lambda
 
     @property
@@ -238,6 +259,10 @@ class Template:
     @property
     def schedules(self) -> list[ScheduleEvent]:
         return [schedule for function in self.functions for schedule in function.schedules]
+
+    @property
+    def streams(self) -> list[StreamEvent]:
+        return [stream for function in self.functions for stream in function.streams]
 
     @property
     def table_names(self) -> dict[str, str]:
@@ -342,6 +367,7 @@ def _function(
     variables = (properties.get("Environment") or {}).get("Variables") or {}
     routes: list[ApiRoute] = []
     schedules: list[ScheduleEvent] = []
+    streams: list[StreamEvent] = []
     for event_name, event in (properties.get("Events") or {}).items():
         event_type = event.get("Type")
         event_properties = event.get("Properties") or {}
@@ -349,6 +375,8 @@ def _function(
             routes.append(_route(logical_id, event_name, event_properties, apis, resolver))
         elif event_type in ("Schedule", "ScheduleV2"):
             schedules.append(_schedule(logical_id, event_name, event_type, event_properties, resolver))
+        elif event_type == "DynamoDB":
+            streams.append(_stream(logical_id, event_name, event_properties, resolver))
     return FunctionSpec(
         logical_id=logical_id,
         code_dir=template_dir / resolver.text(properties.get("CodeUri", ".")),
@@ -358,6 +386,7 @@ def _function(
         timeout_seconds=int(resolver.text(properties.get("Timeout", 3))),
         routes=tuple(routes),
         schedules=tuple(schedules),
+        streams=tuple(streams),
         # Layers given as ARNs (published elsewhere) have no local source: their imports must be in the venv.
         layer_dirs=tuple(
             layer_dirs[layer["Ref"]]
@@ -395,6 +424,32 @@ def _schedule(
         expression=resolver.text(properties[expression_key]),
         input=None if raw_input is None else json.loads(resolver.text(raw_input)),
         enabled=properties.get("Enabled", True) is not False and state.upper() == "ENABLED",
+    )
+
+
+def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> StreamEvent:
+    where = f"{function_id}.{event_name}"
+    stream = properties.get("Stream")
+    attribute = stream.get("Fn::GetAtt") if isinstance(stream, dict) else None
+    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] in ("StreamArn", "LatestStreamArn")):
+        raise TemplateError(f"{where}: Stream must be !GetAtt <table>.StreamArn of a table in this template")
+    retries = properties.get("MaximumRetryAttempts")
+    try:
+        filters = tuple(
+            parse_pattern(resolver.text(entry["Pattern"]))
+            for entry in (properties.get("FilterCriteria") or {}).get("Filters") or []
+        )
+    except PatternError as error:
+        raise TemplateError(f"{where}: {error}") from error
+    return StreamEvent(
+        function_id=function_id,
+        name=event_name,
+        table_id=str(attribute[0]),
+        starting_position=resolver.text(properties["StartingPosition"]),
+        batch_size=int(resolver.text(properties.get("BatchSize", 100))),
+        batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
+        maximum_retry_attempts=None if retries in (None, -1) else int(resolver.text(retries)),
+        filters=filters,
     )
 
 

@@ -127,6 +127,7 @@ def test_lambda_context() -> None:
         timeout_seconds=10,
         routes=(),
         schedules=(),
+        streams=(),
         layer_dirs=(),
     )
     context = LambdaContext(function)

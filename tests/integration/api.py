@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +79,20 @@ def table(server: Any) -> Any:
         aws_secret_access_key="local",
     )
     return resource.Table(server.table_name("TicketlineTable"))
+
+
+def listed_available_seats(
+    server: Any, concert_id: str, headers: dict[str, str], expected: list[int], timeout: float = 15.0
+) -> list[int]:
+    """The dates' availableSeats as GET schedules lists them, once they equal `expected` or `timeout` passes:
+    the hint follows seat changes through the table's stream (a second or two behind, locally)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = requests.get(f"{server.url}/concerts/{concert_id}/schedules", headers=headers, timeout=TIMEOUT)
+        seen = [s["availableSeats"] for s in listed.json()["schedules"]]
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
 
 
 def error_code(response: requests.Response) -> str:

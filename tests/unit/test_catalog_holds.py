@@ -3,6 +3,7 @@ the scheduler's tidy-up, transaction-cancel mapping and the DynamoDB requests ea
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from tests.support.streams import deliver_stream_records
 from ticketline import clock as ticketline_clock
 from ticketline.db import dynamodb, from_raw, to_raw
 from ticketline.errors import (
@@ -77,6 +79,8 @@ def item(key: dict[str, str]) -> dict[str, Any]:
 
 
 def available(concert: ConcertOut, index: int = 0) -> int:
+    """The date's availableSeats hint once the stream consumer has seen every change so far."""
+    deliver_stream_records()
     schedule = concert.schedules[index]
     return int(
         item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))["availableSeats"]
@@ -229,6 +233,7 @@ def test_schedules_lists_future_dates_with_free_seats(clock):
     bob = Buyer(concert, "bob")
     bob.hold(1, schedule=1)
     bob.hold(2, schedule=1)
+    deliver_stream_records()
     clock.advance(DAY)
     carol = Buyer(concert, "carol")
     listed = CatalogService().schedules(concert.concert_id, "carol", carol.token)
@@ -297,7 +302,7 @@ def test_every_endpoint_wants_an_active_token_of_that_concert(clock):
 
 
 # ---- holds ----
-def test_a_hold_writes_seat_reservation_and_hint(clock):
+def test_a_hold_writes_seat_reservation_and_the_stream_moves_the_hint(clock):
     concert = create(seats=3)
     held = Buyer(concert, "alice").hold(2)
     ttl = ReservationService().settings.seat_hold_ttl_seconds
@@ -648,6 +653,76 @@ def test_dynamodb_requests_per_endpoint_call(clock):
         "BatchGetItem": 1,
         "GetItem": 1,
         "TransactWriteItems": 1,
-        "UpdateItem": 1,
     }
     assert cost(lambda: reservations.get(held[0].reservation_id, "alice")) == {"GetItem": 1}
+
+
+# ---- the availableSeats hint (the table stream's consumer) ----
+def seat_record(old: str | None, new: str, sort_key: str = "SEAT#00001") -> dict[str, Any]:
+    """A stream record as Lambda's filter sees it: a seat's status from `old` (None: inserted) to `new`."""
+    images: dict[str, Any] = {"NewImage": {"status": {"S": new}}}
+    if old is not None:
+        images["OldImage"] = {"status": {"S": old}}
+    return {
+        "eventName": "MODIFY" if old is not None else "INSERT",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {"Keys": {"PK": {"S": "SCHEDULE#s1"}, "SK": {"S": sort_key}}, **images},
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "delivered"),
+    [
+        (seat_record("FREE", "HELD"), True),  # a hold
+        (seat_record("HELD", "FREE"), True),  # a lapse tidied by the scheduler
+        (seat_record("HELD", "HELD"), False),  # a lapsed hold taken over: still one seat taken
+        (seat_record("HELD", "SOLD"), False),  # a sale of a held seat
+        (seat_record(None, "FREE"), False),  # a concert being created (its entries carry the count)
+        (seat_record("HELD", "FREE", sort_key="RESERVATION"), False),  # not a seat
+    ],
+)
+def test_the_stream_filter_delivers_only_seats_moving_to_or_from_free(record: dict[str, Any], delivered: bool):
+    from devserver.event_filter import matches
+    from devserver.template import load_template
+    from tests.conftest import ROOT
+
+    (stream,) = load_template(ROOT / "template.yaml").streams
+    assert any(matches(pattern, record) for pattern in stream.filters) is delivered
+
+
+def test_the_hint_follows_holds_takeovers_and_lapses_through_the_stream(clock):
+    concert = create(seats=3, schedules=2)
+    alice = Buyer(concert, "alice")
+    alice.hold(1)
+    alice.hold(2)
+    assert (available(concert, 0), available(concert, 1)) == (1, 3)
+    clock.advance(ReservationService().settings.seat_hold_ttl_seconds)
+    Buyer(concert, "bob").hold(1)  # takes alice's lapsed hold over: still two seats taken
+    assert available(concert) == 1
+    assert ReservationService().lapse_due().released == 1  # seat 2 is FREE again
+    assert available(concert) == 2
+
+
+def test_a_recount_delivered_again_stores_the_same_number_in_three_requests(clock):
+    concert = create(seats=4)
+    Buyer(concert, "alice").hold(3)
+    counts = count_requests()
+    deliver_stream_records()
+    # per date and batch: the schedule's META, one COUNT query of its seats, the conditional SET
+    assert counts == Counter({"GetItem": 1, "Query": 1, "UpdateItem": 1})
+    assert available(concert) == 3
+    deliver_stream_records()  # a retried batch: Lambda delivers at least once
+    assert available(concert) == 3
+
+
+def test_an_older_recount_never_overwrites_a_newer_one(clock):
+    concert = create(seats=4)
+    repository = CatalogRepository()
+    schedule = repository.schedule(concert.schedules[0].schedule_id)
+    assert schedule is not None
+    assert repository.set_available(schedule, 2, counted_at_ms=2_000)
+    assert not repository.set_available(schedule, 4, counted_at_ms=1_000)  # started earlier, finished later
+    entry = item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))
+    assert entry["availableSeats"] == 2
+    unpublished = dataclasses.replace(schedule, concert_id="other")
+    assert not repository.set_available(unpublished, 4, counted_at_ms=3_000)

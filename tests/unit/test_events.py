@@ -1,4 +1,4 @@
-"""events/ holds one sample event per route and per schedule of template.yaml, and each runs through its
+"""events/ holds one sample event per route, schedule and stream of template.yaml, and each runs through its
 handler (on moto) without a 5xx. Routes are discovered from the template: a new route without an event fails."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from devserver.template import ApiRoute, FunctionSpec, ScheduleEvent, load_template
+from devserver.event_filter import matches
+from devserver.template import ApiRoute, FunctionSpec, ScheduleEvent, StreamEvent, load_template
 from tests.conftest import ROOT, LambdaContext
 
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -27,6 +28,19 @@ def api_event_for(route: ApiRoute) -> tuple[str, dict[str, Any]] | None:
 def schedule_event_for(schedule: ScheduleEvent) -> tuple[str, dict[str, Any]] | None:
     for name, event in EVENTS.items():
         if schedule.input is not None and event == schedule.input:
+            return name, event
+    return None
+
+
+def stream_event_for(stream: StreamEvent) -> tuple[str, dict[str, Any]] | None:
+    """A batch of stream records every one of which the stream's FilterCriteria lets through."""
+    for name, event in EVENTS.items():
+        records = event.get("Records") or []
+        if records and all(
+            record.get("eventSource") == "aws:dynamodb"
+            and (not stream.filters or any(matches(pattern, record) for pattern in stream.filters))
+            for record in records
+        ):
             return name, event
     return None
 
@@ -56,10 +70,16 @@ def test_every_schedule_has_a_sample_event(schedule: ScheduleEvent) -> None:
     assert schedule_event_for(schedule) is not None, f"no event in events/ equal to {schedule.name}'s Input"
 
 
-def test_every_event_belongs_to_a_route_or_a_schedule() -> None:
+@pytest.mark.parametrize("stream", TEMPLATE.streams, ids=lambda s: s.qualified_name)
+def test_every_stream_has_a_sample_event_its_filters_let_through(stream: StreamEvent) -> None:
+    assert stream_event_for(stream) is not None, f"no event in events/ whose records pass {stream.name}'s filters"
+
+
+def test_every_event_belongs_to_a_route_a_schedule_or_a_stream() -> None:
     used = {found[0] for route in TEMPLATE.routes if (found := api_event_for(route))}
     used |= {found[0] for schedule in TEMPLATE.schedules if (found := schedule_event_for(schedule))}
-    assert set(EVENTS) - used == set(), "events that match no route or schedule of template.yaml"
+    used |= {found[0] for stream in TEMPLATE.streams if (found := stream_event_for(stream))}
+    assert set(EVENTS) - used == set(), "events that match no route, schedule or stream of template.yaml"
 
 
 def _handler(function: FunctionSpec) -> Any:
@@ -99,6 +119,14 @@ def test_each_schedule_event_runs_through_its_handler(schedule: ScheduleEvent, s
     assert found is not None
     result = _handler(function_of(schedule.function_id))(dict(found[1]), LambdaContext())
     assert isinstance(result, dict)
+
+
+@pytest.mark.parametrize("stream", TEMPLATE.streams, ids=lambda s: s.qualified_name)
+def test_each_stream_event_runs_through_its_handler(stream: StreamEvent, seeded: None) -> None:
+    found = stream_event_for(stream)
+    assert found is not None
+    result = _handler(function_of(stream.function_id))(json.loads(json.dumps(found[1])), LambdaContext())
+    assert result == {"dates": 1, "stored": 0}  # the sample's date is not in the seeded table: nothing to store
 
 
 def test_events_are_documented() -> None:

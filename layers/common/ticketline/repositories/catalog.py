@@ -15,24 +15,25 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
 from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
 from ticketline.observability import logger
+from ticketline.repositories.queue import is_condition_failure
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's most items per BatchWriteItem
 BATCH_WRITE_ATTEMPTS = 8
 BATCH_WRITE_WORKERS = 8
 TRANSACTION_LIMIT = 100  # DynamoDB's most items per TransactWriteItems
 SCHEDULE_PREFIX = "SCHEDULE#"
+SEAT_PREFIX = "SEAT#"
 # Sorts after every ISO date ("2...") and every id character: the upper bound of "SCHEDULE#<startsAt>#<sid>".
 _AFTER_ALL = "~"
 
@@ -51,7 +52,15 @@ def schedule_key(schedule_id: str) -> Item:
 
 
 def seat_key(schedule_id: str, number: int) -> Item:
-    return {"PK": f"SCHEDULE#{schedule_id}", "SK": f"SEAT#{number:05d}"}
+    return {"PK": f"SCHEDULE#{schedule_id}", "SK": f"{SEAT_PREFIX}{number:05d}"}
+
+
+def schedule_of_seat(key: Mapping[str, Any]) -> str | None:
+    """The schedule id in a seat's key (as a stream record carries it); None for any other item."""
+    partition, sort = str(key.get("PK", "")), str(key.get("SK", ""))
+    if not (partition.startswith(SCHEDULE_PREFIX) and sort.startswith(SEAT_PREFIX)):
+        return None
+    return partition.removeprefix(SCHEDULE_PREFIX)
 
 
 class CatalogRepository:
@@ -127,26 +136,26 @@ class CatalogRepository:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items can be published together")
         put_new(self.table, items)
 
-    def add_available(self, concert_id: str, starts_at: str, schedule_id: str, delta: int) -> None:
-        """Move the availableSeats hint after the fact; a failure only leaves the hint stale (logged)."""
+    def set_available(self, schedule: ScheduleRef, free_seats: int, counted_at_ms: int) -> bool:
+        """Store a recount of the date's FREE seats, unless a recount that started later is already stored.
+
+        Recounts of one date may finish out of order (two stream batches at once); the condition keeps the
+        freshest. False: a later recount won, or the entry is not published yet (its concert is being created).
+        """
         try:
             dynamodb().update_item(
                 TableName=self.table,
-                Key=to_raw(concert_schedule_key(concert_id, starts_at, schedule_id)),
-                UpdateExpression="ADD availableSeats :delta",
-                ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeValues=values(delta=delta),
+                Key=to_raw(concert_schedule_key(schedule.concert_id, schedule.starts_at, schedule.schedule_id)),
+                UpdateExpression="SET availableSeats = :free, availableCountedAt = :at",
+                ConditionExpression="attribute_exists(PK) AND "
+                "(attribute_not_exists(availableCountedAt) OR availableCountedAt <= :at)",
+                ExpressionAttributeValues=values(free=free_seats, at=counted_at_ms),
             )
         except ClientError as error:
-            logger.warning(
-                "availableSeats hint not updated",
-                extra={"scheduleId": schedule_id, "delta": delta, "errorCode": error.response.get("Error", {})},
-            )
-        except (HTTPClientError, BotocoreConnectionError) as error:  # timeouts, lost connections: same, a stale hint
-            logger.warning(
-                "availableSeats hint not updated",
-                extra={"scheduleId": schedule_id, "delta": delta, "errorCode": type(error).__name__},
-            )
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
 
     # ---- reads ----
     def future_schedules(self, concert_id: str, after: str) -> list[Item]:
@@ -160,6 +169,35 @@ class CatalogRepository:
                     **{"from": f"{SCHEDULE_PREFIX}{after}#{_AFTER_ALL}", "to": f"{SCHEDULE_PREFIX}{_AFTER_ALL}"},
                 ),
                 ProjectionExpression="scheduleId, startsAt, availableSeats",
+            )
+        )
+
+    def schedule(self, schedule_id: str) -> ScheduleRef | None:
+        """The schedule's META (which concert, when): one GetItem. It never changes once written."""
+        raw = dynamodb().get_item(
+            TableName=self.table,
+            Key=to_raw(schedule_key(schedule_id)),
+            ProjectionExpression="scheduleId, concertId, startsAt",
+        )
+        return schedule_ref(from_raw(raw["Item"])) if "Item" in raw else None
+
+    def count_free_seats(self, schedule_id: str) -> int:
+        """How many of the date's seats are FREE: one strongly consistent Query (Select=COUNT, paginated).
+
+        Not for the request path: it reads every seat of the date (~65 RCU for 5,000 seats)."""
+        paginator = dynamodb().get_paginator("query")
+        return sum(
+            page["Count"]
+            for page in paginator.paginate(
+                TableName=self.table,
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :seat)",
+                FilterExpression="#status = :free",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values(
+                    pk=f"SCHEDULE#{schedule_id}", seat=SEAT_PREFIX, free=SeatStatus.FREE.value
+                ),
+                Select="COUNT",
+                ConsistentRead=True,
             )
         )
 

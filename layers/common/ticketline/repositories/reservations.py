@@ -28,7 +28,6 @@ from ticketline.db import Item, dynamodb, from_raw, to_raw, values
 from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
 from ticketline.models.reservations import Reservation, ReservationStatus, UserHolds
 from ticketline.repositories.catalog import (
-    concert_schedule_key,
     schedule_key,
     schedule_ref,
     seat_from_item,
@@ -152,8 +151,7 @@ class ReservationRepository:
         """Seat -> HELD, reservation put and the user's holds replaced, all or nothing.
 
         The seat's condition pins the state we read (FREE, or HELD by the lapsed reservation we saw): every
-        writer of a seat is conditional, so of any number of concurrent holds exactly one succeeds, and the
-        winner knows whether it took a FREE seat (availableSeats - 1) or a lapsed hold (unchanged).
+        writer of a seat is conditional, so of any number of concurrent holds exactly one succeeds.
         """
         now = reservation.created_at
         if seen.status is SeatStatus.FREE:
@@ -215,10 +213,10 @@ class ReservationRepository:
 
     # ---- lapse (scheduler) ----
     def lapse(self, reservation: Reservation, now: int) -> LapseOutcome:
-        """Reservation HELD -> EXPIRED, its seat FREE again and availableSeats + 1, all or nothing.
+        """Reservation HELD -> EXPIRED and its seat FREE again, both or neither.
 
         When another buyer has since taken the seat over (it no longer carries this reservation id), only the
-        reservation moves: the seat is theirs and the hint already counts it as taken.
+        reservation moves: the seat is theirs.
         """
         try:
             self._transact(
@@ -236,19 +234,6 @@ class ReservationRepository:
                                 held=SeatStatus.HELD.value,
                                 rid=reservation.reservation_id,
                             ),
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_raw(
-                                concert_schedule_key(
-                                    reservation.concert_id, reservation.starts_at, reservation.schedule_id
-                                )
-                            ),
-                            "UpdateExpression": "ADD availableSeats :one",
-                            "ConditionExpression": "attribute_exists(PK)",
-                            "ExpressionAttributeValues": values(one=1),
                         }
                     },
                 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ticketline import clock
 from ticketline.config import Settings, get_settings
@@ -120,6 +120,23 @@ class CatalogService:
             schedule_id=schedule_id,
             seats=[SeatOut(number=seat.number, price=seat.price) for seat in sorted(free, key=lambda s: s.number)],
         )
+
+    # ---- the availableSeats hint (stream consumer) ----
+    def recount_available(self, schedule_ids: Iterable[str]) -> int:
+        """Recount the FREE seats of each date and store it as its availableSeats hint; returns the dates stored.
+
+        A recount, not an ADD of deltas: running it again (a retried stream batch) stores the same number, and
+        whatever happened before (a lost write, a crash) is corrected by the next change on the date.
+        """
+        stored = 0
+        for schedule_id in sorted(set(schedule_ids)):
+            schedule = self.repository.schedule(schedule_id)
+            if schedule is None:  # no such date: nothing to store
+                continue
+            counted_at_ms = int(clock.now() * 1000)  # before the read: a later recount saw at least as much
+            free = self.repository.count_free_seats(schedule_id)
+            stored += self.repository.set_available(schedule, free, counted_at_ms)
+        return stored
 
     def _require_active(self, concert_id: str, user_id: str, presented: str | None) -> None:
         if not presented:  # no read for a request that cannot pass

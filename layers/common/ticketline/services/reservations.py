@@ -28,7 +28,6 @@ from ticketline.errors import (
 from ticketline.models.catalog import Seat, SeatStatus
 from ticketline.models.reservations import HoldIn, Reservation, ReservationOut, ReservationStatus
 from ticketline.observability import logger, metrics
-from ticketline.repositories.catalog import CatalogRepository
 from ticketline.repositories.reservations import (
     HOLD_BUCKETS,
     HoldOutcome,
@@ -56,20 +55,18 @@ class ReservationService:
     def __init__(
         self,
         repository: ReservationRepository | None = None,
-        catalog: CatalogRepository | None = None,
         queue: QueueService | None = None,
         settings: Settings | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings or get_settings()
         self.repository = repository or ReservationRepository(self.settings.table_name)
-        self.catalog = catalog or CatalogRepository(self.settings.table_name)
         self.queue = queue or QueueService(settings=self.settings)
         self._sleep = sleep
 
     # ---- request path ----
     def hold(self, request: HoldIn, user_id: str, presented: str | None) -> ReservationOut:
-        """4 requests when the seat was FREE: BatchGetItem, the token's GetItem, TransactWriteItems, the hint's ADD."""
+        """3 requests: BatchGetItem, the token's GetItem, TransactWriteItems (the only write)."""
         if not presented:
             raise QueueTokenInvalid()
         context = self.repository.hold_context(request.schedule_id, request.seat_number, user_id)
@@ -135,9 +132,7 @@ class ReservationService:
 
     def _after_hold(self, reservation: Reservation, took_free_seat: bool) -> None:
         metrics.add_metric(name="SeatsHeld", unit="Count", value=1)
-        if took_free_seat:  # taking over a lapsed hold leaves the number of taken seats unchanged
-            self.catalog.add_available(reservation.concert_id, reservation.starts_at, reservation.schedule_id, -1)
-        else:
+        if not took_free_seat:
             metrics.add_metric(name="LapsedHoldsTakenOver", unit="Count", value=1)
         logger.info(
             "seat held",
