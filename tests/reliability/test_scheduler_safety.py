@@ -36,7 +36,7 @@ def test_a_run_that_crashed_after_moving_the_bound_is_repaired_by_the_next(
     clock.advance(queue.settings.active_token_ttl_seconds + 1)  # the first 3 are no longer live
 
     moved = threading.Event()
-    real_raise, real_activate = QueueRepository.raise_admit_bound, QueueRepository.activate
+    real_raise, real_activate = QueueRepository.save_admission, QueueRepository.activate
 
     def raise_and_remember(self: Any, *args: Any) -> bool:
         result = real_raise(self, *args)
@@ -52,7 +52,7 @@ def test_a_run_that_crashed_after_moving_the_bound_is_repaired_by_the_next(
             activated_after_move.append(token.user_id)
         return real_activate(self, token, active_until)
 
-    monkeypatch.setattr(QueueRepository, "raise_admit_bound", raise_and_remember)
+    monkeypatch.setattr(QueueRepository, "save_admission", raise_and_remember)
     monkeypatch.setattr(QueueRepository, "activate", crash_half_way)
     with pytest.raises(RuntimeError):
         queue.admit()

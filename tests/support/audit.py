@@ -10,7 +10,8 @@ What it checks (docs/RELIABILITY.md lists the promises and the tests that use th
 - money: sold seats = PAID reservations = payment ledger entries (one each, amount = price); every balance
   = the sum of its ledger; no negative balance; all balances + all payments = all charges;
 - queue: no token ACTIVE after its owner paid with it; live ACTIVE tokens never above the concert's
-  capacity; tokens carry the index keys of their status; no two tokens of a concert share a sequence number.
+  capacity; tokens carry the index keys of their status (WAIT in GSI1 at +seq; ACTIVE in GSI2 and, past
+  WAIT, in GSI1 at -seq; EXPIRED in GSI1 at -seq only); no two tokens of a concert share a sequence number.
 """
 
 from __future__ import annotations
@@ -119,22 +120,17 @@ def entry_amount(item: Item) -> int:
 
 
 # ---- the audit ----
-def audit(
-    client: Any, table_name: str, *, now: float | None = None, max_holds: int | None = None, capacity_slack: int = 0
-) -> AuditReport:
-    return audit_items(scan_table(client, table_name), now=now, max_holds=max_holds, capacity_slack=capacity_slack)
+def audit(client: Any, table_name: str, *, now: float | None = None, max_holds: int | None = None) -> AuditReport:
+    return audit_items(scan_table(client, table_name), now=now, max_holds=max_holds)
 
 
-def audit_items(
-    items: Iterable[Item], *, now: float | None = None, max_holds: int | None = None, capacity_slack: int = 0
-) -> AuditReport:
-    """capacity_slack: live ACTIVE tokens allowed over capacity (docs/QUEUE.md's known limit while people join)."""
+def audit_items(items: Iterable[Item], *, now: float | None = None, max_holds: int | None = None) -> AuditReport:
     now = time.time() if now is None else now
     tables = sort_items(items)
     report = AuditReport()
     _audit_seats(tables, report, now, max_holds)
     _audit_money(tables, report)
-    _audit_queue(tables, report, now, capacity_slack)
+    _audit_queue(tables, report, now)
     _measure_hint(tables, report)
     return report
 
@@ -276,7 +272,7 @@ def _audit_ledger_chains(tables: _Tables, report: AuditReport) -> None:
                 break
 
 
-def _audit_queue(tables: _Tables, report: AuditReport, now: float, capacity_slack: int = 0) -> None:  # noqa: PLR0912 - one branch per rule
+def _audit_queue(tables: _Tables, report: AuditReport, now: float) -> None:  # noqa: PLR0912 - one branch per rule
     paid_at: dict[tuple[str, str], int] = {}
     for reservation in tables.reservations.values():
         if reservation.get("status") == "PAID":
@@ -288,19 +284,20 @@ def _audit_queue(tables: _Tables, report: AuditReport, now: float, capacity_slac
         cid, uid, status = str(token["concertId"]), str(token["userId"]), token.get("status")
         report.figures[f"tokens_{str(status).lower()}"] += 1
         seqs[cid][int(token["seq"])] += 1
+        past_wait = "GSI1SK" not in token or int(token["GSI1SK"]) == -int(token["seq"])
         if status == "ACTIVE":
-            if "GSI2PK" not in token or "GSI1PK" in token:
-                report.fail(f"ACTIVE token {cid}/{uid} is not (only) in the ACTIVE index")
+            if "GSI2PK" not in token or not past_wait:
+                report.fail(f"ACTIVE token {cid}/{uid} is not in the ACTIVE index, or is in the WAIT one")
             if int(token.get("activeUntil") or 0) > now:
                 live[cid] += 1
             if (cid, uid) in paid_at and int(token["issuedAt"]) <= paid_at[(cid, uid)]:
                 report.fail(f"token {cid}/{uid} still ACTIVE after its owner paid")
         elif status == "WAIT":
-            if "GSI1PK" not in token or "GSI2PK" in token:
+            if "GSI1PK" not in token or token.get("GSI1SK") != token["seq"] or "GSI2PK" in token:
                 report.fail(f"WAIT token {cid}/{uid} is not (only) in the WAIT index")
         elif status == "EXPIRED":
-            if "GSI1PK" in token or "GSI2PK" in token:
-                report.fail(f"EXPIRED token {cid}/{uid} is still in an index")
+            if "GSI2PK" in token or not past_wait:
+                report.fail(f"EXPIRED token {cid}/{uid} is still in the ACTIVE or the WAIT index")
         else:
             report.fail(f"token {cid}/{uid} has status {status!r}")
     for cid, counts in seqs.items():
@@ -309,10 +306,8 @@ def _audit_queue(tables: _Tables, report: AuditReport, now: float, capacity_slac
                 report.fail(f"concert {cid}: {count} tokens share sequence number {seq}")
     for cid, count in live.items():
         capacity = int(tables.queues[cid]["capacity"]) if cid in tables.queues else None
-        if capacity is not None and count > capacity + capacity_slack:
+        if capacity is not None and count > capacity:
             report.fail(f"concert {cid}: {count} live ACTIVE tokens, capacity {capacity}")
-        elif capacity is not None and count > capacity:
-            report.figures["concerts_over_capacity_within_slack"] += 1
     report.figures["live_active_tokens"] = sum(live.values())
 
 

@@ -123,7 +123,7 @@ def test_overlapping_scheduler_runs_move_the_bound_once(clock):
     assert stale is not None
     queue.admit()
     # A second run that read the state before the first one wrote it must not admit on top.
-    assert not repository.raise_admit_bound("c1", stale.admit_bound, stale.admit_bound + 2)
+    assert not repository.save_admission("c1", stale.admit_bound, stale.admit_bound + 2, ())
     assert queue.admit().admitted == 0
     live = [t for t in repository.active_tokens("c1") if (t.active_until or 0) > clock()]
     assert len(live) == 2
@@ -135,7 +135,7 @@ def test_a_run_that_crashed_after_raising_the_bound_is_repaired_by_the_next(cloc
     waiter, _ = queue.issue("c1", "b")
     clock.advance(queue.settings.active_token_ttl_seconds)
     repository = QueueRepository()
-    assert repository.raise_admit_bound("c1", 1, 2)  # the run died here, before activating anyone
+    assert repository.save_admission("c1", 1, 2, ())  # the run died here, before activating anyone
     assert queue.admit().admitted == 1
     assert repository.get_token("c1", "b").status is TokenStatus.ACTIVE  # type: ignore[union-attr]
     assert queue.position("c1", "b", waiter.token).position == 0
@@ -163,3 +163,84 @@ def test_sharded_admission_admits_lowest_sequence_numbers_first(clock):
     waiting = sorted(t.seq for t in tokens if t and t.status is TokenStatus.WAIT)
     assert 0 < len(active) <= 4
     assert not active or not waiting or max(active) < min(waiting)
+
+
+# ---- joins in flight while the scheduler counts (docs/QUEUE.md: "Joins in flight") ----
+def _live_active(clock) -> list[str]:
+    return sorted(t.user_id for t in QueueRepository().active_tokens("c1") if (t.active_until or 0) > clock())
+
+
+def _in_order_shards(monkeypatch) -> None:
+    """Joins take shards 0, 1, 2, ... in turn, so sequence numbers are 1, 2, 3, ... with any shard count."""
+    picks = iter(range(1_000))
+    monkeypatch.setattr("ticketline.services.queue.secrets.randbelow", lambda shards: next(picks) % shards)
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_a_run_during_a_join_that_drew_its_number_but_has_not_written_its_token_does_not_over_admit(
+    clock, monkeypatch, shards
+):
+    _in_order_shards(monkeypatch)
+    queue = open_queue(capacity=2, shards=shards)
+    queue.issue("c1", "a")  # seq 1: ACTIVE
+    real_put = QueueRepository.put_token
+    runs = []
+
+    def slow_put(self, token, replacing):
+        if token.user_id == "c":  # c drew seq 2 (under the bound: ACTIVE) and its token is still on its way
+            queue.issue("c1", "w")  # seq 3: WAIT
+            runs.append(QueueService().admit())
+        return real_put(self, token, replacing)
+
+    monkeypatch.setattr(QueueRepository, "put_token", slow_put)
+    joined, _ = queue.issue("c1", "c")
+    assert joined.status is TokenStatus.ACTIVE
+    assert _live_active(clock) == ["a", "c"]  # capacity 2, never 3
+    assert runs[0].admitted == 0  # seq 2 counted as occupied although no token showed it yet
+    assert QueueRepository().get_token("c1", "w").status is TokenStatus.WAIT  # type: ignore[union-attr]
+
+
+def test_the_slot_held_for_a_join_that_never_wrote_its_token_is_released_by_a_later_run(clock):
+    from ticketline.services.queue import JOIN_WINDOW_SECONDS
+
+    queue = open_queue(capacity=2)
+    queue.issue("c1", "a")  # seq 1
+    repository = QueueRepository()
+    assert repository.next_seq("c1", 0, 1) == 2  # a join drew seq 2, then its Lambda died
+    waiter, _ = queue.issue("c1", "w")  # seq 3
+    assert queue.admit().admitted == 0  # seq 2 may still be on its way
+    clock.advance(JOIN_WINDOW_SECONDS + 1)
+    assert queue.admit().admitted == 1  # no join lasts that long: seq 2 is gone, its slot is free
+    assert _live_active(clock) == ["a", "w"]
+    assert queue.position("c1", "w", waiter.token).status is TokenStatus.ACTIVE
+
+
+def test_a_slot_freed_right_after_its_join_is_not_held_back(clock):
+    from ticketline.db import dynamodb, values
+
+    queue = open_queue(capacity=1)
+    queue.issue("c1", "a")
+    queue.issue("c1", "w")
+    repository = QueueRepository()
+    token = repository.get_token("c1", "a").token  # type: ignore[union-attr]
+    # a pays at once: the payment's token update (docs/DATA_MODEL.md) leaves GSI2, the token stays in GSI1
+    dynamodb().update_item(
+        **repository.expire_update("c1", "a", token),
+        ConditionExpression="#token = :token",
+        ExpressionAttributeValues=values(expired=TokenStatus.EXPIRED.value, token=token),
+    )
+    assert queue.admit().admitted == 1
+    assert _live_active(clock) == ["w"]
+
+
+def test_the_queue_state_keeps_a_bounded_number_of_counter_readings(clock):
+    from ticketline.services.queue import JOIN_WINDOW_SECONDS, READING_SPACING_SECONDS
+
+    queue = open_queue(capacity=2)
+    for n in range(200):
+        queue.issue("c1", f"u{n}")
+        queue.admit()
+        clock.advance(0.5)
+    state = QueueRepository().get_state("c1", consistent=True)
+    assert state is not None
+    assert 1 < len(state.readings) <= JOIN_WINDOW_SECONDS // READING_SPACING_SECONDS + 2

@@ -21,6 +21,19 @@ class TokenStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+def sequence_number(drawn: int, shard: int, shards: int) -> int:
+    """The `drawn`-th number of shard s is s+1, s+1+K, s+1+2K, ...: interleaved, globally unique, ordered per shard."""
+    return (drawn - 1) * shards + shard + 1
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReading:
+    """What each sequence shard had handed out at `at` (epoch seconds, taken after the read)."""
+
+    at: int
+    issued: tuple[int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class QueueState:
     """Per-concert admission state. Only concert creation and the scheduler write it."""
@@ -30,6 +43,8 @@ class QueueState:
     shards: int
     # Every token whose sequence number is <= admit_bound is entitled to be ACTIVE.
     admit_bound: int
+    # The scheduler's recent counter readings, oldest first: they date the numbers drawn since (docs/QUEUE.md).
+    readings: tuple[CounterReading, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """Queue items in the single table (see docs/DATA_MODEL.md).
 
-- QUEUE state   PK=CONCERT#<cid>          SK=QUEUE   capacity, shards, admitBound
+- QUEUE state   PK=CONCERT#<cid>          SK=QUEUE   capacity, shards, admitBound, counterReadings
 - registry      PK=QUEUES                 SK=<cid>   lets the scheduler find every queue
 - seq counter   PK=QSEQ#<cid>#<shard>     SK=QSEQ    n (sharded so issuing is not one hot item)
 - token         PK=QTOKEN#<cid>#<uid>     SK=QTOKEN  token, seq, status, activeUntil
-    WAIT:   GSI1PK=WAIT#<cid>#<shard>, GSI1SK=seq        (admission reads waiters in seq order)
+    all:    GSI1PK=WAIT#<cid>#<shard>; WAIT: GSI1SK=seq (admission reads waiters in seq order),
+            ACTIVE/EXPIRED: GSI1SK=-seq (admission sees which drawn numbers have arrived)
     ACTIVE: GSI2PK=ACTIVE#<cid>,       GSI2SK=activeUntil (expiry reads the due ones)
 """
 
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
-from ticketline.models.queue import QueueState, QueueToken, TokenStatus
+from ticketline.models.queue import CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 
 DAY = 86_400
 TOKEN_RETENTION_SECONDS = 2 * DAY  # TTL tidies dead tokens; logic never relies on it
@@ -87,15 +88,23 @@ class QueueRepository:
         state = next((_state(item) for item in found if item["SK"] == "QUEUE"), None)
         return token, state
 
-    def raise_admit_bound(self, concert_id: str, expected: int, new_bound: int) -> bool:
-        """Optimistic: of two overlapping scheduler runs only one moves the bound."""
+    def save_admission(
+        self, concert_id: str, expected: int, new_bound: int, readings: tuple[CounterReading, ...]
+    ) -> bool:
+        """Set the bound (raised, or kept) and the counter readings, if the bound is still `expected`.
+
+        Optimistic: of two overlapping scheduler runs only one moves the bound. A run that loses only loses its
+        reading, which makes later runs more cautious, never less.
+        """
         try:
             dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(state_key(concert_id)),
-                UpdateExpression="SET admitBound = :new",
+                UpdateExpression="SET admitBound = :new, counterReadings = :readings",
                 ConditionExpression="admitBound = :expected",
-                ExpressionAttributeValues=values(new=new_bound, expected=expected),
+                ExpressionAttributeValues=values(
+                    new=new_bound, expected=expected, readings=[[r.at, *r.issued] for r in readings]
+                ),
             )
         except ClientError as error:
             if is_condition_failure(error):
@@ -116,7 +125,7 @@ class QueueRepository:
 
     # ---- sequence ----
     def next_seq(self, concert_id: str, shard: int, shards: int) -> int:
-        """Shard s hands out s+1, s+1+K, s+1+2K, ...: interleaved, globally unique, ordered per shard."""
+        """Draw the shard's next number (see `sequence_number`)."""
         response = dynamodb().update_item(
             TableName=self.table,
             Key=to_raw(_counter_key(concert_id, shard)),
@@ -124,8 +133,7 @@ class QueueRepository:
             ExpressionAttributeValues=values(one=1),
             ReturnValues="UPDATED_NEW",
         )
-        issued = int(from_raw(response["Attributes"])["n"])
-        return (issued - 1) * shards + shard + 1
+        return sequence_number(int(from_raw(response["Attributes"])["n"]), shard, shards)
 
     def issued_counts(self, concert_id: str, shards: int) -> list[int]:
         """How many sequence numbers each shard has handed out (strongly consistent)."""
@@ -176,8 +184,8 @@ class QueueRepository:
                 TableName=self.table,
                 Key=to_raw(token_key(token.concert_id, token.user_id)),
                 UpdateExpression=(
-                    "SET #status = :active, activeUntil = :until, GSI2PK = :partition, GSI2SK = :until, #ttl = :ttl "
-                    "REMOVE GSI1PK, GSI1SK"
+                    "SET #status = :active, activeUntil = :until, GSI2PK = :partition, GSI2SK = :until, #ttl = :ttl, "
+                    "GSI1SK = :arrived"
                 ),
                 ConditionExpression="#status = :wait AND #token = :token",
                 ExpressionAttributeNames={"#status": "status", "#token": "token", "#ttl": "ttl"},
@@ -188,6 +196,7 @@ class QueueRepository:
                     until=active_until,
                     partition=_active_partition(token.concert_id),
                     ttl=active_until + TOKEN_RETENTION_SECONDS,
+                    arrived=-token.seq,
                 ),
             )
         except ClientError as error:
@@ -213,7 +222,10 @@ class QueueRepository:
         return True
 
     def expire_update(self, concert_id: str, user_id: str, token: str) -> dict[str, Any]:
-        """The token -> EXPIRED update; payments put it inside their transaction (with their own condition)."""
+        """The token -> EXPIRED update; payments put it inside their transaction (with their own condition).
+
+        It keeps GSI1 (`-seq`): admission must still see that this number arrived and is gone.
+        """
         return {
             "TableName": self.table,
             "Key": to_raw(token_key(concert_id, user_id)),
@@ -223,12 +235,19 @@ class QueueRepository:
 
     def waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:
         """WAIT tokens of one shard with seq <= bound, lowest first."""
+        yield from self._gsi1_range(concert_id, shard, 1, bound)
+
+    def arrived_between(self, concert_id: str, shard: int, low: int, high: int) -> Iterator[QueueToken]:
+        """Tokens of one shard past WAIT (ACTIVE or EXPIRED) with low <= seq <= high."""
+        yield from self._gsi1_range(concert_id, shard, -high, -low)
+
+    def _gsi1_range(self, concert_id: str, shard: int, low: int, high: int) -> Iterator[QueueToken]:
         paginator = dynamodb().get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
             IndexName="GSI1",
-            KeyConditionExpression="GSI1PK = :partition AND GSI1SK <= :bound",
-            ExpressionAttributeValues=values(partition=_wait_partition(concert_id, shard), bound=bound),
+            KeyConditionExpression="GSI1PK = :partition AND GSI1SK BETWEEN :low AND :high",
+            ExpressionAttributeValues=values(partition=_wait_partition(concert_id, shard), low=low, high=high),
         ):
             for raw in page["Items"]:
                 yield _token(from_raw(raw))
@@ -257,6 +276,10 @@ def _state(item: Item) -> QueueState:
         capacity=int(item["capacity"]),
         shards=int(item["shards"]),
         admit_bound=int(item["admitBound"]),
+        readings=tuple(
+            CounterReading(at=int(at), issued=tuple(int(n) for n in issued))
+            for at, *issued in item.get("counterReadings", [])
+        ),
     )
 
 
@@ -285,13 +308,12 @@ def _token_item(token: QueueToken) -> Item:
         "status": token.status.value,
         "issuedAt": token.issued_at,
         "activeUntil": token.active_until,
+        # Every token stays in its shard's GSI1 partition: WAIT at +seq, once past WAIT at -seq.
+        "GSI1PK": _wait_partition(token.concert_id, token.shard),
+        "GSI1SK": token.seq if token.status is TokenStatus.WAIT else -token.seq,
     }
     if token.status is TokenStatus.WAIT:
-        item |= {
-            "GSI1PK": _wait_partition(token.concert_id, token.shard),
-            "GSI1SK": token.seq,
-            "ttl": token.issued_at + TOKEN_RETENTION_SECONDS,
-        }
+        item["ttl"] = token.issued_at + TOKEN_RETENTION_SECONDS
     elif token.status is TokenStatus.ACTIVE and token.active_until is not None:
         item |= {
             "GSI2PK": _active_partition(token.concert_id),

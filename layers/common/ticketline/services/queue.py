@@ -8,6 +8,7 @@ a shared item (see docs/QUEUE.md).
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,15 @@ from hmac import compare_digest
 from ticketline import clock
 from ticketline.config import Settings, get_settings
 from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive
-from ticketline.models.queue import QueuePositionOut, QueueState, QueueToken, QueueTokenOut, TokenStatus
+from ticketline.models.queue import (
+    CounterReading,
+    QueuePositionOut,
+    QueueState,
+    QueueToken,
+    QueueTokenOut,
+    TokenStatus,
+    sequence_number,
+)
 from ticketline.observability import logger, metrics
 from ticketline.repositories.queue import QueueRepository
 
@@ -24,6 +33,11 @@ MIN_POLL_SECONDS = 2
 MAX_POLL_SECONDS = 30
 # One more second of poll interval per this many people ahead: far-back users poll less (read load).
 POSITIONS_PER_POLL_SECOND = 50
+# No join lasts longer: the queue functions stop at 10 s (template Globals Timeout), plus time for a write
+# already sent and for the index to show it. A drawn number whose token is not visible may be in flight that long.
+JOIN_WINDOW_SECONDS = 30
+# The queue state keeps a counter reading at most this often: about JOIN_WINDOW / this many, whatever the run rate.
+READING_SPACING_SECONDS = 6
 
 
 @dataclass
@@ -148,21 +162,43 @@ class QueueService:
         return summary
 
     def _admit_concert(self, concert_id: str) -> RunSummary:
-        """Cost O(admitted + capacity + shards), never O(waiting)."""
+        """Cost O(admitted + capacity + shards + numbers drawn in the join window), never O(waiting).
+
+        Every number <= the bound is counted as occupied unless it is known to be free: it is live ACTIVE or
+        entitled WAIT (occupied), not drawn yet (kept for the next arrival), drawn in the join window with no
+        token visible (a join in flight: occupied), or else free (its token expired or was paid, or its join
+        died). The reads come before the counter reading, so a join is never missed between them.
+        """
         state = self.repository.get_state(concert_id, consistent=True)
         if state is None:
             return RunSummary()
         now = int(clock.now())
         # Repair first: waiters already entitled (a crashed run, or nobody polled) are ACTIVE from now on.
         entitled = self._activate_up_to(state, state.admit_bound, now)
-        live = {t.user_id for t in self.repository.active_tokens(concert_id) if (t.active_until or 0) > now}
-        kept_for_newcomers = _unissued_up_to(state, self.repository.issued_counts(concert_id, state.shards))
-        occupied = len(live | entitled) + kept_for_newcomers
-        free = state.capacity - occupied
+        seen = {t.seq: t for t in [*self.repository.active_tokens(concert_id), *entitled]}
+        occupying = {t.seq for t in entitled} | {t.seq for t in seen.values() if _live(t, now)}
+        issued = self.repository.issued_counts(concert_id, state.shards)
+        reading = CounterReading(at=math.ceil(clock.now()), issued=tuple(issued))
+        in_flight = 0
+        for shard, (first, last) in enumerate(_drawn_lately(state, issued, now - JOIN_WINDOW_SECONDS)):
+            if first > last:
+                continue
+            low, high = sequence_number(first, shard, state.shards), sequence_number(last, shard, state.shards)
+            for token in self.repository.arrived_between(concert_id, shard, low, high):
+                seen[token.seq] = token
+                if _live(token, now):
+                    occupying.add(token.seq)
+            in_flight += sum(sequence_number(n, shard, state.shards) not in seen for n in range(first, last + 1))
+        free = state.capacity - len(occupying) - in_flight - _unissued_up_to(state, issued)
+        readings = _next_readings(state.readings, reading, now - JOIN_WINDOW_SECONDS)
+        if in_flight:
+            logger.info("slots held for joins in flight", extra={"concertId": concert_id, "inFlight": in_flight})
         if free <= 0:
+            if readings != state.readings:
+                self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings)
             return RunSummary(concerts=1, admitted=len(entitled))
         new_bound = state.admit_bound + free
-        if not self.repository.raise_admit_bound(concert_id, state.admit_bound, new_bound):
+        if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings):
             logger.info("another scheduler run moved the bound first", extra={"concertId": concert_id})
             return RunSummary(concerts=1, admitted=len(entitled))
         admitted = self._activate_up_to(replace(state, admit_bound=new_bound), new_bound, now)
@@ -179,15 +215,15 @@ class QueueService:
             self._cache.put(state)
         return state
 
-    def _activate_up_to(self, state: QueueState, bound: int, now: int) -> set[str]:
-        """Activate every WAIT token with seq <= bound; returns the users now ACTIVE (whoever activated them)."""
+    def _activate_up_to(self, state: QueueState, bound: int, now: int) -> list[QueueToken]:
+        """Activate every WAIT token with seq <= bound; returns them, now ACTIVE (whoever activated them)."""
         active_until = now + self.settings.active_token_ttl_seconds
-        users: set[str] = set()
+        activated: list[QueueToken] = []
         for shard in range(state.shards):
             for token in self.repository.waiting_up_to(state.concert_id, shard, bound):
                 self.repository.activate(token, active_until)
-                users.add(token.user_id)
-        return users
+                activated.append(token)
+        return activated
 
     def _settle(self, token: QueueToken, state: QueueState, now: int) -> QueueToken:
         """A waiter the bound has passed walks in at its next request, without waiting for the scheduler."""
@@ -222,10 +258,38 @@ class QueueService:
         )
 
 
+def _live(token: QueueToken, now: int) -> bool:
+    return token.status is TokenStatus.ACTIVE and (token.active_until or 0) > now
+
+
+def _under_bound(state: QueueState, shard: int) -> int:
+    """How many of the shard's numbers are <= the bound."""
+    return (state.admit_bound - shard - 1) // state.shards + 1 if state.admit_bound > shard else 0
+
+
 def _unissued_up_to(state: QueueState, issued: list[int]) -> int:
     """Sequence numbers <= the bound that no one holds yet: slots kept for the next arrivals."""
-    unissued = 0
-    for shard, count in enumerate(issued):
-        if state.admit_bound >= shard + 1:
-            unissued += max(0, (state.admit_bound - shard - 1) // state.shards + 1 - count)
-    return unissued
+    return sum(max(0, _under_bound(state, shard) - count) for shard, count in enumerate(issued))
+
+
+def _drawn_lately(state: QueueState, issued: list[int], cutoff: int) -> list[tuple[int, int]]:
+    """Per shard, the (first, last) draw counts <= the bound drawn after the newest reading taken by `cutoff`.
+
+    Numbers drawn before that reading belong to joins that started before it, so they are over by now. With no
+    such reading (a new queue) every number drawn so far is recent: at most the first bound's worth.
+    """
+    baseline = max((r for r in state.readings if r.at <= cutoff), key=lambda r: r.at, default=None)
+    floors = baseline.issued if baseline else (0,) * state.shards
+    return [(floors[s] + 1, min(count, _under_bound(state, s))) for s, count in enumerate(issued)]
+
+
+def _next_readings(
+    readings: tuple[CounterReading, ...], new: CounterReading, cutoff: int
+) -> tuple[CounterReading, ...]:
+    """The readings later runs may still need: the newest taken by `cutoff` (their baseline) and all later ones,
+    plus this run's unless nothing was drawn since the newest or it is younger than READING_SPACING_SECONDS."""
+    ordered = sorted(readings, key=lambda r: r.at)
+    kept = [r for r in ordered if r.at <= cutoff][-1:] + [r for r in ordered if r.at > cutoff]
+    if not kept or (new.issued != kept[-1].issued and new.at - kept[-1].at >= READING_SPACING_SECONDS):
+        kept.append(new)
+    return tuple(kept)
