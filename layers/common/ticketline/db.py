@@ -6,41 +6,60 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
-
 from ticketline.config import get_settings
+from ticketline.observability import tracer
 
 if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 Item = dict[str, Any]
 RawItem = dict[str, "AttributeValueTypeDef"]
 
-# "standard" retries throttles and 5xx with jittered backoff; ConditionalCheckFailed is never retried.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+# boto3 and botocore are imported here, on the first DynamoDB call, not when a handler loads: importing them
+# (botocore.client, botocore.config) is 100+ ms of cold start that /health and the requests refused before
+# any DynamoDB call (401, 403, 400) never need (docs/BENCHMARKS.md, cold start).
+@cache
+def dynamodb() -> DynamoDBClient:
+    import boto3
+    from botocore.config import Config
+
+    tracer.patch(modules=("botocore",))  # X-Ray subsegments per DynamoDB call; a no-op when tracing is off
+    # "standard" retries throttles and 5xx with jittered backoff; ConditionalCheckFailed is never retried.
+    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+    return boto3.client("dynamodb", endpoint_url=get_settings().dynamodb_endpoint_url, config=config)
 
 
 @cache
-def dynamodb() -> DynamoDBClient:
-    return boto3.client("dynamodb", endpoint_url=get_settings().dynamodb_endpoint_url, config=_CLIENT_CONFIG)
+def _serializer() -> TypeSerializer:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+@cache
+def _deserializer() -> TypeDeserializer:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 
 def to_raw(item: Item) -> RawItem:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
+    serialize = _serializer().serialize
+    return {key: serialize(value) for key, value in item.items() if value is not None}
 
 
 def from_raw(raw: RawItem | Any) -> Item:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
+    deserialize = _deserializer().deserialize
+    return {key: _plain(deserialize(value)) for key, value in raw.items()}
 
 
 def values(**named: Any) -> RawItem:
     """ExpressionAttributeValues from keyword arguments: values(now=1) -> {":now": {"N": "1"}}."""
-    return {f":{name}": _serializer.serialize(value) for name, value in named.items()}
+    serialize = _serializer().serialize
+    return {f":{name}": serialize(value) for name, value in named.items()}
 
 
 def put_new(table: str, items: list[Item]) -> None:

@@ -13,24 +13,18 @@ The services' own transactions make that second run harmless (see services/walle
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from ticketline.config import Settings, get_settings
 from ticketline.db import dynamodb
 from ticketline.errors import IdempotencyInProgress, IdempotencyKeyReused, ServiceUnavailable
 from ticketline.observability import logger
+
+# The Powertools utility (and the boto3 it imports) loads with the first idempotent call, not with the handler:
+# the wallet's GET routes and every refusal before the operation never need it (docs/BENCHMARKS.md, cold start).
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 RECORD_TTL_SECONDS = 24 * 3600
@@ -45,18 +39,29 @@ class IdempotentOperation:
     def __init__(self, name: str, validate: str, settings: Settings | None = None) -> None:
         self.name = name
         self.settings = settings or get_settings()
-        self.config = IdempotencyConfig(
-            event_key_jmespath="[userId, key]",
-            payload_validation_jmespath=validate,
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=RECORD_TTL_SECONDS,
-        )
+        self.validate = validate
+        self._config: IdempotencyConfig | None = None
         self._store: DynamoDBPersistenceLayer | None = None
+
+    @property
+    def config(self) -> IdempotencyConfig:
+        if self._config is None:
+            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+            self._config = IdempotencyConfig(
+                event_key_jmespath="[userId, key]",
+                payload_validation_jmespath=self.validate,
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=RECORD_TTL_SECONDS,
+            )
+        return self._config
 
     @property
     def store(self) -> DynamoDBPersistenceLayer:
         # Made on first use: our client (retries, the local endpoint), created inside the caller's environment.
         if self._store is None:
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
             self._store = DynamoDBPersistenceLayer(
                 table_name=self.settings.idempotency_table_name, boto3_client=dynamodb()
             )
@@ -64,6 +69,13 @@ class IdempotentOperation:
 
     def run(self, operation: Callable[[Request], Answer], request: Request, context: LambdaContext | None) -> Answer:
         """operation(request) once per (request["userId"], request["key"]); its answer is JSON (a dict)."""
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+            IdempotencyValidationError,
+        )
+
         if context is not None:
             # An INPROGRESS record then lapses with this invocation, so a crash never locks the key for a day.
             self.config.register_lambda_context(context)
