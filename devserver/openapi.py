@@ -466,7 +466,7 @@ def _error_response(status: int, codes: list[str], registry: Mapping[str, tuple[
             "value": {"error": {"code": code, "message": message, "details": details}},
         }
     response: dict[str, Any] = {
-        "description": ", ".join(codes),
+        "description": " ".join(f"`{code}`: {registry[code][1]}" for code in codes),
         "content": {
             "application/json": {"schema": {"$ref": _COMPONENT_REF.format(model=ERROR_SCHEMA)}, "examples": examples}
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -121,3 +122,81 @@ def test_the_document_is_valid_json_schema_for_openapi(document: dict[str, Any])
     from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 
     OpenAPI(**json.loads(render(document)))
+
+
+# ---------- the document against API.md, route by route ----------
+API_MD = ROOT.parent / "shared" / "API.md"
+_ROUTE = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)[^`]*` — ")
+# Words of a route's paragraph in API.md -> the error codes the route must document.
+_IMPLIED_CODES = {
+    "JWT": ("UNAUTHENTICATED",),
+    "admin JWT": ("FORBIDDEN",),
+    "queue token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED"),
+    "ACTIVE token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED", "QUEUE_TOKEN_NOT_ACTIVE"),
+    "Idempotency-Key": ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_IN_PROGRESS"),
+    "Body": ("VALIDATION_ERROR",),
+}
+
+
+def api_md_routes() -> dict[tuple[str, str], str]:
+    """(path, method) -> the paragraph API.md writes about that route."""
+    text = API_MD.read_text()
+    matches = list(_ROUTE.finditer(text))
+    routes = {}
+    for match, following in zip(matches, [*matches[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        routes[(match.group(2), match.group(1).lower())] = text[match.end() : end].split("\n\n")[0]
+    return routes
+
+
+def documented_codes(operation: dict[str, Any]) -> dict[str, set[str]]:
+    return {
+        status: set(response["content"]["application/json"]["examples"])
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+    }
+
+
+def test_no_422_anywhere_and_validation_errors_are_400_in_the_api_shape(document: dict[str, Any]) -> None:
+    text = render(document)
+    assert '"422"' not in text and "HTTPValidationError" not in text
+    for path, method, operation in operations(document):
+        takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
+        codes = documented_codes(operation)
+        assert ("VALIDATION_ERROR" in codes.get("400", set())) == takes_input, (method, path)
+        if takes_input:
+            example = operation["responses"]["400"]["content"]["application/json"]["examples"]["VALIDATION_ERROR"]
+            error = example["value"]["error"]
+            assert error["code"] == "VALIDATION_ERROR" and error["details"] and error["message"], (method, path)
+
+
+def test_every_route_documents_the_errors_api_md_gives_it(document: dict[str, Any]) -> None:
+    routes = api_md_routes()
+    registry = error_registry()
+    served = {(route.path, route.method.lower()) for route in TEMPLATE.routes}
+    assert served <= routes.keys(), f"routes missing from API.md: {sorted(served - routes.keys())}"
+    for path, method in sorted(served):
+        paragraph = routes[(path, method)]
+        codes = documented_codes(document["paths"][path][method])
+        everything = set().union(*codes.values())
+        expected = {"THROTTLED"}
+        for words, implied in _IMPLIED_CODES.items():
+            if words in paragraph:
+                expected.update(implied)
+        if "{" in path:
+            expected.add("VALIDATION_ERROR")
+        assert expected <= everything, (method, path, sorted(expected - everything))
+        for code in expected:
+            assert code in codes[str(registry[code][0])], (method, path, code)
+        # A status the paragraph names ("404 for an unknown concert", "403 otherwise") is documented too.
+        for status in re.findall(r"\b(4\d\d) (?:when|for|otherwise)", paragraph):
+            assert codes.get(status), (method, path, status)
+
+
+def test_the_admin_body_validated_in_the_handler_is_documented(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/admin/concerts"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ConcertIn"}
+    assert operation["requestBody"]["required"] is True
+    codes = documented_codes(operation)
+    assert codes["403"] == {"FORBIDDEN"} and "VALIDATION_ERROR" in codes["400"]
