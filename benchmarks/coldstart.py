@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
+    load_at_start = round(os.getloadavg()[0], 1)  # the machine line's load is taken when the run ends
     apps = handler_files()
     modes = {"on": True, "off": False}
     loads: dict[tuple[str, str], list[float]] = {(app.parent.name, mode): [] for app in apps for mode in modes}
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     result = {
         "runs": args.runs,
+        "load_average_1min_at_start": load_at_start,
         "target_ms": TARGET_MS,
         "interpreter_start_ms": interpreter_start_ms(min(args.runs, 10)),
         "handlers": handlers,

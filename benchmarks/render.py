@@ -262,6 +262,8 @@ def coldstart(result: dict[str, Any]) -> str:
 
 {machine_line(result)}
 
+The load average above is read when the runs end; it was {result.get("load_average_1min_at_start", "?")} when they began
+(2 cores, other work running).
 Each handler's `app.py` loaded in a fresh `python` ({result["runs"]} runs each, interleaved), the layer on
 `sys.path` as under /opt/python, in Lambda's environment with `Tracing: Active` as template.yaml deploys it
 (`LAMBDA_TASK_ROOT` set, so Powertools' Tracer is on and the X-Ray SDK loads as on Lambda); target median
@@ -275,21 +277,22 @@ handler (tracing on): the time spent in each top-level package's own modules, in
 {table(columns, rows)}
 
 What was done. Before (commit `f565123`, this method, 20 runs, load average 0.8): 294-343 ms median with
-tracing on, 197-323 ms with tracing off, then 61-98 ms for the DynamoDB client; so a cold call reaching
-DynamoDB had ~390-405 ms of our imports. Now that is import + client in the table: ~330-370 ms, the import
-alone 180-220 ms. (The table before this one, 570-850 ms, came from 2 runs under load 7.5 outside Lambda's
-environment.)
+tracing on, 197-323 ms with tracing off, then 61-98 ms for the DynamoDB client, so ~390-405 ms of our imports
+before a cold call's first DynamoDB request. After, two runs of 20 (load 2.6 and 0.4 at their start): the
+import 180-220 and 200-245 ms, import + client ~330-370 and ~375-420 ms. The gain is the import; for a call
+that reaches DynamoDB the total is about what it was (the differences are within this machine's noise).
+(The table before this one, 570-850 ms, came from 2 runs under load 7.5 outside Lambda's environment.)
 - **Tracer without auto-patching.** `Tracer()` patched every library the X-Ray SDK knows (requests, httplib,
   sqlite3, ...); only botocore is patched now, with the DynamoDB client (`ticketline.db.dynamodb()`), so the
   DynamoDB calls keep their X-Ray subsegments.
 - **boto3 and botocore on first use.** Loading them (`botocore.client` alone imports `botocore.docs`, urllib3
-  and more) was most of the ~130 ms the import lost; `/health` and every request refused before DynamoDB
+  and more) was most of the 100-130 ms the import lost; `/health` and every request refused before DynamoDB
   (401, 403, 400) never need them. For a call that does reach DynamoDB that part moved to the first call
-  (the client column), so its total fell only by the patching that went away (~40 ms).
+  (the client column).
 - **Idempotency on first use.** The Powertools idempotency utility loads with the first charge or payment,
   not with the wallet's GET routes.
 
-What remains in the import (~180-220 ms here, needed by every call): Powertools' event handler with
+What remains in the import (~180-245 ms here, needed by every call): Powertools' event handler with
 `enable_validation` (the resolver, its OpenAPI validation middleware and pydantic, ~100 ms; the package's
 `__init__` also loads the AppSync and Bedrock resolvers and asyncio), Logger, Metrics and the X-Ray SDK that
 Tracer loads even when tracing is off (~50 ms), our pydantic models and services. Lower would take dropping
