@@ -588,9 +588,9 @@ def test_the_wallet_routes_through_the_handler(invoke, clock):
         ({"body": '{"amount": true}'}, "amount"),
         ({"body": '{"amount": 100, "userId": "bob"}'}, "userId"),
         ({"body": "{"}, "body"),
-        (headers("wallet_charge.json", Idempotency_Key=None), "idempotency-key"),
-        (headers("wallet_charge.json", Idempotency_Key=""), "idempotency-key"),
-        (headers("wallet_charge.json", Idempotency_Key="k" * 65), "idempotency-key"),
+        (headers("wallet_charge.json", Idempotency_Key=None), "Idempotency-Key"),
+        (headers("wallet_charge.json", Idempotency_Key=""), "Idempotency-Key"),
+        (headers("wallet_charge.json", Idempotency_Key="k" * 65), "Idempotency-Key"),
     ],
 )
 def test_bad_charges_are_400_with_the_field(invoke, clock, changes, field):
@@ -633,6 +633,6 @@ def test_the_payment_route_through_the_handler(invoke, clock):
     status, again = call(invoke, "pay", "pay.json", body=body, **headers("pay.json", Idempotency_Key="other"))
     assert (status, again["error"]["code"]) == (409, "RESERVATION_NOT_PAYABLE")
     status, missing = call(invoke, "pay", "pay.json", body=body, **headers("pay.json", Idempotency_Key=None))
-    assert status == 400 and missing["error"]["details"][0]["field"] == "idempotency-key"
+    assert status == 400 and missing["error"]["details"][0]["field"] == "Idempotency-Key"
     status, forged = call(invoke, "pay", "pay.json", body='{"reservationId": "r", "amount": 1}')
     assert status == 400 and forged["error"]["details"][0]["field"] == "amount"

@@ -126,6 +126,8 @@ def _validation_failed(errors: Any) -> ValidationFailed:
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         field = ".".join(location[1:]) if len(location) > 1 else (location[0] if location else "body")
+        if location[:1] == ["header"]:  # Powertools lower-cases header names; name them as clients send them
+            field = "-".join(word.capitalize() for word in field.split("-"))
         if error.get("type") == "json_invalid":
             field, message = "body", "is not valid JSON"
         else:
