@@ -6,16 +6,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from devserver import DEFAULT_TEMPLATE
 from devserver.lambda_host import LambdaHost
 from devserver.streams import StreamPoller
 from devserver.template import load_template
-from tests.conftest import ROOT
 
 
 def deliver_stream_records() -> int:
     """Every record written so far, filtered as the template says, through the consumers' handlers (a fresh
     reader starts at TRIM_HORIZON, so records already delivered are delivered again: consumers are idempotent)."""
-    return StreamPoller(load_template(ROOT / "template.yaml"), LambdaHost(""), "").drain()
+    return StreamPoller(load_template(DEFAULT_TEMPLATE), LambdaHost(""), "").drain()
 
 
 def settle_hint(client: Any, table_name: str, schedule_id: str, timeout: float = 20.0) -> int:
