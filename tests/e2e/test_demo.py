@@ -84,6 +84,8 @@ def sign_in_and_join(page: Any, server: RunningServer, concert_id: str, user: st
     expect(page.get_by_test_id("who")).to_have_text(f"signed in as {user}")
     expect(page.get_by_test_id("concert-id")).to_have_value(concert_id)
     page.get_by_test_id("join").click()
+    # The join has answered (the status block shows); only then may a test join over HTTP as the same user.
+    expect(page.get_by_test_id("queue-badge")).to_have_text(re.compile("WAIT|ACTIVE"))
 
 
 def hold_a_seat(page: Any, seat: int, sold: int) -> None:

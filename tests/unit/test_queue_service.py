@@ -233,6 +233,38 @@ def test_a_slot_freed_right_after_its_join_is_not_held_back(clock):
     assert _live_active(clock) == ["w"]
 
 
+def test_a_number_drawn_by_a_join_that_lost_its_users_race_is_free_at_once(clock, monkeypatch):
+    """Two joins of one user at once (a double click, a retry) both draw a number; the one whose token put loses
+    releases its number, so the scheduler does not hold a slot for it as a join in flight."""
+    queue = open_queue(capacity=1)
+    first, _ = queue.issue("c1", "a")  # seq 1: ACTIVE
+    real_put = QueueRepository.put_token
+    raced: list[object] = []
+
+    def racing_put(self, token, replacing):
+        if token.user_id == "w" and not raced:  # w's other request draws seq 3 and writes its token first
+            raced.append(None)
+            raced[0] = queue.issue("c1", "w")
+        return real_put(self, token, replacing)
+
+    monkeypatch.setattr(QueueRepository, "put_token", racing_put)
+    waiter, created = queue.issue("c1", "w")  # drew seq 2, lost the put: w's token is the one with seq 3
+    assert not created and waiter.token == raced[0][0].token  # type: ignore[index]
+    assert QueueRepository().get_token("c1", "w").seq == 3  # type: ignore[union-attr]
+    from ticketline.db import dynamodb, values
+
+    dynamodb().update_item(  # a pays at once: its slot is free
+        **QueueRepository().expire_update("c1", "a", first.token),
+        ConditionExpression="#token = :token",
+        ExpressionAttributeValues=values(expired=TokenStatus.EXPIRED.value, token=first.token),
+    )
+    # The first run moves the bound past seq 2 (a released number takes a step of the bound, nobody's slot);
+    # the next admits w at once instead of holding a slot for seq 2 as a join in flight for JOIN_WINDOW_SECONDS.
+    assert queue.admit().admitted == 0
+    assert queue.admit().admitted == 1
+    assert _live_active(clock) == ["w"]
+
+
 def test_the_queue_state_keeps_a_bounded_number_of_counter_readings(clock):
     from ticketline.services.queue import JOIN_WINDOW_SECONDS, READING_SPACING_SECONDS
 

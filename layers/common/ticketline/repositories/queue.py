@@ -7,11 +7,14 @@
     all:    GSI1PK=WAIT#<cid>#<shard>; WAIT: GSI1SK=seq (admission reads waiters in seq order),
             ACTIVE/EXPIRED: GSI1SK=-seq (admission sees which drawn numbers have arrived)
     ACTIVE: GSI2PK=ACTIVE#<cid>,       GSI2SK=activeUntil (expiry reads the due ones)
+- released seq  PK=QRELEASED#<cid>#<seq>  SK=RELEASED  an EXPIRED stand-in at GSI1SK=-seq for a number whose join
+                                                      lost its user's token to a concurrent join (rare)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -176,6 +179,22 @@ class QueueRepository:
                 return _token(from_raw(error.response["Item"]))  # type: ignore[typeddict-item]
             raise
         return None
+
+    def release_seq(self, lost: QueueToken) -> None:
+        """A number drawn by a join that lost the race for its user's token item: put where the scheduler looks for
+        numbers (GSI1 at -seq) as an EXPIRED stand-in, so it is free at once instead of held as a join in flight.
+        A separate item, never read as anyone's token (its key is not a token key); TTL removes it."""
+        dynamodb().put_item(
+            TableName=self.table,
+            Item=to_raw(
+                _token_item(replace(lost, token="", status=TokenStatus.EXPIRED, active_until=None))
+                | {
+                    "PK": f"QRELEASED#{lost.concert_id}#{lost.seq}",
+                    "SK": "RELEASED",
+                    "ttl": lost.issued_at + TOKEN_RETENTION_SECONDS,
+                }
+            ),
+        )
 
     def activate(self, token: QueueToken, active_until: int) -> bool:
         """WAIT -> ACTIVE; False when it is no longer WAIT (another run or poll did it)."""

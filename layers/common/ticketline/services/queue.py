@@ -96,6 +96,7 @@ class QueueService:
         )
         winner = self.repository.put_token(token, replacing=existing.token if existing else None)
         if winner is not None:  # a concurrent request of the same user won; its token is the caller's
+            self.repository.release_seq(token)  # else the scheduler holds our number's slot as a join in flight
             return self._token_view(winner, state), False
         metrics.add_metric(name="TokensIssued", unit="Count", value=1)
         logger.info("queue token issued", extra={"concertId": concert_id, "seq": seq, "status": token.status})
