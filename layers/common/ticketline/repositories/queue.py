@@ -260,6 +260,11 @@ class QueueRepository:
         """Tokens of one shard past WAIT (ACTIVE or EXPIRED) with low <= seq <= high."""
         yield from self._gsi1_range(concert_id, shard, -high, -low)
 
+    def released_between(self, concert_id: str, shard: int, low: int, high: int) -> int:
+        """How many of the shard's numbers in [low, high] were released (release_seq: their stand-ins carry no
+        token value)."""
+        return sum(1 for token in self.arrived_between(concert_id, shard, low, high) if not token.token)
+
     def _gsi1_range(self, concert_id: str, shard: int, low: int, high: int) -> Iterator[QueueToken]:
         paginator = dynamodb().get_paginator("query")
         for page in paginator.paginate(

@@ -198,7 +198,7 @@ class QueueService:
             if readings != state.readings:
                 self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings)
             return RunSummary(concerts=1, admitted=len(entitled))
-        new_bound = state.admit_bound + free
+        new_bound = self._past_released(state, state.admit_bound + free)
         if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings):
             logger.info("another scheduler run moved the bound first", extra={"concertId": concert_id})
             return RunSummary(concerts=1, admitted=len(entitled))
@@ -215,6 +215,18 @@ class QueueService:
                 raise NotFound(f"Concert {concert_id} does not exist.")
             self._cache.put(state)
         return state
+
+    def _past_released(self, state: QueueState, bound: int) -> int:
+        """`bound`, moved one step further for each released number it passes (a join that lost its user's race:
+        nobody holds it, so its step would admit nobody). One GSI1 query per shard, again only if it found some."""
+        checked = state.admit_bound
+        while bound > checked:
+            released = sum(
+                self.repository.released_between(state.concert_id, shard, checked + 1, bound)
+                for shard in range(state.shards)
+            )
+            checked, bound = bound, bound + released
+        return bound
 
     def _activate_up_to(self, state: QueueState, bound: int, now: int) -> list[QueueToken]:
         """Activate every WAIT token with seq <= bound; returns them, now ACTIVE (whoever activated them)."""
