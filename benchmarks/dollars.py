@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import cost, report
+from benchmarks import cost, render, report
 
 PRICES = {
     "as_of": "2025-06 (AWS list prices, us-east-1)",
@@ -131,23 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     del argv
     result = compute()
     report.save("dollars", "make bench-dollars  (python -m benchmarks.dollars)", result)
-    print(
-        report.table(
-            ["call", "per ticket", "WRU", "RRU", "handler ms", "MB", "$ per 1M tickets"],
-            [
-                (
-                    c["call"],
-                    c["per_ticket"],
-                    c["wru"],
-                    c["rru"],
-                    c["handler_ms"],
-                    c["memory_mb"],
-                    c["dollars_per_million_tickets"],
-                )
-                for c in result["calls"]
-            ],
-        )
-    )
+    print(report.table(render.DOLLAR_COLUMNS, render.dollar_rows(result)))
     print(f"per million tickets: {result['per_million_tickets']}")
     print(f"per million polls:   {result['per_million_polls']}")
     return 0

@@ -297,9 +297,12 @@ on top.
 """
 
 
-def dollars(result: dict[str, Any]) -> str:
-    prices = result["prices"]
-    rows = [
+DOLLAR_COLUMNS = ["call", "calls per ticket", "WRU", "RRU", "handler ms", "MB", "$ per 1M tickets"]
+
+
+def dollar_rows(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One row per call of the buyer's journey, in DOLLAR_COLUMNS' order."""
+    return [
         (
             c["call"],
             c["per_ticket"],
@@ -311,6 +314,11 @@ def dollars(result: dict[str, Any]) -> str:
         )
         for c in result["calls"]
     ]
+
+
+def dollars(result: dict[str, Any]) -> str:
+    prices = result["prices"]
+    rows = dollar_rows(result)
     tickets, polls = result["per_million_tickets"], result["per_million_polls"]
     return f"""## {TITLES["dollars"]}
 
@@ -322,7 +330,7 @@ ${prices["lambda_per_million_requests"]} per million requests; API Gateway REST
 ${prices["api_gateway_rest_per_million"]} per million; DynamoDB on-demand
 ${prices["dynamodb_per_million_wru"]} per million WRU and ${prices["dynamodb_per_million_rru"]} per million RRU.
 
-{table(["call", "calls per ticket", "WRU", "RRU", "handler ms", "MB", "$ per 1M tickets"], rows)}
+{table(DOLLAR_COLUMNS, rows)}
 
 **Per million tickets sold: ${tickets["total"]}** (API Gateway ${tickets["api_gateway"]}, DynamoDB
 ${tickets["dynamodb"]} for {tickets["wru"]:,} WRU and {tickets["rru"]:,} RRU, Lambda ${tickets["lambda"]}).

@@ -62,6 +62,18 @@ def values(**named: Any) -> RawItem:
     return {f":{name}": serialize(value) for name, value in named.items()}
 
 
+def get_many(table: str, keys: list[Item], *, consistent: bool) -> list[Item]:
+    """The items found under `keys` (any order, missing ones left out): one BatchGetItem, plus one more per
+    round of UnprocessedKeys (DynamoDB returns those when throttled)."""
+    request: Any = {table: {"Keys": [to_raw(key) for key in keys], "ConsistentRead": consistent}}
+    found: list[Item] = []
+    while request:
+        response = dynamodb().batch_get_item(RequestItems=request)
+        found.extend(from_raw(raw) for raw in response["Responses"].get(table, []))
+        request = response.get("UnprocessedKeys") or None
+    return found
+
+
 def put_new(table: str, items: list[Item]) -> None:
     """Put items all or nothing, each refusing to overwrite an existing item (one transaction)."""
     dynamodb().transact_write_items(

@@ -66,24 +66,27 @@ class ChargeOut(ApiModel):
     charge_id: str
 
 
+_LEDGER_EXAMPLES = (
+    {
+        "id": "pay_9e2f6c1d0b8a7f3e5d4c2b1a09f8e7d6",
+        "type": "PAYMENT",
+        "amount": 50_000,
+        "balanceAfter": 50_000,
+        "at": "2030-12-01T10:03:00Z",
+        "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
+    },
+    {
+        "id": "ch_4d8b1a07a1193052e5ff4ba84421037a",
+        "type": "CHARGE",
+        "amount": 100_000,
+        "balanceAfter": 100_000,
+        "at": "2030-12-01T10:00:00Z",
+    },
+)
+
+
 class LedgerEntryOut(ApiModel):
-    model_config = with_examples(
-        {
-            "id": "pay_9e2f6c1d0b8a7f3e5d4c2b1a09f8e7d6",
-            "type": "PAYMENT",
-            "amount": 50_000,
-            "balanceAfter": 50_000,
-            "at": "2030-12-01T10:03:00Z",
-            "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
-        },
-        {
-            "id": "ch_4d8b1a07a1193052e5ff4ba84421037a",
-            "type": "CHARGE",
-            "amount": 100_000,
-            "balanceAfter": 100_000,
-            "at": "2030-12-01T10:00:00Z",
-        },
-    )
+    model_config = with_examples(*_LEDGER_EXAMPLES)
 
     id: str
     type: EntryType
@@ -96,28 +99,7 @@ class LedgerEntryOut(ApiModel):
 
 
 class HistoryOut(ApiModel):
-    model_config = with_examples(
-        {
-            "items": [
-                {
-                    "id": "pay_9e2f6c1d0b8a7f3e5d4c2b1a09f8e7d6",
-                    "type": "PAYMENT",
-                    "amount": 50_000,
-                    "balanceAfter": 50_000,
-                    "at": "2030-12-01T10:03:00Z",
-                    "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
-                },
-                {
-                    "id": "ch_4d8b1a07a1193052e5ff4ba84421037a",
-                    "type": "CHARGE",
-                    "amount": 100_000,
-                    "balanceAfter": 100_000,
-                    "at": "2030-12-01T10:00:00Z",
-                },
-            ],
-            "nextCursor": None,
-        }
-    )
+    model_config = with_examples({"items": list(_LEDGER_EXAMPLES), "nextCursor": None})
 
     items: list[LedgerEntryOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")

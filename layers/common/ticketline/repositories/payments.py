@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, dynamodb, from_raw, get_many, to_raw, values
 from ticketline.models.catalog import SeatStatus
 from ticketline.models.queue import TokenStatus
 from ticketline.models.reservations import Reservation, ReservationStatus
@@ -93,14 +93,7 @@ class PaymentRepository:
     def context(self, reservation_id: str, user_id: str) -> PaymentContext:
         """The reservation and the caller's wallet in one strongly consistent BatchGetItem."""
         keys = [reservation_key(reservation_id), wallet_key(user_id)]
-        request: Any = {self.table: {"Keys": [to_raw(key) for key in keys], "ConsistentRead": True}}
-        found: dict[str, Item] = {}
-        while request:
-            response = dynamodb().batch_get_item(RequestItems=request)
-            for raw in response["Responses"].get(self.table, []):
-                item = from_raw(raw)
-                found[str(item["SK"])] = item
-            request = response.get("UnprocessedKeys") or None
+        found = {str(item["SK"]): item for item in get_many(self.table, keys, consistent=True)}
         reservation = found.get("RESERVATION")
         return PaymentContext(
             reservation=reservation_from_item(reservation) if reservation else None,

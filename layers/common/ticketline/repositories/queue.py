@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
+from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
 from ticketline.models.queue import CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 
 DAY = 86_400
@@ -80,13 +80,7 @@ class QueueRepository:
 
     def get_token_and_state(self, concert_id: str, user_id: str) -> tuple[QueueToken | None, QueueState | None]:
         """Both items in one BatchGetItem request: the whole cost of a position poll."""
-        keys = [to_raw(token_key(concert_id, user_id)), to_raw(state_key(concert_id))]
-        request: Any = {self.table: {"Keys": keys}}
-        found: list[Item] = []
-        while request:
-            response = dynamodb().batch_get_item(RequestItems=request)
-            found.extend(from_raw(raw) for raw in response["Responses"].get(self.table, []))
-            request = response.get("UnprocessedKeys") or None
+        found = get_many(self.table, [token_key(concert_id, user_id), state_key(concert_id)], consistent=False)
         token = next((_token(item) for item in found if item["SK"] == "QTOKEN"), None)
         state = next((_state(item) for item in found if item["SK"] == "QUEUE"), None)
         return token, state
@@ -140,15 +134,10 @@ class QueueRepository:
 
     def issued_counts(self, concert_id: str, shards: int) -> list[int]:
         """How many sequence numbers each shard has handed out (strongly consistent)."""
-        keys = [to_raw(_counter_key(concert_id, shard)) for shard in range(shards)]
+        keys = [_counter_key(concert_id, shard) for shard in range(shards)]
         counts = [0] * shards
-        request: Any = {self.table: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            response = dynamodb().batch_get_item(RequestItems=request)
-            for raw in response["Responses"].get(self.table, []):
-                item = from_raw(raw)
-                counts[int(str(item["PK"]).rsplit("#", 1)[1])] = int(item["n"])
-            request = response.get("UnprocessedKeys") or None
+        for item in get_many(self.table, keys, consistent=True):
+            counts[int(str(item["PK"]).rsplit("#", 1)[1])] = int(item["n"])
         return counts
 
     # ---- tokens ----

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, dynamodb, from_raw, get_many, to_raw, values
 from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
 from ticketline.models.reservations import Reservation, ReservationStatus, UserHolds
 from ticketline.repositories.catalog import (
@@ -106,14 +106,7 @@ class ReservationRepository:
     def hold_context(self, schedule_id: str, seat_number: int, user_id: str) -> HoldContext:
         """Schedule META, seat and the user's holds in one strongly consistent BatchGetItem."""
         keys = [schedule_key(schedule_id), seat_key(schedule_id, seat_number), holds_key(schedule_id, user_id)]
-        request: Any = {self.table: {"Keys": [to_raw(key) for key in keys], "ConsistentRead": True}}
-        found: dict[str, Item] = {}
-        while request:
-            response = dynamodb().batch_get_item(RequestItems=request)
-            for raw in response["Responses"].get(self.table, []):
-                item = from_raw(raw)
-                found[str(item["SK"])] = item
-            request = response.get("UnprocessedKeys") or None
+        found = {str(item["SK"]): item for item in get_many(self.table, keys, consistent=True)}
         schedule = found.get("META")
         seat = found.get(str(keys[1]["SK"]))
         return HoldContext(
