@@ -61,7 +61,12 @@ class Target:
     check: Callable[[Answer], str | None]  # None: met; else what is wrong with this call
 
     def applies_to(self, label: str) -> bool:
-        return label in self.labels if self.labels else not label.startswith(BACKGROUND_PREFIXES)
+        return label in self.labels if self.labels else on_request_path(label)
+
+
+def on_request_path(label: str) -> bool:
+    """A client waits for this call (not the scheduler's runs, not the stream batch)."""
+    return not label.startswith(BACKGROUND_PREFIXES)
 
 
 def _one_read_request(answer: Answer) -> str | None:

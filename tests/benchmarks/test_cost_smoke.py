@@ -64,7 +64,7 @@ def test_no_scan_and_no_count_on_a_request_path(answers: list[Answer]) -> None:
     offending = [
         f"{a.label}: {r.operation}"
         for a in answers
-        if not a.label.startswith(cost.BACKGROUND_PREFIXES)
+        if cost.on_request_path(a.label)
         for r in a.requests
         if r.operation == "Scan" or r.is_count
     ]

@@ -31,7 +31,7 @@ from ticketline.models.reservations import Reservation, ReservationStatus
 from ticketline.models.wallet import LedgerEntry, Wallet
 from ticketline.observability import logger
 from ticketline.repositories.queue import QueueRepository, is_condition_failure
-from ticketline.repositories.reservations import ReservationRepository, reservation_from_item, reservation_key, seat_key
+from ticketline.repositories.reservations import ReservationRepository, reservation_from_item, reservation_key
 from ticketline.repositories.wallet import (
     CONDITION_FAILED,
     TRANSACTION_CONFLICT,
@@ -125,18 +125,7 @@ class PaymentRepository:
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
-                    "UpdateExpression": "SET #status = :sold",
-                    "ConditionExpression": "#status = :held AND reservationId = :rid",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": values(
-                        sold=SeatStatus.SOLD.value, held=SeatStatus.HELD.value, rid=rid
-                    ),
-                }
-            },
+            {"Update": self.reservations.held_seat_update(reservation, SeatStatus.SOLD)},
             {"Put": self.wallets.entry_put(entry)},
             {
                 "Update": {

@@ -216,18 +216,9 @@ class ReservationRepository:
                 [
                     {"Update": self._expire_update(reservation, now)},
                     {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
-                            "UpdateExpression": "SET #status = :free REMOVE reservationId, holdExpiresAt",
-                            "ConditionExpression": "#status = :held AND reservationId = :rid",
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": values(
-                                free=SeatStatus.FREE.value,
-                                held=SeatStatus.HELD.value,
-                                rid=reservation.reservation_id,
-                            ),
-                        }
+                        "Update": self.held_seat_update(
+                            reservation, SeatStatus.FREE, also="REMOVE reservationId, holdExpiresAt"
+                        )
                     },
                 ]
             )
@@ -253,6 +244,20 @@ class ReservationRepository:
                 return LapseOutcome.SKIPPED
             raise
         return LapseOutcome.EXPIRED_ONLY
+
+    def held_seat_update(self, reservation: Reservation, to: SeatStatus, also: str = "") -> dict[str, Any]:
+        """The reservation's seat out of HELD (to FREE on a lapse, SOLD on a payment), as a transaction's Update:
+        only while this reservation still holds it. `also`: more of the update expression (a REMOVE clause)."""
+        return {
+            "TableName": self.table,
+            "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
+            "UpdateExpression": f"SET #status = :to {also}".rstrip(),
+            "ConditionExpression": "#status = :held AND reservationId = :rid",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values(
+                to=to.value, held=SeatStatus.HELD.value, rid=reservation.reservation_id
+            ),
+        }
 
     def _expire_update(self, reservation: Reservation, now: int) -> dict[str, Any]:
         return {
