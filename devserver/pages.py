@@ -124,6 +124,11 @@ class Pages:
     def _token(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return error_response(405, "METHOD_NOT_ALLOWED", "Use POST.")
+        # Only the demo page (this server's own origin) or a tool without a browser may mint: another web page
+        # the developer visits sends its own Origin. No CORS headers are ever sent, so no preflight passes.
+        origin = request.header("Origin")
+        if origin is not None and origin != f"http://{request.header('Host')}":
+            return error_response(403, "FORBIDDEN", f"Tokens are minted for this server's own pages, not {origin}.")
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:

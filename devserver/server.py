@@ -301,6 +301,18 @@ class _WorkerHttpServer(ThreadingHTTPServer):
         self.gateway = gateway
 
 
+_HTTP_ERROR_CODES = {
+    400: "VALIDATION_ERROR",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
+    414: "URI_TOO_LONG",
+    431: "HEADERS_TOO_LARGE",
+    501: "METHOD_NOT_ALLOWED",
+    505: "HTTP_VERSION_NOT_SUPPORTED",
+}
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients expect of API Gateway
     timeout = 60  # an idle keep-alive connection holds a thread, not the worker
@@ -310,7 +322,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._serve()
 
     # http.server dispatches on do_<METHOD>; API Gateway routes every method the same way.
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = do_GET  # noqa: N815
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, headers too large, a method it has no
+        do_<METHOD> for) in the API's error shape, never its HTML page."""
+        self.close_connection = True
+        self.request_version = "HTTP/1.1"  # a line it could not parse leaves HTTP/0.9: no status line at all
+        self._send(error_response(code, _HTTP_ERROR_CODES.get(code, "BAD_REQUEST"), message or "Bad request."))
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug(format, *args)
@@ -318,6 +337,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         response = self._response()
+        self._send(response)
+        logger.info("%s %s %d %.1f ms", self.command, self.path, response.status, (time.monotonic() - started) * 1000)
+
+    def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -327,7 +350,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-        logger.info("%s %s %d %.1f ms", self.command, self.path, response.status, (time.monotonic() - started) * 1000)
 
     def _response(self) -> HttpResponse:
         if self.headers.get("Transfer-Encoding"):

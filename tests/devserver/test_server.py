@@ -1,5 +1,6 @@
 """`python -m devserver` end to end, on Ticketline's own template and DynamoDB Local."""
 
+import json
 import os
 import re
 import signal
@@ -148,3 +149,55 @@ def test_children_do_not_outlive_a_killed_server() -> None:
 def test_bad_parameter_override_fails_fast() -> None:
     with pytest.raises(RuntimeError, match="NoSuchParameter"), running_server({"NoSuchParameter": "1"}):
         pass
+
+
+def raw_http(server: RunningServer, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request written by hand on a socket, for what `requests` refuses to send."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=TIMEOUT) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"TRACE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405, "METHOD_NOT_ALLOWED"),
+        (b"BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501, "METHOD_NOT_ALLOWED"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
+        (b"GET /health\x00 HTTP/9.9 more\r\n\r\n", 400, "VALIDATION_ERROR"),
+    ],
+    ids=["trace", "unknown-method", "oversized-header", "malformed-request-line"],
+)
+def test_every_refusal_of_the_http_layer_is_in_the_error_shape(
+    server: RunningServer, request_bytes: bytes, status: int, code: str
+) -> None:
+    answered, headers, body = raw_http(server, request_bytes)
+
+    assert answered == status
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == code
+
+
+def test_the_token_minter_serves_only_its_own_pages(server: RunningServer) -> None:
+    mint = f"{server.url}/_local/token"
+    own_origin = server.url.removesuffix("/")
+
+    foreign = requests.post(mint, json={"user": "eve", "admin": True}, headers={"Origin": "https://evil.example"})
+    own = requests.post(mint, json={"user": "ops", "admin": True}, headers={"Origin": own_origin}, timeout=TIMEOUT)
+    tool = requests.post(mint, json={"user": "ops"}, timeout=TIMEOUT)
+
+    assert foreign.status_code == 403 and error_code(foreign) == "FORBIDDEN"
+    assert "token" not in foreign.json()
+    assert not any(name.lower().startswith("access-control-") for name in foreign.headers)
+    assert own.status_code == 200 and own.json()["admin"] is True
+    assert tool.status_code == 200
