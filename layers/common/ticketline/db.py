@@ -28,8 +28,26 @@ def dynamodb() -> DynamoDBClient:
 
     tracer.patch(modules=("botocore",))  # X-Ray subsegments per DynamoDB call; a no-op when tracing is off
     # "standard" retries throttles and 5xx with jittered backoff; ConditionalCheckFailed is never retried.
-    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
     return boto3.client("dynamodb", endpoint_url=get_settings().dynamodb_endpoint_url, config=config)
+
+
+# One DynamoDB call, all its retries included, ends well inside the shortest function Timeout (15 s): past it
+# Lambda kills the call and the client gets a 502 instead of our 503 with Retry-After. DynamoDB answers in
+# milliseconds in-region, so these bounds only ever bite on a real outage.
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_SECONDS = 0.5
+READ_TIMEOUT_SECONDS = 2.5
+
+
+def worst_case_call_seconds() -> float:
+    """Every attempt timing out, plus botocore standard mode's longest backoffs (attempt n waits up to 2**(n-1) s)."""
+    backoffs = sum(2.0 ** (attempt - 1) for attempt in range(1, MAX_ATTEMPTS))
+    return MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + backoffs
 
 
 @cache

@@ -33,7 +33,7 @@ MIN_POLL_SECONDS = 2
 MAX_POLL_SECONDS = 30
 # One more second of poll interval per this many people ahead: far-back users poll less (read load).
 POSITIONS_PER_POLL_SECOND = 50
-# No join lasts longer: the queue functions stop at 10 s (template Globals Timeout), plus time for a write
+# No join lasts longer: the queue functions stop at 15 s (template Globals Timeout), plus time for a write
 # already sent and for the index to show it. A drawn number whose token is not visible may be in flight that long.
 JOIN_WINDOW_SECONDS = 30
 # The queue state keeps a counter reading at most this often: about JOIN_WINDOW / this many, whatever the run rate.
