@@ -22,7 +22,6 @@ import types
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 from benchmarks import report
@@ -88,7 +87,7 @@ def _burst(  # noqa: PLR0917 - the run's parameters, passed through
     from ticketline.repositories.queue import QueueRepository
     from ticketline.services.queue import QueueService
 
-    settings = replace(get_settings(), queue_state_cache_seconds=1.0)
+    settings = get_settings().model_copy(update={"queue_state_cache_seconds": 1.0})
     log = RequestLog(clock=clock)
     log.attach(dynamodb())
     QueueRepository(api.table_name()).create_queue(CONCERT, CAPACITY, shards, int(clock.now))

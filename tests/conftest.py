@@ -23,6 +23,8 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="Ticketline",
     POWERTOOLS_LOG_LEVEL="WARNING",
     QUEUE_STATE_CACHE_SECONDS="0",
+    TABLE_NAME="TicketlineTable",  # the names create_tables gives the template's tables on moto
+    IDEMPOTENCY_TABLE_NAME="IdempotencyTable",
 )
 os.environ.pop("DYNAMODB_ENDPOINT_URL", None)
 

@@ -59,7 +59,7 @@ def no_sleep(_: float) -> None:
 
 # ---- helpers ----
 def settings(**changes: Any) -> Settings:
-    return replace(get_settings(), **changes)
+    return get_settings().model_copy(update=changes)
 
 
 def wallet_service() -> WalletService:

@@ -5,7 +5,6 @@ ledger and the model's balance, is never negative, the ledger's sequence is dens
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -56,7 +55,7 @@ class WalletRules(RuleBasedStateMachine):
         dynamodb.cache_clear()
         create_tables(boto3.client("dynamodb"), TEMPLATE)
         ticketline_clock.set_clock(FakeClock())
-        config = replace(get_settings(), max_holds_per_schedule=SEATS)
+        config = get_settings().model_copy(update={"max_holds_per_schedule": SEATS})
         self.wallet = WalletService(settings=config, sleep=no_sleep)
         self.payments_service = PaymentService(settings=config, sleep=no_sleep)
         self.queue = QueueService(settings=config)

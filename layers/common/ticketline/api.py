@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
+from ticketline.config import get_settings
 from ticketline.errors import DomainError, ServiceUnavailable, Throttled, ValidationFailed, error_body
 from ticketline.observability import logger, metrics, tracer
 
@@ -96,6 +97,7 @@ def lambda_entry(app: APIGatewayRestResolver) -> Handler:
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        get_settings()  # a function deployed without its settings fails here, loudly, before any request is served
         started = time.perf_counter()
         response = app.resolve(event, context)
         record_latency(event, response, (time.perf_counter() - started) * 1000)

@@ -1,42 +1,49 @@
-"""Typed settings, read once from the environment the template sets for every function."""
+"""Typed settings, read once from the environment the template sets for each function, and validated: a
+function deployed without its table name fails its first call with a clear error instead of talking to a
+default table, and a setting out of range is refused rather than silently replaced."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Positive = Annotated[int, Field(ge=1)]
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else default
+class SettingsError(RuntimeError):
+    """The function's environment is not what template.yaml gives it: a deployment bug, not a client's."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    table_name: str
-    idempotency_table_name: str
-    dynamodb_endpoint_url: str | None
-    default_queue_capacity: int
-    queue_counter_shards: int
-    active_token_ttl_seconds: int
-    seat_hold_ttl_seconds: int
-    max_holds_per_schedule: int
-    queue_state_cache_seconds: float
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    table_name: NonEmpty
+    idempotency_table_name: NonEmpty
+    dynamodb_endpoint_url: str | None = None  # only for sam local / the local server; unset on AWS
+    default_queue_capacity: Positive = 100
+    queue_counter_shards: Annotated[int, Field(ge=1, le=64)] = 1
+    active_token_ttl_seconds: Positive = 300
+    seat_hold_ttl_seconds: Positive = 300
+    max_holds_per_schedule: Positive = 4
+    queue_state_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            table_name=os.environ.get("TABLE_NAME", "TicketlineTable"),
-            idempotency_table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "IdempotencyTable"),
-            dynamodb_endpoint_url=os.environ.get("DYNAMODB_ENDPOINT_URL") or None,
-            default_queue_capacity=_int("DEFAULT_QUEUE_CAPACITY", 100),
-            queue_counter_shards=_int("QUEUE_COUNTER_SHARDS", 1),
-            active_token_ttl_seconds=_int("ACTIVE_TOKEN_TTL_SECONDS", 300),
-            seat_hold_ttl_seconds=_int("SEAT_HOLD_TTL_SECONDS", 300),
-            max_holds_per_schedule=_int("MAX_HOLDS_PER_SCHEDULE", 4),
-            queue_state_cache_seconds=float(os.environ.get("QUEUE_STATE_CACHE_SECONDS") or 1.0),
-        )
+        # Required names have no default: the template sets them. Tunables default to the template's defaults.
+        names = {field: field.upper() for field in cls.model_fields}
+        present = {field: os.environ[name] for field, name in names.items() if os.environ.get(name, "").strip()}
+        try:
+            return cls.model_validate(present)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{names[str(e['loc'][0])]}: {'is not set' if e['type'] == 'missing' else e['msg']}"
+                for e in error.errors()
+            )
+            raise SettingsError(f"invalid function environment: {problems}") from None
 
 
 @cache
