@@ -50,7 +50,10 @@ class LambdaHost:
 
     def invoke(self, function: FunctionSpec, event: Any) -> Any:
         """Calls the function's handler with `event`; its exceptions propagate to the caller."""
-        with self._invocation_lock, _environment(local_function_environment(function, self._dynamodb_endpoint)):
+        with (
+            self._invocation_lock,
+            temporary_environment(local_function_environment(function, self._dynamodb_endpoint)),
+        ):
             handler = self._handler(function)
             started = time.monotonic()
             result = handler(event, LambdaContext(function))
@@ -95,7 +98,7 @@ def _load_module(function: FunctionSpec) -> ModuleType:
 
 
 @contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+def temporary_environment(variables: Mapping[str, str]) -> Iterator[None]:
     previous = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from devserver import DEFAULT_TEMPLATE, PROJECT_ROOT
+from devserver.lambda_host import temporary_environment
 from devserver.template import ApiRoute, FunctionSpec, Template, load_template
 
 DOCUMENT_PATH = PROJECT_ROOT / "docs" / "openapi.json"
@@ -145,7 +146,8 @@ def _load_resolver(function: FunctionSpec) -> Any:
         raise ImportError(f"cannot load {function.handler_file}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    with temporary_environment(function.environment):  # its services read their validated settings on import
+        spec.loader.exec_module(module)
     resolver = getattr(module, "app", None)
     if resolver is None or not hasattr(resolver, "get_openapi_schema"):
         raise AttributeError(f"{function.handler_file} has no Powertools resolver named `app`")

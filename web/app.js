@@ -30,6 +30,7 @@ const ERROR_HELP = {
   RESERVATION_NOT_PAYABLE: () => ({ text: "This reservation cannot be paid any more (already paid or no longer held)." }),
   RESERVATION_EXPIRED: () => ({ text: "Your hold has lapsed and the seat was released. Pick a seat again.",
     action: ["Pick again", () => backToSeats()] }),
+  BALANCE_LIMIT_EXCEEDED: () => ({ text: "Your wallet cannot hold that much. Charge a smaller amount." }),
   INSUFFICIENT_BALANCE: () => ({ text: "Your balance is too low for this seat. Top up your wallet, then pay again." }),
   IDEMPOTENCY_KEY_REUSED: () => ({ text: "That request was already sent with other details. Please try again." }),
   IDEMPOTENCY_IN_PROGRESS: () => ({ text: "Your previous attempt is still being processed. Wait a moment, then try again." }),

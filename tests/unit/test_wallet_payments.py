@@ -17,6 +17,7 @@ from ticketline import clock as ticketline_clock
 from ticketline.config import Settings, get_settings
 from ticketline.db import dynamodb, from_raw, to_raw
 from ticketline.errors import (
+    BalanceLimitExceeded,
     Forbidden,
     IdempotencyInProgress,
     IdempotencyKeyReused,
@@ -32,7 +33,7 @@ from ticketline.errors import (
 )
 from ticketline.models.catalog import ConcertIn
 from ticketline.models.reservations import HoldIn, ReservationOut
-from ticketline.models.wallet import ChargeIn, PaymentIn
+from ticketline.models.wallet import ChargeIn, PaymentIn, Wallet
 from ticketline.repositories.catalog import seat_key
 from ticketline.repositories.payments import PaymentOutcome, PaymentRepository
 from ticketline.repositories.queue import token_key
@@ -44,7 +45,7 @@ from ticketline.services.payments import PaymentService
 from ticketline.services.queue import QueueService
 from ticketline.services.reservations import ReservationService
 from ticketline.services.wallet import MAX_ATTEMPTS as CHARGE_ATTEMPTS
-from ticketline.services.wallet import WalletService, decode_cursor, encode_cursor
+from ticketline.services.wallet import MAX_BALANCE, WalletService, decode_cursor, encode_cursor
 
 pytestmark = [
     pytest.mark.usefixtures("aws"),
@@ -209,6 +210,33 @@ def test_a_replay_with_the_same_key_charges_once_and_answers_the_same(clock):
     with pytest.raises(IdempotencyKeyReused):
         charge("alice", 6000, "same", service)
     assert balance_of("alice") == 5000
+
+
+def test_a_balance_never_passes_its_maximum_and_a_refused_charge_moves_nothing(clock):
+    for number in range(10):
+        charge("alice", 10_000_000, f"top-up-{number}")
+    assert balance_of("alice") == MAX_BALANCE == 100_000_000
+
+    with pytest.raises(BalanceLimitExceeded) as refused:
+        charge("alice", 1, "one-more")
+
+    assert refused.value.status == 409 and refused.value.details[0]["field"] == "amount"
+    assert balance_of("alice") == MAX_BALANCE and len(ledger("alice")) == 10
+
+
+def test_the_maximum_is_in_the_charge_write_not_only_in_the_check_before_it(clock, monkeypatch):
+    charge("alice", 10_000_000, "first")
+    for number in range(9):
+        charge("alice", 10_000_000, f"more-{number}")
+    service = wallet_service()
+    real_get = service.repository.get
+    reads = iter([Wallet(user_id="alice", balance=0, version=real_get("alice").version)])  # a read that lies
+    monkeypatch.setattr(service.repository, "get", lambda user: next(reads, None) or real_get(user))
+
+    with pytest.raises(BalanceLimitExceeded):
+        charge("alice", 5, "past-the-top", service)  # the write refuses; the re-read then answers 409
+
+    assert balance_of("alice") == MAX_BALANCE and len(ledger("alice")) == 10
 
 
 def test_keys_belong_to_their_user(clock):

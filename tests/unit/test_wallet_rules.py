@@ -11,7 +11,7 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 from moto import mock_aws
 from pydantic import ValidationError
 
@@ -20,7 +20,7 @@ from tests.conftest import ROOT, FakeClock
 from ticketline import clock as ticketline_clock
 from ticketline.config import get_settings
 from ticketline.db import dynamodb, from_raw, to_raw
-from ticketline.errors import IdempotencyKeyReused, InsufficientBalance, ReservationNotPayable
+from ticketline.errors import BalanceLimitExceeded, IdempotencyKeyReused, InsufficientBalance, ReservationNotPayable
 from ticketline.models.catalog import ConcertIn
 from ticketline.models.reservations import HoldIn
 from ticketline.models.wallet import ChargeIn, PaymentIn
@@ -29,7 +29,7 @@ from ticketline.services.catalog import CatalogService
 from ticketline.services.payments import PaymentService
 from ticketline.services.queue import QueueService
 from ticketline.services.reservations import ReservationService
-from ticketline.services.wallet import WalletService
+from ticketline.services.wallet import MAX_BALANCE, WalletService
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time")
 
@@ -96,8 +96,13 @@ class WalletRules(RuleBasedStateMachine):
 
     # ---- charges ----
     @rule(target=charges, user=st.sampled_from(USERS), amount=st.integers(1, 10_000_000))
-    def charge(self, user: str, amount: int) -> tuple[str, str, int, Any]:
+    def charge(self, user: str, amount: int) -> Any:
         key = self.key()
+        if self.balances[user] + amount > MAX_BALANCE:
+            with pytest.raises(BalanceLimitExceeded):
+                self.wallet.charge(user, key, ChargeIn(amount=amount))
+            assert self.wallet.balance(user).balance == self.balances[user]  # refused: nothing moved
+            return multiple()
         answer = self.wallet.charge(user, key, ChargeIn(amount=amount))
         self.balances[user] += amount
         assert answer.balance == self.balances[user]

@@ -80,6 +80,10 @@ class IdempotencyInProgress(Conflict):
     code, default_message = "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still in flight."
 
 
+class BalanceLimitExceeded(Conflict):
+    code, default_message = "BALANCE_LIMIT_EXCEEDED", "This charge would take your balance past its maximum."
+
+
 class InsufficientBalance(DomainError):
     status, code, default_message = 402, "INSUFFICIENT_BALANCE", "Your balance is too low."
 

@@ -96,8 +96,8 @@ class WalletRepository:
         return ledger_entry_from_item(from_raw(raw["Item"])) if "Item" in raw else None
 
     # ---- charge ----
-    def charge(self, wallet: Wallet, entry: LedgerEntry) -> ChargeResult:
-        """Balance + amount, the ledger entry and the charge's guard: one TransactWriteItems."""
+    def charge(self, wallet: Wallet, entry: LedgerEntry, *, most_after: int) -> ChargeResult:
+        """Balance + amount (never past `most_after`), the ledger entry and the charge guard: one TransactWriteItems."""
         guard = {
             **charge_guard_key(entry.user_id, entry.entry_id),
             "amount": entry.amount,
@@ -106,7 +106,7 @@ class WalletRepository:
             "at": entry.at,
         }
         items: list[Any] = [
-            {"Update": self.balance_update(wallet, entry)},
+            {"Update": self.balance_update(wallet, entry, at_most=most_after - entry.amount)},
             {"Put": self.entry_put(entry)},
             {
                 "Put": {
@@ -135,14 +135,20 @@ class WalletRepository:
         return ChargeResult(ChargeOutcome.CHARGED, entry=entry)
 
     # ---- transaction parts (charges and payments) ----
-    def balance_update(self, wallet: Wallet, entry: LedgerEntry, *, at_least: int | None = None) -> dict[str, Any]:
-        """The wallet moves to the entry's version and balance, only from the version we read (and >= at_least)."""
+    def balance_update(
+        self, wallet: Wallet, entry: LedgerEntry, *, at_least: int | None = None, at_most: int | None = None
+    ) -> dict[str, Any]:
+        """The wallet moves to the entry's version and balance, only from the version we read (and from a balance
+        >= at_least, <= at_most)."""
         delta = entry.amount if entry.type is EntryType.CHARGE else -entry.amount
         condition = "attribute_not_exists(PK)" if wallet.version == 0 else "version = :seen"
         condition_values = values(seen=wallet.version) if wallet.version else {}
         if at_least is not None:
             condition = f"({condition}) AND balance >= :least"
             condition_values |= values(least=at_least)
+        if at_most is not None:
+            condition = f"({condition}) AND (attribute_not_exists(balance) OR balance <= :most)"
+            condition_values |= values(most=at_most)
         return {
             "TableName": self.table,
             "Key": to_raw(wallet_key(entry.user_id)),

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ticketline import clock
 from ticketline.config import Settings, get_settings
-from ticketline.errors import IdempotencyKeyReused, Throttled, ValidationFailed
+from ticketline.errors import BalanceLimitExceeded, IdempotencyKeyReused, Throttled, ValidationFailed
 from ticketline.idempotency import Answer, IdempotentOperation, Request
 from ticketline.models.wallet import (
     BalanceOut,
@@ -38,6 +38,8 @@ from ticketline.observability import logger, metrics
 from ticketline.repositories.wallet import ChargeOutcome, WalletRepository
 
 MAX_ATTEMPTS = 10
+# The most a wallet may hold through charges (API.md); a refund is always paid back in full, even past it.
+MAX_BALANCE = 100_000_000
 BACKOFF_BASE_SECONDS = 0.01
 BACKOFF_CAP_SECONDS = 0.25
 _CURSOR_PREFIX = "L"
@@ -107,6 +109,11 @@ class WalletService:
         wallet: Wallet | None = None
         for attempt in range(MAX_ATTEMPTS):
             wallet = wallet or self.repository.get(user_id)
+            if wallet.balance + amount > MAX_BALANCE:  # the fast answer; the charge's write condition is the truth
+                raise BalanceLimitExceeded(
+                    f"A balance holds at most {MAX_BALANCE}: this wallet holds {wallet.balance}.",
+                    [{"field": "amount", "message": f"must be at most {max(MAX_BALANCE - wallet.balance, 0)}"}],
+                )
             entry = LedgerEntry(
                 user_id=user_id,
                 seq=wallet.version + 1,
@@ -116,7 +123,7 @@ class WalletService:
                 balance_after=wallet.balance + amount,
                 at=int(clock.now()),
             )
-            result = self.repository.charge(wallet, entry)
+            result = self.repository.charge(wallet, entry, most_after=MAX_BALANCE)
             if result.outcome is ChargeOutcome.CHARGED:
                 metrics.add_metric(name="Charges", unit="Count", value=1)
                 metrics.add_metric(name="ChargedAmount", unit="None", value=amount)
