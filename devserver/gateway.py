@@ -36,29 +36,35 @@ class Gateway:
         self._dynamodb_endpoint = dynamodb_endpoint
         self._router = Router(template.routes)
         self._pages = Pages(template)  # the demo page, /openapi.json, /docs, /_local/token (local only)
+        # The template's GatewayResponses give API Gateway's own refusals the Cors origin and expose Retry-After
+        # (tests/unit/test_template_edge.py keeps the two in step), so a browser can read a 401 or a 429.
+        cors = next((api.cors for api in template.apis.values() if api.cors is not None), None)
+        self._refusal_headers = (
+            [("Access-Control-Allow-Origin", cors.allow_origin), ("Access-Control-Expose-Headers", "Retry-After")]
+            if cors
+            else []
+        )
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith(LOCAL_PREFIX):
             return self._pages.handle(request) or self._local(request)
         found = self._router.resource_for(request.path)
         if found is None:
-            return self._pages.handle(request) or error_response(404, "NOT_FOUND", f"No route for {request.path}.")
+            return self._pages.handle(request) or self._refusal(404, "NOT_FOUND", f"No route for {request.path}.")
         resource, path_parameters = found
         route = self._router.route(resource, request.method)
         # With Cors set, SAM gives every path its own OPTIONS method, which wins over ANY.
         api = self._template.apis[self._router.routes(resource)[0].api_id]
         if request.method == "OPTIONS" and (route is None or route.method == "ANY") and api.cors is not None:
             return self._preflight(request, resource, api, api.cors)
-        if route is None:
-            allowed = ", ".join(sorted({route.method for route in self._router.routes(resource)}))
-            refusal = error_response(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.path}.")
-            return HttpResponse(refusal.status, [*refusal.headers, ("Allow", allowed)], refusal.body)
+        if route is None:  # API Gateway's MISSING_AUTHENTICATION_TOKEN, which the template maps to 404 NOT_FOUND
+            return self._refusal(404, "NOT_FOUND", f"No route for {request.method} {request.path}.")
         claims: dict[str, str] | None = None
         if route.authorizer is not None:
             try:
                 claims = gateway_claims(claims_from_authorization(request.header("Authorization")))
             except AuthenticationError as error:
-                return _unauthenticated(request, error)
+                return self._unauthenticated(request, error)
         event = rest_event(
             request,
             route=route,
@@ -76,14 +82,23 @@ class Gateway:
             logger.error("%s returned a malformed proxy response: %s", function.logical_id, error)
         except Exception:
             logger.exception("%s failed", function.logical_id)
-        return error_response(502, "INTERNAL_ERROR", "Internal error.")
+        return self._refusal(502, "INTERNAL_ERROR", "Internal error.")
+
+    def _refusal(self, status: int, code: str, message: str) -> HttpResponse:
+        """One of API Gateway's own answers (its GatewayResponses): the error shape with the CORS headers."""
+        response = error_response(status, code, message)
+        return HttpResponse(response.status, [*response.headers, *self._refusal_headers], response.body)
+
+    def _unauthenticated(self, request: HttpRequest, error: AuthenticationError) -> HttpResponse:
+        logger.info("%s %s refused: %s", request.method, request.path, error)
+        return self._refusal(401, "UNAUTHENTICATED", f"A valid bearer token is required: {error}.")
 
     def _preflight(self, request: HttpRequest, resource: str, api: ApiSpec, cors: CorsRule) -> HttpResponse:
         if api.authorize_preflight and api.default_authorizer is not None:
             try:
                 claims_from_authorization(request.header("Authorization"))
             except AuthenticationError as error:
-                return _unauthenticated(request, error)
+                return self._unauthenticated(request, error)
         routes = self._router.routes(resource)
         methods = cors.allow_methods or ",".join(sorted({route.method for route in routes} | {"OPTIONS"}))
         headers = [("Access-Control-Allow-Origin", cors.allow_origin), ("Access-Control-Allow-Methods", methods)]
@@ -124,8 +139,3 @@ class Gateway:
         except Exception:
             logger.exception("schedule %s failed", schedule.name)
             return error_response(502, "INTERNAL_ERROR", f"Schedule {schedule.name} failed: see the server log.")
-
-
-def _unauthenticated(request: HttpRequest, error: AuthenticationError) -> HttpResponse:
-    logger.info("%s %s refused: %s", request.method, request.path, error)
-    return error_response(401, "UNAUTHENTICATED", f"A valid bearer token is required: {error}.")

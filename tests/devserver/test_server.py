@@ -81,7 +81,7 @@ def test_gateway_refusals(server: RunningServer) -> None:
     too_large = requests.post(f"{server.url}/reservations", data=b"x" * (1024 * 1024 + 1), timeout=TIMEOUT)
 
     assert (missing.status_code, error_code(missing)) == (404, "NOT_FOUND")
-    assert (wrong_method.status_code, error_code(wrong_method)) == (405, "METHOD_NOT_ALLOWED")
+    assert (wrong_method.status_code, error_code(wrong_method)) == (404, "NOT_FOUND")
     assert (too_large.status_code, error_code(too_large)) == (413, "PAYLOAD_TOO_LARGE")
 
 
@@ -171,7 +171,7 @@ def raw_http(server: RunningServer, request: bytes) -> tuple[int, dict[str, str]
 @pytest.mark.parametrize(
     ("request_bytes", "status", "code"),
     [
-        (b"TRACE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405, "METHOD_NOT_ALLOWED"),
+        (b"TRACE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "NOT_FOUND"),
         (b"BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501, "METHOD_NOT_ALLOWED"),
         (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
         (b"GET /health\x00 HTTP/9.9 more\r\n\r\n", 400, "VALIDATION_ERROR"),
@@ -201,3 +201,19 @@ def test_the_token_minter_serves_only_its_own_pages(server: RunningServer) -> No
     assert not any(name.lower().startswith("access-control-") for name in foreign.headers)
     assert own.status_code == 200 and own.json()["admin"] is True
     assert tool.status_code == 200
+
+
+def test_a_browser_on_another_origin_can_read_every_refusal(server: RunningServer) -> None:
+    other_origin = {"Origin": "https://tickets.example.com"}
+    no_jwt = requests.get(f"{server.url}/wallet", headers=other_origin, timeout=TIMEOUT)
+    bad_queue_token = requests.get(
+        f"{server.url}/concerts/c1/queue/position",
+        headers={**other_origin, "Authorization": f"Bearer {server.token('alice')}"},
+        timeout=TIMEOUT,
+    )
+    unknown = requests.get(f"{server.url}/no/such/path", headers=other_origin, timeout=TIMEOUT)
+
+    for refusal in (no_jwt, bad_queue_token, unknown):
+        assert refusal.status_code >= 400 and refusal.json()["error"]["code"]
+        assert refusal.headers["Access-Control-Allow-Origin"] in ("*", "https://tickets.example.com")
+        assert "Retry-After" in refusal.headers["Access-Control-Expose-Headers"]

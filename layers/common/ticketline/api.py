@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -26,8 +26,19 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 _THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
 
+# What the CORS preflight allows (template.yaml's Cors); the answers themselves carry the allowed origin.
+CORS_HEADERS = ["Authorization", "Content-Type", "X-Queue-Token", "Idempotency-Key"]
+
+
 def create_app() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    # Every answer, errors included, names the origin the template's AllowedOrigins parameter allows (API.md):
+    # with "*" Powertools echoes the caller's Origin, which browsers treat the same.
+    cors = CORSConfig(
+        allow_origin=os.environ.get("ALLOWED_ORIGINS") or "*",
+        allow_headers=CORS_HEADERS,
+        expose_headers=["Retry-After"],
+    )
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
     # Registered by call, not decorator: Powertools' decorator is untyped and would erase these signatures.
     app.exception_handler(DomainError)(_error_response)
     app.exception_handler(RequestValidationError)(_invalid_request)
