@@ -13,7 +13,7 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: bench bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
+.PHONY: operator-token bench bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
@@ -114,3 +114,7 @@ bench-coldstart: deps
 
 bench-dollars: deps
 	$(PY) -m benchmarks.dollars $(ARGS)
+
+## operator-token: an operator's ID token for the deployed stack (ARGS="--stack ticketline --user ops@example.com")
+operator-token: deps
+	@$(PY) scripts/operator_token.py $(ARGS)
