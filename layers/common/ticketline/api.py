@@ -24,6 +24,11 @@ from ticketline.observability import logger, metrics, tracer
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 _THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+# DynamoDB being unavailable (after botocore's retries): worth a retry later. TransactionConflict is here because a
+# conflict the service's own retries did not resolve is contention, not a bad request.
+_UNAVAILABLE_CODES = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "TransactionConflictException", "TransactionInProgressException"}
+)
 
 
 # What the CORS preflight allows (template.yaml's Cors); the answers themselves carry the allowed origin.
@@ -81,11 +86,26 @@ def _unknown_route(_: NotFoundError) -> Response[Any]:
 
 
 def _dynamodb_refused(error: ClientError) -> Response[Any]:
-    # Retries (botocore "standard" mode) are spent: tell the client when to come back instead of a 500.
     code = error.response.get("Error", {}).get("Code", "")
-    logger.warning("DynamoDB refused the request", extra={"errorCode": code})
     metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
-    return _error_response(Throttled(retry_after_seconds=1) if code in _THROTTLE_CODES else ServiceUnavailable())
+    if code in _THROTTLE_CODES or code in _UNAVAILABLE_CODES or _status(error) >= 500 or _conflicted(error):
+        # Retries (botocore "standard" mode) are spent: tell the client when to come back instead of a 500.
+        logger.warning("DynamoDB refused the request", extra={"errorCode": code})
+        return _error_response(Throttled(retry_after_seconds=1) if code in _THROTTLE_CODES else ServiceUnavailable())
+    # AccessDenied, ValidationException, ResourceNotFound...: our bug or our deployment's, and a retry changes
+    # nothing. A 500 logged as an error, so the 5XX alarm sees it; never a 503 that clients retry forever.
+    logger.error("DynamoDB rejected a request we built", extra={"errorCode": code, "error": str(error)})
+    return _json(500, error_body("INTERNAL_ERROR", "Internal error."))
+
+
+def _conflicted(error: ClientError) -> bool:
+    """A transaction cancelled by a concurrent one (after botocore's retries): contention, worth a retry."""
+    reasons = error.response.get("CancellationReasons") or []
+    return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
+
+
+def _status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 def _dynamodb_unreachable(error: HTTPClientError | BotocoreConnectionError) -> Response[Any]:
