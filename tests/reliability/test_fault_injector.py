@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from devserver.faults import FaultInjector, FaultPlan, install_from_env, read_fault_log
 from tests.conftest import load_event
 from tests.support.streams import deliver_stream_records
+from ticketline.db import MAX_ATTEMPTS
 
 TABLE = "TicketlineTable"
 
@@ -68,8 +69,8 @@ def test_throttle_is_retried_by_botocore_then_surfaces(faults: list[FaultInjecto
     with pytest.raises(ClientError) as raised:
         dynamodb().get_item(TableName=TABLE, Key={"PK": {"S": "x"}, "SK": {"S": "y"}})
     assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
-    # "standard" retry mode, max_attempts=4 (ticketline/db.py): botocore counts retries, so 1 + 4 attempts.
-    assert injector.counts["throttle"] == 5
+    # "standard" retry mode, total_max_attempts (ticketline/db.py): the first attempt and its retries.
+    assert injector.counts["throttle"] == MAX_ATTEMPTS
 
 
 def test_internal_error_is_retried_and_a_later_attempt_succeeds(faults: list[FaultInjector]) -> None:
@@ -112,8 +113,9 @@ def test_timeout_after_commit_writes_then_resends(faults: list[FaultInjector], t
     assert "timeout" in str(raised.value).lower()
     injector.uninstall()
     item = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"PK": {"S": "counter"}, "SK": {"S": "c"}})
-    assert item["Item"]["n"] == {"N": "5"}  # every attempt really wrote: a non-idempotent ADD counts 5 times
-    assert read_fault_log(log)["timeout_after_commit"] == 5
+    # Every attempt really wrote: a non-idempotent ADD counts once per attempt.
+    assert item["Item"]["n"] == {"N": str(MAX_ATTEMPTS)}
+    assert read_fault_log(log)["timeout_after_commit"] == MAX_ATTEMPTS
 
 
 def test_a_handler_answers_429_with_retry_after_when_dynamodb_keeps_throttling(

@@ -33,3 +33,13 @@ def test_every_function_outlasts_a_call_that_spends_all_its_retries() -> None:
     budget = db.worst_case_call_seconds()
     for function in template.functions:
         assert budget < function.timeout_seconds, (function.logical_id, budget, function.timeout_seconds)
+
+
+def test_the_client_makes_exactly_the_modelled_attempts() -> None:
+    db.dynamodb.cache_clear()
+    try:
+        config = db.dynamodb().meta.config
+    finally:
+        db.dynamodb.cache_clear()
+    assert config.retries == {"mode": "standard", "total_max_attempts": db.MAX_ATTEMPTS}
+    assert (config.connect_timeout, config.read_timeout) == (db.CONNECT_TIMEOUT_SECONDS, db.READ_TIMEOUT_SECONDS)

@@ -29,7 +29,7 @@ def dynamodb() -> DynamoDBClient:
     tracer.patch(modules=("botocore",))  # X-Ray subsegments per DynamoDB call; a no-op when tracing is off
     # "standard" retries throttles and 5xx with jittered backoff; ConditionalCheckFailed is never retried.
     config = Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},  # attempts in all, the first included
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
     )
