@@ -298,12 +298,12 @@ def test_a_request_still_in_flight_with_the_key_is_409(clock, monkeypatch):
     real_charge = service.repository.charge
     nested: list[BaseException] = []
 
-    def charge_with_a_duplicate_in_flight(*args: Any) -> Any:
+    def charge_with_a_duplicate_in_flight(*args: Any, **named: Any) -> Any:
         try:
             service.charge("alice", "busy", ChargeIn(amount=5000))
         except IdempotencyInProgress as error:
             nested.append(error)
-        return real_charge(*args)
+        return real_charge(*args, **named)
 
     monkeypatch.setattr(service.repository, "charge", charge_with_a_duplicate_in_flight)
     assert service.charge("alice", "busy", ChargeIn(amount=5000)).balance == 5000
