@@ -1,12 +1,17 @@
-"""DynamoDB Streams consumer: when seats move between FREE and taken, recount their dates' availableSeats hint.
+"""DynamoDB Streams consumer: when a seat changes status (to or from FREE, or HELD to SOLD), recount its date's
+figures (FREE, HELD, SOLD seats) and then its concert's sold-out figure.
 
-The template's filter sends only seat changes to or from FREE; one recount per date per batch, whatever the
-batch holds. An exception makes Lambda retry the batch, which is safe: a recount stores the same number again.
+The template's filter sends only those changes; each date is recounted once per batch, whatever the batch holds.
+Partial batch responses (ReportBatchItemFailures): a date whose recount fails fails its records only, and Lambda
+delivers the batch again from the first of them. A retry is safe: a recount stores the same numbers again.
 """
+
+from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ticketline.observability import logger, metrics, tracer
@@ -14,18 +19,39 @@ from ticketline.repositories.catalog import schedule_of_seat
 from ticketline.services.catalog import CatalogService
 
 catalog = CatalogService()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+class SeatChanges:
+    """One batch: the first record of a date recounts the date, then its concert (so the concert's last recount
+    in the batch sees every date of it that changed); later records of the date share that outcome."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, Exception | None] = {}
+
+    def handle(self, record: DynamoDBRecord) -> None:
+        schedule_id = schedule_of_seat(record.dynamodb.keys if record.dynamodb else {})
+        if schedule_id is None:
+            return
+        if schedule_id not in self.outcomes:
+            try:
+                catalog.recount_changed([schedule_id])
+                self.outcomes[schedule_id] = None
+            except Exception as error:  # kept: every record of this date fails with it
+                self.outcomes[schedule_id] = error
+        failure = self.outcomes[schedule_id]
+        if failure is not None:
+            raise failure
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_source(data_class=DynamoDBStreamEvent)
-def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[str, Any]:
-    dates = {
-        schedule_id
-        for record in event.records
-        if record.dynamodb is not None and (schedule_id := schedule_of_seat(record.dynamodb.keys)) is not None
-    }
-    stored = catalog.recount_available(dates)
-    logger.info("availableSeats recounted", extra={"dates": len(dates), "stored": stored})
-    return {"dates": len(dates), "stored": stored}
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    changes = SeatChanges()
+    response = process_partial_response(
+        event=event, record_handler=changes.handle, processor=processor, context=context
+    )
+    failed = [date for date, outcome in changes.outcomes.items() if outcome is not None]
+    logger.info("seat figures recounted", extra={"dates": len(changes.outcomes), "failedDates": failed})
+    return dict(response)

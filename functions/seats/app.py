@@ -1,17 +1,58 @@
-"""GET a concert's future dates with free seats, and a date's free seats (ACTIVE queue token of the concert)."""
+"""Discovery (public: the concerts on sale or coming up, a concert's page), and what an ACTIVE buyer browses: a
+concert's future dates with free seats, and a date's free seats (ACTIVE queue token of the concert)."""
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from ticketline.api import create_app, lambda_entry
 from ticketline.auth import caller_from_event, queue_token_from_headers
-from ticketline.models.catalog import SchedulesOut, SeatsOut
+from ticketline.models.catalog import DEFAULT_PAGE, MAX_PAGE, ConcertDetailOut, ConcertsOut, SchedulesOut, SeatsOut
 from ticketline.models.queue import ID_PATTERN
 from ticketline.services.catalog import CatalogService
 
 app = create_app()
 catalog = CatalogService()
+
+# Public answers the same for everyone: a CDN in front of the API (or the stage cache) may serve them this long
+# (README, "Discovery behind a CDN"). Short, so that sold out and new concerts show within seconds.
+DISCOVERY_CACHE_CONTROL = "public, max-age=5"
+
+
+@app.get(
+    "/concerts",
+    summary="Concerts on sale or coming up",
+    description="Public (no token). The concerts whose last date has not started, by that date, soonest first; "
+    "`soldOut` when every seat of every date still on sale is sold. Pass `nextCursor` as `cursor` for the next "
+    "page. Cacheable for a few seconds (Cache-Control).",
+    tags=["Discovery"],
+)
+def list_concerts(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+) -> Response[ConcertsOut]:
+    return _public(catalog.concerts(limit, cursor))
+
+
+@app.get(
+    "/concerts/<concertId>",
+    summary="A concert",
+    description="Public (no token). The concert, whether it is sold out, and its dates that have not started, "
+    "soonest first; 404 for an unknown concert. Cacheable for a few seconds (Cache-Control).",
+    tags=["Discovery"],
+)
+def get_concert(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[ConcertDetailOut]:
+    return _public(catalog.concert(concertId))
+
+
+def _public[T: (ConcertsOut, ConcertDetailOut)](body: T) -> Response[T]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"Cache-Control": DISCOVERY_CACHE_CONTROL},
+    )
 
 
 @app.get(

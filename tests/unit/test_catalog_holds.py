@@ -25,7 +25,7 @@ from ticketline.errors import (
     ServiceUnavailable,
     Throttled,
 )
-from ticketline.models.catalog import ConcertIn, ConcertOut, SeatStatus
+from ticketline.models.catalog import ConcertIn, ConcertOut, SeatCounts, SeatStatus
 from ticketline.models.reservations import HoldIn, ReservationStatus
 from ticketline.repositories.catalog import CatalogRepository, concert_key, concert_schedule_key, seat_key
 from ticketline.repositories.queue import QueueRepository
@@ -364,7 +364,7 @@ def test_a_sold_seat_stays_sold(clock):
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues=to_raw({":sold": "SOLD"}),
     )
-    clock.advance(DAY)
+    clock.advance(DAY - 60)  # long past any hold, and the date has not started (after it nothing is on sale)
     with pytest.raises(SeatUnavailable):
         Buyer(concert, "bob").hold(1)
 
@@ -676,12 +676,13 @@ def seat_record(old: str | None, new: str, sort_key: str = "SEAT#00001") -> dict
         (seat_record("FREE", "HELD"), True),  # a hold
         (seat_record("HELD", "FREE"), True),  # a lapse tidied by the scheduler
         (seat_record("HELD", "HELD"), False),  # a lapsed hold taken over: still one seat taken
-        (seat_record("HELD", "SOLD"), False),  # a sale of a held seat
+        (seat_record("HELD", "SOLD"), True),  # a sale of a held seat (the sold-out figure)
+        (seat_record("SOLD", "FREE"), True),  # a cancelled ticket: the seat is on sale again
         (seat_record(None, "FREE"), False),  # a concert being created (its entries carry the count)
         (seat_record("HELD", "FREE", sort_key="RESERVATION"), False),  # not a seat
     ],
 )
-def test_the_stream_filter_delivers_only_seats_moving_to_or_from_free(record: dict[str, Any], delivered: bool):
+def test_the_stream_filter_delivers_only_seats_changing_status(record: dict[str, Any], delivered: bool):
     from devserver.event_filter import matches
     from devserver.template import load_template
     from tests.conftest import ROOT
@@ -703,13 +704,14 @@ def test_the_hint_follows_holds_takeovers_and_lapses_through_the_stream(clock):
     assert available(concert) == 2
 
 
-def test_a_recount_delivered_again_stores_the_same_number_in_three_requests(clock):
+def test_a_recount_delivered_again_stores_the_same_numbers_in_five_requests(clock):
     concert = create(seats=4)
     Buyer(concert, "alice").hold(3)
     counts = count_requests()
     deliver_stream_records()
-    # per date and batch: the schedule's META, one COUNT query of its seats, the conditional SET
-    assert counts == Counter({"GetItem": 1, "Query": 1, "UpdateItem": 1})
+    # per date and batch: the schedule's META, one query of its seats' statuses, the conditional SET; then per
+    # concert: one query of its partition and the sold-out figure's transaction (META and queue state)
+    assert counts == Counter({"GetItem": 1, "Query": 2, "UpdateItem": 1, "TransactWriteItems": 1})
     assert available(concert) == 3
     deliver_stream_records()  # a retried batch: Lambda delivers at least once
     assert available(concert) == 3
@@ -720,9 +722,9 @@ def test_an_older_recount_never_overwrites_a_newer_one(clock):
     repository = CatalogRepository()
     schedule = repository.schedule(concert.schedules[0].schedule_id)
     assert schedule is not None
-    assert repository.set_available(schedule, 2, counted_at_ms=2_000)
-    assert not repository.set_available(schedule, 4, counted_at_ms=1_000)  # started earlier, finished later
+    assert repository.set_counts(schedule, SeatCounts(free=2, held=1, sold=1), counted_at_ms=2_000)
+    assert not repository.set_counts(schedule, SeatCounts(free=4), counted_at_ms=1_000)  # started earlier
     entry = item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))
-    assert entry["availableSeats"] == 2
+    assert (entry["availableSeats"], entry["heldSeats"], entry["soldSeats"]) == (2, 1, 1)
     unpublished = dataclasses.replace(schedule, concert_id="other")
-    assert not repository.set_available(unpublished, 4, counted_at_ms=3_000)
+    assert not repository.set_counts(unpublished, SeatCounts(free=4), counted_at_ms=3_000)

@@ -136,9 +136,10 @@ _CODE = re.compile(r"`([A-Z][A-Z_]+)`")
 # each converges to the contract's wording when the issue named lands.
 _NARROWER_THAN_CONTRACT = {
     '"WAIT"|"ACTIVE", "position", "activeUntil", "retryAfterSeconds"}`;': "#14 estimatedWaitSeconds",
-    "## Catalog `POST /admin/concerts` — admin JWT.": "#13 GET /concerts comes first in the contract",
-    'Body `{"title", "queueCapacity", "schedules":': "#13 salesOpenAt",
-    "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0).": "#15 seatBlocks",
+    "`POST /admin/concerts` — admin JWT.": "#15 Idempotency-Key required",
+    "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0;": "#15 seatBlocks",
+    "Before the concert's `salesOpenAt` a join is 409 `SALE_NOT_OPEN` with `Retry-After` (`PreQueueMinutes` is 0 "
+    "until the lobby is built).": "the lobby (real-scale issue)",
     '[{"number", "price"}]}`:': "#15 sections and paging",
     '`{"reservationId", "scheduleId", "seatNumber", "price", "status":': "#13 concertId in the example",
     "the reservation with `status` `HELD` | `PAID` | `EXPIRED`.": "#13 RELEASED, CANCELLED",

@@ -30,6 +30,8 @@ class Settings(BaseModel):
     seat_hold_ttl_seconds: Positive = 300
     max_holds_per_schedule: Positive = 4
     queue_state_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
+    # The lobby (a WAIT token without a place before salesOpenAt) is not built yet: joining opens at salesOpenAt.
+    pre_queue_minutes: Annotated[int, Field(ge=0, le=0)] = 0
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -84,6 +84,17 @@ class BalanceLimitExceeded(Conflict):
     code, default_message = "BALANCE_LIMIT_EXCEEDED", "This charge would take your balance past its maximum."
 
 
+class SaleNotOpen(Conflict):
+    code, default_message = "SALE_NOT_OPEN", "The sale of this concert has not opened yet."
+
+    def __init__(self, retry_after_seconds: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 class InsufficientBalance(DomainError):
     status, code, default_message = 402, "INSUFFICIENT_BALANCE", "Your balance is too low."
 
@@ -94,6 +105,14 @@ class QueueTokenExpired(DomainError):
 
 class ReservationExpired(DomainError):
     status, code, default_message = 410, "RESERVATION_EXPIRED", "The hold has lapsed."
+
+
+class SoldOut(DomainError):
+    status, code, default_message = (
+        410,
+        "SOLD_OUT",
+        "Every seat of this concert is sold. Seats may come back: a waiter keeps their place.",
+    )
 
 
 class Throttled(DomainError):

@@ -17,6 +17,8 @@ MAX_SEAT_NUMBER = 99_999  # keys pad seat numbers to five digits (SEAT#00042)
 MAX_PRICE = 10_000_000
 MAX_QUEUE_CAPACITY = 100_000
 MAX_QUEUE_SHARDS = 64
+MAX_PAGE = 100  # GET /concerts ?limit=
+DEFAULT_PAGE = 20
 
 # strict: a JSON string "5", a float 5.0 or true is not a seat number or a price.
 SeatNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_SEAT_NUMBER, examples=[42])]
@@ -66,6 +68,7 @@ class ConcertIn(ApiModel):
         {
             "title": "Winter night",
             "queueCapacity": 100,
+            "salesOpenAt": "2030-12-01T10:00:00Z",
             "schedules": [{"startsAt": "2030-12-24T19:00:00Z", "seats": [{"number": 1, "price": 50_000}]}],
         }
     )
@@ -76,6 +79,11 @@ class ConcertIn(ApiModel):
     )
     queue_shards: int | None = Field(
         default=None, strict=True, ge=1, le=MAX_QUEUE_SHARDS, description="Sequence-counter shards (docs/QUEUE.md)."
+    )
+    sales_open_at: AwareDatetime | None = Field(
+        default=None,
+        description="When joining the queue opens (ISO-8601 with a zone); before it a join is 409 SALE_NOT_OPEN. "
+        "Defaults to now.",
     )
     schedules: list[ScheduleIn] = Field(min_length=1, max_length=MAX_SCHEDULES)
 
@@ -98,6 +106,7 @@ class ConcertOut(ApiModel):
             "title": "Winter night",
             "queueCapacity": 100,
             "queueShards": 1,
+            "salesOpenAt": "2030-12-01T10:00:00Z",
             "schedules": [
                 {"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z", "seatCount": 2}
             ],
@@ -108,7 +117,75 @@ class ConcertOut(ApiModel):
     title: str
     queue_capacity: int
     queue_shards: int
+    sales_open_at: str
     schedules: list[ScheduleCreatedOut]
+
+
+# ---- discovery (public) ----
+class ConcertSummaryOut(ApiModel):
+    model_config = with_examples(
+        {
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "title": "Winter night",
+            "salesOpenAt": "2030-12-01T10:00:00Z",
+            "firstStartsAt": "2030-12-24T19:00:00Z",
+            "lastStartsAt": "2030-12-25T19:00:00Z",
+            "soldOut": False,
+        }
+    )
+
+    concert_id: str
+    title: str
+    sales_open_at: str
+    first_starts_at: str = Field(description="The concert's first date (it may have started already).")
+    last_starts_at: str = Field(description="Its last date: the concert leaves the list when that date starts.")
+    sold_out: bool = Field(description="Every seat of every date still on sale is sold (held seats may come back).")
+
+
+class ConcertsOut(ApiModel):
+    model_config = with_examples(
+        {
+            "items": [
+                {
+                    "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+                    "title": "Winter night",
+                    "salesOpenAt": "2030-12-01T10:00:00Z",
+                    "firstStartsAt": "2030-12-24T19:00:00Z",
+                    "lastStartsAt": "2030-12-25T19:00:00Z",
+                    "soldOut": False,
+                }
+            ],
+            "nextCursor": None,
+        }
+    )
+
+    items: list[ConcertSummaryOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class ConcertScheduleOut(ApiModel):
+    model_config = with_examples({"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z"})
+
+    schedule_id: str
+    starts_at: str
+
+
+class ConcertDetailOut(ApiModel):
+    model_config = with_examples(
+        {
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "title": "Winter night",
+            "salesOpenAt": "2030-12-01T10:00:00Z",
+            "soldOut": False,
+            "schedules": [{"scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K", "startsAt": "2030-12-24T19:00:00Z"}],
+        }
+    )
+
+    concert_id: str
+    title: str
+    sales_open_at: str
+    sold_out: bool = Field(description="Every seat of every date still on sale is sold (held seats may come back).")
+    schedules: list[ConcertScheduleOut] = Field(description="The dates that have not started, soonest first.")
 
 
 class ScheduleOut(ApiModel):
@@ -155,6 +232,25 @@ class SeatsOut(ApiModel):
 
 
 # ---- stored ----
+def is_sold_out(sellable_until: int | None, now: float) -> bool:
+    """Nothing left to sell: no date that has not started has a seat that is not SOLD.
+
+    `sellable_until` is the latest start among the dates with a seat not sold (the stream-fed figures keep it),
+    so a date that starts leaves the sale at that second without anything being written. None (a concert whose
+    figures were never counted, created before they existed) is never sold out: unknown must not stop a sale.
+    """
+    return sellable_until is not None and sellable_until <= now
+
+
+@dataclass(frozen=True, slots=True)
+class SeatCounts:
+    """A date's seats by status, as the stream consumer recounts them."""
+
+    free: int = 0
+    held: int = 0
+    sold: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduleRef:
     """A schedule's META item: enough to find its concert and its entry in the concert's partition."""

@@ -45,6 +45,10 @@ class QueueState:
     admit_bound: int
     # The scheduler's recent counter readings, oldest first: they date the numbers drawn since (docs/QUEUE.md).
     readings: tuple[CounterReading, ...] = ()
+    # Joining opens at this time (epoch seconds); None: a concert created before sales had an opening time.
+    sales_open_at: int | None = None
+    # The concert's sold-out figure (models.catalog.is_sold_out); None: not counted yet, never sold out.
+    sellable_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

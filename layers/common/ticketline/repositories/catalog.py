@@ -1,8 +1,12 @@
 """Catalog items in the single table (see docs/DATA_MODEL.md, docs/CATALOG.md).
 
-- concert META      PK=CONCERT#<cid>    SK=META                          title, queueCapacity, queueShards
+- concert META      PK=CONCERT#<cid>    SK=META                          title, queueCapacity, queueShards,
+                                                                         salesOpenAt, first/lastStartsAt,
+                                                                         sellableUntil; listed: GSI2PK=CONCERTS,
+                                                                         GSI2SK=lastStartsAt (epoch seconds)
 - schedule entry    PK=CONCERT#<cid>    SK=SCHEDULE#<startsAt>#<sid>     scheduleId, startsAt, seatCount,
-                                                                         availableSeats (a hint, see CATALOG.md)
+                                                                         availableSeats, heldSeats, soldSeats
+                                                                         (stream-fed figures, see CATALOG.md)
 - schedule META     PK=SCHEDULE#<sid>   SK=META                          concertId, startsAt, seatCount
 - seat              PK=SCHEDULE#<sid>   SK=SEAT#00042                    number, price, status FREE|HELD|SOLD,
                                                                          reservationId, holdExpiresAt (when HELD)
@@ -21,12 +25,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
-from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
+from ticketline.models.catalog import ScheduleRef, Seat, SeatCounts, SeatStatus
 from ticketline.observability import logger
-from ticketline.repositories.queue import is_condition_failure
+from ticketline.repositories.queue import is_condition_failure, state_key
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's most items per BatchWriteItem
 BATCH_WRITE_ATTEMPTS = 8
@@ -36,6 +41,8 @@ SCHEDULE_PREFIX = "SCHEDULE#"
 SEAT_PREFIX = "SEAT#"
 # Sorts after every ISO date ("2...") and every id character: the upper bound of "SCHEDULE#<startsAt>#<sid>".
 _AFTER_ALL = "~"
+# The GSI2 partition of the concerts a client may discover, by the start of their last date ("by deadline").
+LISTING_PARTITION = "CONCERTS"
 
 
 def concert_key(concert_id: str) -> Item:
@@ -70,24 +77,39 @@ class CatalogRepository:
 
     # ---- items ----
     @staticmethod
-    def concert_item(concert_id: str, *, title: str, capacity: int, shards: int, schedules: int, now: int) -> Item:
+    def concert_item(
+        concert_id: str,
+        *,
+        title: str,
+        capacity: int,
+        shards: int,
+        sales_open_at: int,
+        starts: list[str],
+        now: int,
+    ) -> Item:
+        """The concert's META, listed for discovery from the start (every seat is for sale: sellable until the
+        last date starts)."""
         return {
             **concert_key(concert_id),
             "concertId": concert_id,
             "title": title,
             "queueCapacity": capacity,
             "queueShards": shards,
-            "scheduleCount": schedules,
+            "scheduleCount": len(starts),
             "createdAt": now,
+            "salesOpenAt": sales_open_at,
+            **listing_attributes(starts),
+            "sellableUntil": int(clock.from_iso(max(starts))),
         }
 
     @staticmethod
     def schedule_items(concert_id: str, schedule_id: str, starts_at: str, seat_count: int) -> tuple[Item, Item]:
         """The schedule's META (in its own partition) and its entry in the concert's partition."""
         common = {"concertId": concert_id, "scheduleId": schedule_id, "startsAt": starts_at, "seatCount": seat_count}
+        figures = {"availableSeats": seat_count, "heldSeats": 0, "soldSeats": 0}
         return (
             {**schedule_key(schedule_id), **common},
-            {**concert_schedule_key(concert_id, starts_at, schedule_id), **common, "availableSeats": seat_count},
+            {**concert_schedule_key(concert_id, starts_at, schedule_id), **common, **figures},
         )
 
     @staticmethod
@@ -136,8 +158,8 @@ class CatalogRepository:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items can be published together")
         put_new(self.table, items)
 
-    def set_available(self, schedule: ScheduleRef, free_seats: int, counted_at_ms: int) -> bool:
-        """Store a recount of the date's FREE seats, unless a recount that started later is already stored.
+    def set_counts(self, schedule: ScheduleRef, counts: SeatCounts, counted_at_ms: int) -> bool:
+        """Store a recount of the date's seats by status, unless a recount that started later is already stored.
 
         Recounts of one date may finish out of order (two stream batches at once); the condition keeps the
         freshest. False: a later recount won, or the entry is not published yet (its concert is being created).
@@ -146,10 +168,64 @@ class CatalogRepository:
             dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(concert_schedule_key(schedule.concert_id, schedule.starts_at, schedule.schedule_id)),
-                UpdateExpression="SET availableSeats = :free, availableCountedAt = :at",
+                UpdateExpression="SET availableSeats = :free, heldSeats = :held, soldSeats = :sold, "
+                "availableCountedAt = :at",
                 ConditionExpression="attribute_exists(PK) AND "
                 "(attribute_not_exists(availableCountedAt) OR availableCountedAt <= :at)",
-                ExpressionAttributeValues=values(free=free_seats, at=counted_at_ms),
+                ExpressionAttributeValues=values(
+                    free=counts.free, held=counts.held, sold=counts.sold, at=counted_at_ms
+                ),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def set_sellable_until(self, concert_id: str, sellable_until: int, counted_at_ms: int) -> bool:
+        """Store the concert's sold-out figure on its META (discovery) and its queue state (joins, polls, admission)
+        in one transaction, so the two never disagree; a figure computed from an older read never wins.
+        False: a later count is stored, or the concert is not published yet."""
+        condition = "attribute_exists(PK) AND (attribute_not_exists(sellableCountedAt) OR sellableCountedAt <= :at)"
+        update = {
+            "TableName": self.table,
+            "UpdateExpression": "SET sellableUntil = :until, sellableCountedAt = :at",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values(until=sellable_until, at=counted_at_ms),
+        }
+        try:
+            dynamodb().transact_write_items(
+                TransactItems=[
+                    {"Update": {**update, "Key": to_raw(key)}}  # type: ignore[typeddict-item]
+                    for key in (concert_key(concert_id), state_key(concert_id))
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and all(
+                reason.get("Code") in ("ConditionalCheckFailed", "None")
+                for reason in error.response.get("CancellationReasons", [])
+            ):
+                return False
+            raise
+        return True
+
+    def list_concert(self, concert_id: str, starts: list[str]) -> bool:
+        """Backfill: give a concert created before discovery existed its listing attributes (once: a concert
+        already listed is left alone). False when it was listed already."""
+        listing = listing_attributes(starts)
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(concert_key(concert_id)),
+                UpdateExpression="SET firstStartsAt = :first, lastStartsAt = :last, GSI2PK = :partition, "
+                "GSI2SK = :deadline",
+                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(GSI2PK)",
+                ExpressionAttributeValues=values(
+                    first=listing["firstStartsAt"],
+                    last=listing["lastStartsAt"],
+                    partition=listing["GSI2PK"],
+                    deadline=listing["GSI2SK"],
+                ),
             )
         except ClientError as error:
             if is_condition_failure(error):
@@ -181,25 +257,71 @@ class CatalogRepository:
         )
         return schedule_ref(from_raw(raw["Item"])) if "Item" in raw else None
 
-    def count_free_seats(self, schedule_id: str) -> int:
-        """How many of the date's seats are FREE: one strongly consistent Query (Select=COUNT, paginated).
+    def count_seats(self, schedule_id: str) -> SeatCounts:
+        """The date's seats by status: one strongly consistent Query projecting only the status (paginated).
 
         Not for the request path: it reads every seat of the date (~65 RCU for 5,000 seats)."""
-        paginator = dynamodb().get_paginator("query")
-        return sum(
-            page["Count"]
-            for page in paginator.paginate(
-                TableName=self.table,
+        statuses = [
+            str(item["status"])
+            for item in self._query(
                 KeyConditionExpression="PK = :pk AND begins_with(SK, :seat)",
-                FilterExpression="#status = :free",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values(
-                    pk=f"SCHEDULE#{schedule_id}", seat=SEAT_PREFIX, free=SeatStatus.FREE.value
-                ),
-                Select="COUNT",
+                ExpressionAttributeValues=values(pk=f"SCHEDULE#{schedule_id}", seat=SEAT_PREFIX),
+                ProjectionExpression="#status",
                 ConsistentRead=True,
             )
+        ]
+        return SeatCounts(
+            free=statuses.count(SeatStatus.FREE.value),
+            held=statuses.count(SeatStatus.HELD.value),
+            sold=statuses.count(SeatStatus.SOLD.value),
         )
+
+    def concert_with_schedules(self, concert_id: str, consistent: bool = False) -> tuple[Item | None, list[Item]]:
+        """The concert's META and every schedule entry (all its dates, soonest first): one Query of its partition
+        (its queue state, which sorts between them, is left out)."""
+        meta: Item | None = None
+        entries: list[Item] = []
+        for item in self._query(
+            KeyConditionExpression="PK = :pk AND SK BETWEEN :meta AND :last",
+            ExpressionAttributeValues=values(
+                pk=f"CONCERT#{concert_id}", meta="META", last=f"{SCHEDULE_PREFIX}{_AFTER_ALL}"
+            ),
+            ConsistentRead=consistent,
+        ):
+            if item["SK"] == "META":
+                meta = item
+            elif str(item["SK"]).startswith(SCHEDULE_PREFIX):
+                entries.append(item)
+        return meta, entries
+
+    def listed_concerts(self, now: int, limit: int, after: tuple[int, str] | None) -> tuple[list[Item], bool]:
+        """Up to `limit` listed concerts whose last date starts after `now`, by that start (then id), from after
+        the (lastStartsAt, concertId) of the previous page; and whether more follow. One Query of GSI2."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI2",
+            "KeyConditionExpression": "GSI2PK = :partition AND GSI2SK > :now",
+            "ExpressionAttributeValues": values(partition=LISTING_PARTITION, now=now),
+            "Limit": limit + 1,  # one more than shown tells whether a next page exists, without an empty last page
+        }
+        if after is not None:
+            deadline, concert_id = after
+            request["ExclusiveStartKey"] = to_raw(
+                {**concert_key(concert_id), "GSI2PK": LISTING_PARTITION, "GSI2SK": deadline}
+            )
+        items = [from_raw(raw) for raw in dynamodb().query(**request)["Items"]]
+        return items[:limit], len(items) > limit
+
+    def live_concert_ids(self, now: int) -> Iterator[str]:
+        """Every listed concert with a date that has not started (the periodic recount's work list)."""
+        for item in self._query(
+            IndexName="GSI2",
+            KeyConditionExpression="GSI2PK = :partition AND GSI2SK > :now",
+            ExpressionAttributeValues=values(partition=LISTING_PARTITION, now=now),
+            ProjectionExpression="concertId",
+        ):
+            yield str(item["concertId"])
 
     def schedule_and_free_seats(self, schedule_id: str, now: int) -> tuple[ScheduleRef | None, list[Seat]]:
         """The schedule's META and its free seats (never sold, or held by a lapsed hold): one Query, paginated."""
@@ -234,6 +356,32 @@ class CatalogRepository:
         for page in paginator.paginate(TableName=self.table, **request):
             for raw in page["Items"]:
                 yield from_raw(raw)
+
+
+def listing_attributes(starts: list[str]) -> Item:
+    """What lists a concert for discovery: its first and last dates, and its GSI2 keys (by its last date's start,
+    so the listing's key condition leaves out every concert that has ended)."""
+    last = max(starts)
+    return {
+        "firstStartsAt": min(starts),
+        "lastStartsAt": last,
+        "GSI2PK": LISTING_PARTITION,
+        "GSI2SK": int(clock.from_iso(last)),
+    }
+
+
+def sellable_until(entries: Iterable[Item]) -> int:
+    """The latest start among the dates with a seat not SOLD (0: none); see models.catalog.is_sold_out.
+
+    An entry never counted by status (written before the figures existed) counts as having seats to sell."""
+    return max(
+        (
+            int(clock.from_iso(str(entry["startsAt"])))
+            for entry in entries
+            if "soldSeats" not in entry or int(entry["soldSeats"]) < int(entry["seatCount"])
+        ),
+        default=0,
+    )
 
 
 def schedule_ref(item: Item) -> ScheduleRef:

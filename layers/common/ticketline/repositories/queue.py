@@ -56,8 +56,20 @@ class QueueRepository:
         self.table = table_name or get_settings().table_name
 
     # ---- state ----
-    def new_queue_items(self, concert_id: str, capacity: int, shards: int, now: int) -> list[Item]:
-        """Items that open a concert's queue: the first `capacity` arrivals enter at once."""
+    def new_queue_items(
+        self,
+        concert_id: str,
+        capacity: int,
+        shards: int,
+        now: int,
+        *,
+        sales_open_at: int | None = None,
+        sellable_until: int | None = None,
+    ) -> list[Item]:
+        """Items that open a concert's queue: the first `capacity` arrivals enter at once (from `sales_open_at`).
+
+        The state also carries the concert's sold-out figure (`sellableUntil`, kept by the stream consumer) so
+        that a join, a poll and an admission run learn it from the read they already make."""
         return [
             {
                 **state_key(concert_id),
@@ -66,13 +78,39 @@ class QueueRepository:
                 "shards": shards,
                 "admitBound": capacity,
                 "createdAt": now,
+                "salesOpenAt": sales_open_at,
+                "sellableUntil": sellable_until,
             },
-            {"PK": "QUEUES", "SK": concert_id, "createdAt": now},
+            # `listed`: the concert is in the discovery listing (its META carries the keys); see unlisted_concert_ids
+            {"PK": "QUEUES", "SK": concert_id, "createdAt": now, "listed": sellable_until is not None},
         ]
 
     def create_queue(self, concert_id: str, capacity: int, shards: int, now: int) -> None:
         """Open a queue on its own (tests, tools); concert creation publishes these items with the concert."""
         put_new(self.table, self.new_queue_items(concert_id, capacity, shards, now))
+
+    def unlisted_concert_ids(self) -> Iterator[str]:
+        """Concerts created before discovery existed, not yet backfilled into its listing (registry items without
+        `listed`); the filter reads the registry's small items once per run."""
+        paginator = dynamodb().get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk",
+            FilterExpression="attribute_not_exists(listed) OR listed = :no",
+            ExpressionAttributeValues=values(pk="QUEUES", no=False),
+            ProjectionExpression="SK",
+        ):
+            for raw in page["Items"]:
+                yield str(from_raw(raw)["SK"])
+
+    def mark_listed(self, concert_id: str) -> None:
+        dynamodb().update_item(
+            TableName=self.table,
+            Key=to_raw({"PK": "QUEUES", "SK": concert_id}),
+            UpdateExpression="SET listed = :yes",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues=values(yes=True),
+        )
 
     def get_state(self, concert_id: str, consistent: bool = False) -> QueueState | None:
         raw = dynamodb().get_item(TableName=self.table, Key=to_raw(state_key(concert_id)), ConsistentRead=consistent)
@@ -293,7 +331,14 @@ def _state(item: Item) -> QueueState:
             CounterReading(at=int(at), issued=tuple(int(n) for n in issued))
             for at, *issued in item.get("counterReadings", [])
         ),
+        sales_open_at=optional_int(item.get("salesOpenAt")),
+        sellable_until=optional_int(item.get("sellableUntil")),
     )
+
+
+def optional_int(value: object) -> int | None:
+    """A number attribute that items written before it existed lack."""
+    return int(str(value)) if value is not None else None
 
 
 def _token(item: Item) -> QueueToken:

@@ -2,26 +2,63 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from ticketline import clock
 from ticketline.config import Settings, get_settings
 from ticketline.db import Item
-from ticketline.errors import NotFound, QueueTokenInvalid
+from ticketline.errors import NotFound, QueueTokenInvalid, ValidationFailed
 from ticketline.models.catalog import (
+    ConcertDetailOut,
     ConcertIn,
     ConcertOut,
+    ConcertScheduleOut,
+    ConcertsOut,
+    ConcertSummaryOut,
     ScheduleCreatedOut,
     ScheduleOut,
     SchedulesOut,
     SeatOut,
     SeatsOut,
+    is_sold_out,
 )
 from ticketline.observability import logger, metrics
-from ticketline.repositories.catalog import CatalogRepository
-from ticketline.repositories.queue import QueueRepository
+from ticketline.repositories.catalog import CatalogRepository, sellable_until
+from ticketline.repositories.queue import QueueRepository, optional_int
 from ticketline.services.queue import QueueService
+
+# The periodic recount leaves alone a date the stream recounted more recently than this: the stream keeps busy
+# dates fresh, the recount heals the quiet ones (docs/CATALOG.md).
+RECOUNT_MIN_AGE_SECONDS = 240
+# A listing cursor: base64url of "<lastStartsAt epoch>:<concertId>" (the last concert shown); nothing else is one.
+_CURSOR_BODY = re.compile(r"^([0-9]{1,12}):([A-Za-z0-9_-]{1,64})$")
+
+
+def encode_cursor(deadline: int, concert_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{deadline}:{concert_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (lastStartsAt, concertId) a listing cursor continues after; anything we did not mint is a 400."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    match = _CURSOR_BODY.match(text)
+    if match is None or encode_cursor(int(match.group(1)), match.group(2)) != cursor:
+        raise ValidationFailed.field("cursor", "is not a cursor this API returned")
+    return int(match.group(1)), match.group(2)
+
+
+@dataclass(frozen=True, slots=True)
+class RecountSummary:
+    concerts: int = 0
+    dates: int = 0
+    listed: int = 0
 
 
 def new_id() -> str:
@@ -48,6 +85,7 @@ class CatalogService:
         it never commits the written seats stay orphaned and unreachable (docs/CATALOG.md)."""
         now = int(clock.now())
         concert_id = new_id()
+        sales_open_at = int(request.sales_open_at.timestamp()) if request.sales_open_at else now
         capacity = request.queue_capacity or self.settings.default_queue_capacity
         shards = request.queue_shards or self.settings.queue_counter_shards
         created: list[ScheduleCreatedOut] = []
@@ -63,9 +101,17 @@ class CatalogService:
                 ScheduleCreatedOut(schedule_id=schedule_id, starts_at=starts_at, seat_count=len(schedule.seats))
             )
         requests = self.repository.batch_put(self._seat_items(request, created, hidden))
-        queue_items = QueueRepository(self.settings.table_name).new_queue_items(concert_id, capacity, shards, now)
         concert = self.repository.concert_item(
-            concert_id, title=request.title, capacity=capacity, shards=shards, schedules=len(created), now=now
+            concert_id,
+            title=request.title,
+            capacity=capacity,
+            shards=shards,
+            sales_open_at=sales_open_at,
+            starts=[schedule.starts_at for schedule in created],
+            now=now,
+        )
+        queue_items = QueueRepository(self.settings.table_name).new_queue_items(
+            concert_id, capacity, shards, now, sales_open_at=sales_open_at, sellable_until=concert["sellableUntil"]
         )
         self.repository.publish([*entries, concert, *queue_items])
         seats = sum(s.seat_count for s in created)
@@ -79,6 +125,7 @@ class CatalogService:
             title=request.title,
             queue_capacity=capacity,
             queue_shards=shards,
+            sales_open_at=clock.to_iso(sales_open_at),
             schedules=created,
         )
 
@@ -87,6 +134,45 @@ class CatalogService:
         for schedule, out in zip(request.schedules, created, strict=True):
             for seat in schedule.seats:
                 yield self.repository.seat_item(out.schedule_id, seat.number, seat.price)
+
+    # ---- discovery (public) ----
+    def concerts(self, limit: int, cursor: str | None) -> ConcertsOut:
+        """Concerts whose last date has not started, by that date: one Query of the listing (GSI2)."""
+        after = decode_cursor(cursor) if cursor is not None else None
+        now = int(clock.now())
+        items, more = self.repository.listed_concerts(now, limit, after)
+        return ConcertsOut(
+            items=[
+                ConcertSummaryOut(
+                    concert_id=str(item["concertId"]),
+                    title=str(item["title"]),
+                    sales_open_at=_sales_open_at(item),
+                    first_starts_at=str(item["firstStartsAt"]),
+                    last_starts_at=str(item["lastStartsAt"]),
+                    sold_out=is_sold_out(optional_int(item.get("sellableUntil")), now),
+                )
+                for item in items
+            ],
+            next_cursor=encode_cursor(int(items[-1]["GSI2SK"]), str(items[-1]["concertId"])) if more else None,
+        )
+
+    def concert(self, concert_id: str) -> ConcertDetailOut:
+        """The concert and its dates that have not started: one Query of its partition; 404 when unknown."""
+        meta, entries = self.repository.concert_with_schedules(concert_id)
+        if meta is None:
+            raise NotFound(f"Concert {concert_id} does not exist.")
+        now = int(clock.now())
+        return ConcertDetailOut(
+            concert_id=concert_id,
+            title=str(meta["title"]),
+            sales_open_at=_sales_open_at(meta),
+            sold_out=is_sold_out(optional_int(meta.get("sellableUntil")), now),
+            schedules=[
+                ConcertScheduleOut(schedule_id=str(e["scheduleId"]), starts_at=str(e["startsAt"]))
+                for e in entries
+                if clock.from_iso(str(e["startsAt"])) > now  # the same rule as GET schedules and sold-out
+            ],
+        )
 
     # ---- buyers (ACTIVE token of this concert) ----
     def schedules(self, concert_id: str, user_id: str, presented: str | None) -> SchedulesOut:
@@ -121,24 +207,87 @@ class CatalogService:
             seats=[SeatOut(number=seat.number, price=seat.price) for seat in sorted(free, key=lambda s: s.number)],
         )
 
-    # ---- the availableSeats hint (stream consumer) ----
-    def recount_available(self, schedule_ids: Iterable[str]) -> int:
-        """Recount the FREE seats of each date and store it as its availableSeats hint; returns the dates stored.
+    # ---- the stream-fed figures (stream consumer, periodic recount) ----
+    def recount_dates(self, schedule_ids: Iterable[str]) -> set[str]:
+        """Recount each date's seats by status (FREE, HELD, SOLD) and store them; returns the dates' concerts.
 
-        A recount, not an ADD of deltas: running it again (a retried stream batch) stores the same number, and
+        A recount, not an ADD of deltas: running it again (a retried stream batch) stores the same numbers, and
         whatever happened before (a lost write, a crash) is corrected by the next change on the date.
         """
-        stored = 0
+        concerts: set[str] = set()
         for schedule_id in sorted(set(schedule_ids)):
             schedule = self.repository.schedule(schedule_id)
             if schedule is None:  # no such date: nothing to store
                 continue
             counted_at_ms = int(clock.now() * 1000)  # before the read: a later recount saw at least as much
-            free = self.repository.count_free_seats(schedule_id)
-            stored += self.repository.set_available(schedule, free, counted_at_ms)
+            self.repository.set_counts(schedule, self.repository.count_seats(schedule_id), counted_at_ms)
+            concerts.add(schedule.concert_id)
+        return concerts
+
+    def recount_sold_out(self, concert_id: str) -> bool:
+        """Store the concert's sold-out figure from its dates' counts: one Query of its partition and one
+        transaction (META and queue state). True when stored; False when a later count is stored already."""
+        counted_at_ms = int(clock.now() * 1000)
+        meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
+        if meta is None:
+            return False
+        until = sellable_until(entries)
+        stored = self.repository.set_sellable_until(concert_id, until, counted_at_ms)
+        if stored and is_sold_out(until, clock.now()):
+            logger.info("concert sold out", extra={"concertId": concert_id})
         return stored
+
+    def recount_changed(self, schedule_ids: Iterable[str]) -> int:
+        """What a stream batch does: recount its dates, then their concerts' sold-out figure; returns the dates."""
+        dates = set(schedule_ids)
+        for concert_id in sorted(self.recount_dates(dates)):
+            self.recount_sold_out(concert_id)
+        return len(dates)
+
+    def recount_live(self) -> RecountSummary:
+        """The periodic recount (scheduler task `recount`): heals a figure a lost or failed stream batch left wrong,
+        and lists concerts created before discovery existed. Bounded: the concerts whose last date has not
+        started, and of those only the dates that have not started and were not recounted in the last few minutes.
+        """
+        listed = self._backfill_listing()
+        now = clock.now()
+        summary = RecountSummary(listed=listed)
+        for concert_id in self.repository.live_concert_ids(int(now)):
+            _, entries = self.repository.concert_with_schedules(concert_id)
+            stale = [
+                str(e["scheduleId"])
+                for e in entries
+                if clock.from_iso(str(e["startsAt"])) > now
+                and int(e.get("availableCountedAt", 0)) <= (now - RECOUNT_MIN_AGE_SECONDS) * 1000
+            ]
+            self.recount_dates(stale)
+            self.recount_sold_out(concert_id)
+            summary = RecountSummary(summary.concerts + 1, summary.dates + len(stale), summary.listed)
+        if summary.dates:
+            metrics.add_metric(name="DatesRecounted", unit="Count", value=summary.dates)
+        return summary
+
+    def _backfill_listing(self) -> int:
+        """Concerts created before discovery: list them (idempotent; each registry entry is marked once done)."""
+        queues = QueueRepository(self.settings.table_name)
+        listed = 0
+        for concert_id in queues.unlisted_concert_ids():
+            meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
+            if meta is not None and entries:
+                listed += self.repository.list_concert(concert_id, [str(e["startsAt"]) for e in entries])
+                self.recount_dates(str(e["scheduleId"]) for e in entries)
+                self.recount_sold_out(concert_id)
+            queues.mark_listed(concert_id)
+        if listed:
+            logger.info("concerts listed for discovery (backfill)", extra={"concerts": listed})
+        return listed
 
     def _require_active(self, concert_id: str, user_id: str, presented: str | None) -> None:
         if not presented:  # no read for a request that cannot pass
             raise QueueTokenInvalid()
         self.queue.require_active(concert_id, user_id, presented)
+
+
+def _sales_open_at(item: Item) -> str:
+    """salesOpenAt, or the concert's creation for one created before sales had an opening time (it opened then)."""
+    return clock.to_iso(int(item["salesOpenAt"] if "salesOpenAt" in item else item["createdAt"]))

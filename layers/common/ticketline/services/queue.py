@@ -16,7 +16,8 @@ from hmac import compare_digest
 
 from ticketline import clock
 from ticketline.config import Settings, get_settings
-from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive
+from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive, SaleNotOpen, SoldOut
+from ticketline.models.catalog import is_sold_out
 from ticketline.models.queue import (
     CounterReading,
     QueuePositionOut,
@@ -75,9 +76,16 @@ class QueueService:
 
     # ---- request path ----
     def issue(self, concert_id: str, user_id: str) -> tuple[QueueTokenOut, bool]:
-        """The caller's live token (created=False) or a new one at the back of the line (created=True)."""
+        """The caller's live token (created=False) or a new one at the back of the line (created=True).
+
+        409 SALE_NOT_OPEN before the concert's sale opens, 410 SOLD_OUT while it is sold out (no token either way;
+        both are learnt from the queue state the join reads anyway)."""
         state = self._state(concert_id)
         now = int(clock.now())
+        self._require_open(state, now)
+        if is_sold_out(state.sellable_until, now):
+            metrics.add_metric(name="JoinsRefusedSoldOut", unit="Count", value=1)
+            raise SoldOut()
         existing = self.repository.get_token(concert_id, user_id, consistent=True)
         if existing is not None and existing.effective_status(now) is not TokenStatus.EXPIRED:
             return self._token_view(self._settle(existing, state, now), state), False
@@ -113,6 +121,10 @@ class QueueService:
             token = self.repository.get_token(concert_id, user_id)
         token = self._check_presented(token, presented)
         now = int(clock.now())
+        if token.effective_status(now) is TokenStatus.EXPIRED:
+            raise QueueTokenExpired()
+        if state is not None and is_sold_out(state.sellable_until, now):
+            raise SoldOut()  # the token keeps its place: when seats come back, the same poll answers again
         if state is not None:
             token = self._settle(token, state, now)
         status = token.effective_status(now)
@@ -174,6 +186,8 @@ class QueueService:
         if state is None:
             return RunSummary()
         now = int(clock.now())
+        if is_sold_out(state.sellable_until, now):
+            return RunSummary(concerts=1)  # nothing to sell: nobody enters; waiters keep their places
         # Repair first: waiters already entitled (a crashed run, or nobody polled) are ACTIVE from now on.
         entitled = self._activate_up_to(state, state.admit_bound, now)
         seen = {t.seq: t for t in [*self.repository.active_tokens(concert_id), *entitled]}
@@ -215,6 +229,17 @@ class QueueService:
                 raise NotFound(f"Concert {concert_id} does not exist.")
             self._cache.put(state)
         return state
+
+    def _require_open(self, state: QueueState, now: int) -> None:
+        """Joining opens PreQueueMinutes before salesOpenAt (0 until the lobby exists: docs/QUEUE.md)."""
+        if state.sales_open_at is None:
+            return
+        opens_at = state.sales_open_at - self.settings.pre_queue_minutes * 60
+        if now < opens_at:
+            raise SaleNotOpen(
+                retry_after_seconds=opens_at - now,
+                message=f"The sale opens at {clock.to_iso(state.sales_open_at)}; join the queue then.",
+            )
 
     def _past_released(self, state: QueueState, bound: int) -> int:
         """`bound`, moved one step further for each released number it passes (a join that lost its user's race:
