@@ -149,24 +149,44 @@ class StreamPoller:
         function = self._template.function(mapping.event.function_id)
         attempts = mapping.event.maximum_retry_attempts
         attempt = 0
+        delivered = 0
         while True:
             try:
                 result = self._host.invoke(function, {"Records": batch})
+                retry_from = _first_failed(batch, result) if mapping.event.reports_item_failures else None
             except Exception:
-                if attempts is not None and attempt >= attempts:
-                    logger.exception(
-                        "%s failed %d times: its batch of %d records is dropped, as Lambda would",
-                        mapping.event.qualified_name,
-                        attempt + 1,
-                        len(batch),
-                    )
-                    return 0
-                logger.exception("%s failed; retrying its batch", mapping.event.qualified_name)
-                time.sleep(_RETRY_BACKOFF_SECONDS[min(attempt, len(_RETRY_BACKOFF_SECONDS) - 1)])
-                attempt += 1
-                continue
-            logger.info("stream %s: %d records -> %s", mapping.event.qualified_name, len(batch), result)
-            return len(batch)
+                logger.exception("%s failed on its batch of %d records", mapping.event.qualified_name, len(batch))
+                retry_from = 0
+            if retry_from is None:
+                logger.info("stream %s: %d records -> %s", mapping.event.qualified_name, len(batch), result)
+                return delivered + len(batch)
+            # Lambda checkpoints before the first failed record and delivers the rest again.
+            delivered += retry_from
+            batch = batch[retry_from:]
+            if attempts is not None and attempt >= attempts:
+                logger.error(
+                    "%s failed %d times: %d records are given up, as Lambda would",
+                    mapping.event.qualified_name,
+                    attempt + 1,
+                    len(batch),
+                )
+                return delivered
+            logger.warning("%s: retrying %d records", mapping.event.qualified_name, len(batch))
+            time.sleep(_RETRY_BACKOFF_SECONDS[min(attempt, len(_RETRY_BACKOFF_SECONDS) - 1)])
+            attempt += 1
+
+
+def _first_failed(batch: list[dict[str, Any]], result: Any) -> int | None:
+    """Where a partial batch response says to resume (the first failed record's index); None: all succeeded.
+    An answer Lambda cannot read (not the documented shape, or an unknown sequence number) fails the batch."""
+    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+    if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
+        return None
+    sequence = [record["dynamodb"]["SequenceNumber"] for record in batch]
+    named = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
+    if not all(name in sequence for name in named):
+        return 0
+    return min(sequence.index(name) for name in named)
 
 
 def _lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:

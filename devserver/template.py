@@ -184,6 +184,9 @@ class StreamEvent:
     batching_window_seconds: float
     maximum_retry_attempts: int | None  # None: retry until the records expire (Lambda's default)
     filters: tuple[Pattern, ...]  # FilterCriteria: a record is delivered when any one matches; none: all are
+    # FunctionResponseTypes: [ReportBatchItemFailures]: the function names the records that failed; the batch is
+    # delivered again from the first of them (an invalid answer fails the whole batch)
+    reports_item_failures: bool = False
 
     @property
     def qualified_name(self) -> str:
@@ -450,6 +453,7 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
         batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
         maximum_retry_attempts=None if retries in (None, -1) else int(resolver.text(retries)),
         filters=filters,
+        reports_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
     )
 
 
