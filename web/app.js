@@ -6,6 +6,7 @@ const won = new Intl.NumberFormat("ko-KR", { style: "currency", currency: "KRW" 
 const state = {
   user: null, jwt: null,
   concertId: null, queueToken: null, status: null, activeUntil: null,
+  concertsCursor: null, chosenConcert: null,  // discovery: the list's next page, the concert shown
   scheduleId: null, seats: [], seatNumber: null,
   reservation: null, balance: null,
   chargeKey: null, payKey: null,            // Idempotency-Key of the attempt in flight (kept for its retries)
@@ -33,6 +34,8 @@ const ERROR_HELP = {
   BALANCE_LIMIT_EXCEEDED: () => ({ text: "Your wallet cannot hold that much. Charge a smaller amount." }),
   INSUFFICIENT_BALANCE: () => ({ text: "Your balance is too low for this seat. Top up your wallet, then pay again." }),
   IDEMPOTENCY_KEY_REUSED: () => ({ text: "That request was already sent with other details. Please try again." }),
+  SALE_NOT_OPEN: (e, retry) => ({ text: `The sale has not opened yet. Try again in ${retry ? formatSeconds(retry) : "a while"}.` }),
+  SOLD_OUT: () => ({ text: "Sold out: every seat is sold. If seats come back (a cancellation), the line moves again: keep this page open." }),
   IDEMPOTENCY_IN_PROGRESS: () => ({ text: "Your previous attempt is still being processed. Wait a moment, then try again." }),
   THROTTLED: (e, retry) => ({ text: `The system is busy. Please try again in ${retry || 1} s.` }),
   SERVICE_UNAVAILABLE: (e, retry) => ({ text: `The service is briefly unavailable. Please try again in ${retry || 1} s.` }),
@@ -132,6 +135,87 @@ function renderSignedIn() {
   $("step-queue").hidden = false;
 }
 
+// ---------- what is on sale (public: no sign-in needed to look) ----------
+const dateFormat = { weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit",
+  minute: "2-digit", timeZone: "UTC", timeZoneName: "short" };
+const formatDate = (iso) => new Date(iso).toLocaleString("en-GB", dateFormat);
+
+function formatSeconds(seconds) {
+  return seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
+}
+
+async function loadConcerts(more = false) {
+  const box = $("concerts");
+  const query = "?limit=10" + (more && state.concertsCursor ? "&cursor=" + encodeURIComponent(state.concertsCursor) : "");
+  try {
+    const { data } = await api("GET", "/concerts" + query, { auth: false });
+    if (!more) box.textContent = "";
+    for (const concert of data.items) box.appendChild(concertButton(concert));
+    if (!box.children.length) box.textContent = "Nothing on sale right now. Create a demo concert below once signed in.";
+    state.concertsCursor = data.nextCursor;
+    $("more-concerts").hidden = !data.nextCursor;
+  } catch (error) { box.textContent = ""; showError(error); }
+}
+
+function concertButton(concert) {
+  const button = document.createElement("button");
+  button.dataset.concertId = concert.concertId;
+  button.dataset.testid = "concert";
+  button.innerHTML = "<span><b></b><br><small></small></span>";
+  button.querySelector("b").textContent = concert.title;
+  const range = concert.firstStartsAt === concert.lastStartsAt ? formatDate(concert.firstStartsAt)
+    : `${formatDate(concert.firstStartsAt)} – ${formatDate(concert.lastStartsAt)}`;
+  const opens = Date.parse(concert.salesOpenAt) > Date.now() ? ` · sale opens ${formatDate(concert.salesOpenAt)}` : "";
+  button.querySelector("small").textContent = range + opens;
+  if (concert.soldOut) {
+    const badge = document.createElement("span");
+    badge.className = "sold-out";
+    badge.dataset.testid = "sold-out";
+    badge.textContent = "Sold out";
+    button.appendChild(badge);
+  }
+  button.onclick = () => showConcert(concert.concertId);
+  return button;
+}
+
+async function showConcert(concertId) {
+  for (const button of $("concerts").children) {
+    button.classList.toggle("selected", button.dataset.concertId === concertId);
+  }
+  try {
+    const { data } = await api("GET", `/concerts/${encodeURIComponent(concertId)}`, { auth: false });
+    state.chosenConcert = data;
+    $("concert-detail").hidden = false;
+    $("concert-title").textContent = data.title;
+    const opensIn = Math.ceil((Date.parse(data.salesOpenAt) - Date.now()) / 1000);
+    $("concert-sale").textContent = data.soldOut ? "Sold out: every seat of every date on sale is sold."
+      : opensIn > 0 ? `The sale opens ${formatDate(data.salesOpenAt)}.` : "On sale now.";
+    const dates = $("concert-dates");
+    dates.textContent = "";
+    for (const schedule of data.schedules) {   // only the dates that have not started
+      const li = document.createElement("li");
+      li.dataset.scheduleId = schedule.scheduleId;
+      li.textContent = formatDate(schedule.startsAt);
+      dates.appendChild(li);
+    }
+    $("join-concert").disabled = data.soldOut;
+    $("join-concert").textContent = data.soldOut ? "Sold out" : "Join the queue";
+  } catch (error) { showError(error); }
+}
+
+function joinChosenConcert() {
+  const concert = state.chosenConcert;
+  if (!concert) return;
+  $("concert-id").value = concert.concertId;
+  if (!state.jwt) {
+    showMessage("Sign in first, then join the queue of " + concert.title + ".", "ok");
+    $("user").focus();
+    return;
+  }
+  joinQueue(concert.concertId);
+  $("step-queue").scrollIntoView({ behavior: "smooth" });
+}
+
 // ---------- 2. the queue ----------
 async function createDemoConcert() {
   try {
@@ -150,6 +234,7 @@ async function createDemoConcert() {
     if (!response.ok) throw new ApiError(response.status, data, null);
     $("concert-id").value = data.concertId;
     showMessage(`Created "${data.title}" (${data.concertId}). Join its queue!`);
+    await loadConcerts();
   } catch (error) { showError(error); }
 }
 
@@ -175,6 +260,10 @@ async function pollPosition() {
   } catch (error) {
     if (error.retriable) { schedulePoll(error.retryAfter || 2); return; }
     if (error.code === "QUEUE_TOKEN_EXPIRED") applyQueueState("EXPIRED", 0, null, 0);
+    if (error.code === "SOLD_OUT") {   // the token keeps its place: keep asking, seats may come back
+      applyQueueState("SOLD_OUT", 0, null, 0);
+      schedulePoll(error.retryAfter || 10);
+    }
     showError(error);
   }
 }
@@ -190,7 +279,7 @@ function applyQueueState(status, position, activeUntil, retryAfterSeconds) {
   state.activeUntil = activeUntil;
   $("queue-status").hidden = false;
   const badge = $("queue-badge");
-  badge.textContent = status;
+  badge.textContent = status.replace("_", " ");
   badge.className = "badge " + status.toLowerCase();
   if (status === "WAIT") {
     $("queue-line").textContent = position === 1 ? "You are next in line" : `${position} people ahead of you`;
@@ -200,6 +289,10 @@ function applyQueueState(status, position, activeUntil, retryAfterSeconds) {
     $("queue-line").textContent = "It's your turn!";
     tickClock();
     if (!wasActive) loadSchedules();
+  } else if (status === "SOLD_OUT") {
+    $("queue-line").textContent = "Sold out";
+    $("queue-detail").textContent = "You keep your place: if seats come back, the line moves again.";
+    $("step-seats").hidden = true;
   } else {
     $("queue-line").textContent = "Your turn has ended";
     $("queue-detail").textContent = "Join the queue again to get back in line.";
@@ -431,6 +524,8 @@ $("sign-in-form").addEventListener("submit", (e) => { e.preventDefault(); signIn
 $("sign-out").addEventListener("click", signOut);
 $("concert-form").addEventListener("submit", (e) => { e.preventDefault(); joinQueue($("concert-id").value.trim()); });
 $("create-demo").addEventListener("click", (e) => { e.preventDefault(); createDemoConcert(); });
+$("more-concerts").addEventListener("click", () => loadConcerts(true));
+$("join-concert").addEventListener("click", joinChosenConcert);
 $("hold").addEventListener("click", holdSeat);
 $("top-up-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -446,6 +541,7 @@ $("again").addEventListener("click", () => joinQueue());
 $("message-close").addEventListener("click", hideMessage);
 
 (function restore() {
+  loadConcerts();
   const params = new URLSearchParams(location.search);
   if (params.get("concert")) $("concert-id").value = params.get("concert");
   const saved = JSON.parse(sessionStorage.getItem("ticketline.user") || "null");
