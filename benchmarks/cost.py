@@ -45,11 +45,15 @@ CHARGE_REPLAY = "POST /wallet/charges: same Idempotency-Key again"
 HISTORY = "GET /wallet/history"
 PAY = "POST /payments"
 PAY_REPLAY = "POST /payments: same Idempotency-Key again"
+CONCERTS = "GET /concerts (public)"
+CONCERT = "GET /concerts/{id} (public)"
 ADMIT_RUN = "scheduler Admit"
 EXPIRE_RUN = "scheduler Expire"
-STREAM_BATCH = "stream SeatChanges: one batch, the journey's holds"
+RECOUNT_RUN = "scheduler Recount"
+STREAM_BATCH = "stream SeatChanges: one batch, the journey's holds and sales"
 # Not request paths: run by EventBridge or by the table stream, never while a client waits.
-BACKGROUND_PREFIXES = (ADMIT_RUN, EXPIRE_RUN, STREAM_BATCH)
+BACKGROUND_PREFIXES = (ADMIT_RUN, EXPIRE_RUN, RECOUNT_RUN, STREAM_BATCH)
+DISCOVERY_LABELS = (CONCERTS, CONCERT)
 
 POSITION_LABELS = (POSITION_WAIT, POSITION_WAIT_UNCACHED, POSITION_ACTIVE)
 
@@ -92,6 +96,7 @@ def _no_scan_or_count(answer: Answer) -> str | None:
 
 TARGETS = (
     Target("position poll = 1 read request", POSITION_LABELS, _one_read_request),
+    Target("discovery = 1 read request", DISCOVERY_LABELS, _one_read_request),
     Target("hold = 1 write request", (HOLD,), _one_write_request),
     Target("payment = 1 transaction", (PAY,), _one_transaction),
     Target("no Scan, no Select=COUNT on a request path", (), _no_scan_or_count),
@@ -136,6 +141,9 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
     def queue_headers(user: str) -> dict[str, str]:
         return {"X-Queue-Token": tokens[user]}
 
+    if api.serves("GET", "/concerts"):  # what a client app shows before the buyer joins
+        call("GET", "/concerts", CONCERTS, query="limit=20")
+        call("GET", f"/concerts/{concert_id}", CONCERT)
     time.sleep(api_cache_seconds(api) + 0.05)  # the first join finds no cached queue state
     for n, user in enumerate(users):
         tokens[user] = call("POST", joins, JOIN_NEW_UNCACHED if n == 0 else JOIN_NEW, user=user).body["token"]
@@ -183,14 +191,20 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
         pay_headers = headers | {"Idempotency-Key": f"pay-{user}"}
         call("POST", "/payments", PAY, user=user, headers=pay_headers, body={"reservationId": held[user]})
         call("POST", "/payments", PAY_REPLAY, user=user, headers=pay_headers, body={"reservationId": held[user]})
-    for name, label in (("Expire", EXPIRE_RUN), ("Admit", ADMIT_RUN)):
+    answers += background_runs(api)
+    return answers
+
+
+def background_runs(api: InProcessApi) -> list[Answer]:
+    """What follows the journey off the request path: the stream batch, then each scheduler task once."""
+    answers = [api.deliver_streams(label=STREAM_BATCH)]
+    for name, label in (("Expire", EXPIRE_RUN), ("Admit", ADMIT_RUN), ("Recount", RECOUNT_RUN)):
         run = api.run_schedule(name, label=label)
         summary = ", ".join(f"{key} {value}" for key, value in run.body.items() if key != "task")
         run.label = f"{label} ({summary})"
         for request in run.requests:
             request.label = run.label
         answers.append(run)
-    answers.append(api.deliver_streams(label=STREAM_BATCH))
     return answers
 
 

@@ -32,6 +32,8 @@ REQUEST_BUDGET = {
     cost.HISTORY: 1,
     cost.PAY: 6,
     cost.PAY_REPLAY: 1,
+    cost.CONCERTS: 1,
+    cost.CONCERT: 1,
 }
 
 
@@ -73,8 +75,15 @@ def test_no_scan_and_no_count_on_a_request_path(answers: list[Answer]) -> None:
 
 def test_the_stream_consumer_recounts_each_date_once_per_batch(answers: list[Answer]) -> None:
     (batch,) = by_label(answers, cost.STREAM_BATCH)
-    assert batch.body["records"] > 1  # the journey's holds, in one batch
-    assert [r.operation for r in batch.requests] == ["GetItem", "Query", "UpdateItem"]  # one date: one recount
+    assert batch.body["records"] > 1  # the journey's holds and sales, in one batch
+    # one date: one recount (its META, its seats' statuses, the figures), then its concert's sold-out figure
+    assert [r.operation for r in batch.requests] == ["GetItem", "Query", "UpdateItem", "Query", "TransactWriteItems"]
+
+
+def test_the_periodic_recount_leaves_a_date_the_stream_just_counted(answers: list[Answer]) -> None:
+    (run,) = [a for a in answers if a.label.startswith(cost.RECOUNT_RUN)]
+    # the registry (backfill), the listing, the concert's partition, and its sold-out figure: no seat read
+    assert [r.operation for r in run.requests] == ["Query", "Query", "Query", "TransactWriteItems"]
 
 
 def test_position_poll_is_one_read_request(answers: list[Answer]) -> None:

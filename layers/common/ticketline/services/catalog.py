@@ -229,6 +229,9 @@ class CatalogService:
         transaction (META and queue state). True when stored; False when a later count is stored already."""
         counted_at_ms = int(clock.now() * 1000)
         meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
+        return self._store_sold_out(concert_id, meta, entries, counted_at_ms)
+
+    def _store_sold_out(self, concert_id: str, meta: Item | None, entries: list[Item], counted_at_ms: int) -> bool:
         if meta is None:
             return False
         until = sellable_until(entries)
@@ -253,15 +256,19 @@ class CatalogService:
         now = clock.now()
         summary = RecountSummary(listed=listed)
         for concert_id in self.repository.live_concert_ids(int(now)):
-            _, entries = self.repository.concert_with_schedules(concert_id)
+            counted_at_ms = int(clock.now() * 1000)
+            meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
             stale = [
                 str(e["scheduleId"])
                 for e in entries
                 if clock.from_iso(str(e["startsAt"])) > now
                 and int(e.get("availableCountedAt", 0)) <= (now - RECOUNT_MIN_AGE_SECONDS) * 1000
             ]
-            self.recount_dates(stale)
-            self.recount_sold_out(concert_id)
+            if stale:
+                self.recount_dates(stale)
+                self.recount_sold_out(concert_id)
+            else:  # every date counted lately: their figures as just read decide
+                self._store_sold_out(concert_id, meta, entries, counted_at_ms)
             summary = RecountSummary(summary.concerts + 1, summary.dates + len(stale), summary.listed)
         if summary.dates:
             metrics.add_metric(name="DatesRecounted", unit="Count", value=summary.dates)
