@@ -21,7 +21,8 @@ from tests.integration.conftest import BASE_OVERRIDES
 
 @pytest.fixture(scope="module")
 def sale_server() -> Iterator[Any]:
-    """Holds lapse after 8 s (a slow machine still pays in time), queue tokens last 10 minutes; the scheduler runs only when a test says so."""
+    """Holds lapse after 8 s (a slow machine still pays in time), queue tokens last 10 minutes; the scheduler
+    runs only when a test says so."""
     overrides = BASE_OVERRIDES | {"SeatHoldTtlSeconds": "8", "ActiveTokenTtlSeconds": "600"}
     with running_server(parameter_overrides=overrides, workers=4, scheduler=False) as running:
         yield running
