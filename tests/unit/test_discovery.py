@@ -207,6 +207,19 @@ def test_joining_before_the_sale_opens_is_409_with_retry_after(clock):
     assert created and token.status is TokenStatus.ACTIVE
 
 
+def test_a_sale_opening_after_the_last_date_is_400_naming_it(clock):
+    body = {
+        "title": "Late",
+        "salesOpenAt": ticketline_clock.to_iso(clock() + 2 * DAY),
+        "schedules": [{"startsAt": ticketline_clock.to_iso(clock() + DAY), "seats": [{"number": 1, "price": 1}]}],
+    }
+    event = load_event("admin_create_concert.json", body=json.dumps(body))
+    event["requestContext"]["authorizer"]["claims"]["cognito:groups"] = "admin"
+    response = handler("admin").lambda_handler(event, LambdaContext())
+    assert response["statusCode"] == 400
+    assert [d["field"] for d in json.loads(response["body"])["error"]["details"]] == ["salesOpenAt"]
+
+
 def test_the_join_answers_409_sale_not_open_through_its_handler(clock):
     concert = create(salesOpenAt=ticketline_clock.to_iso(clock() + 90))
     event = load_event("issue_token.json", pathParameters={"concertId": concert.concert_id})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
 from ticketline import clock
 from ticketline.models import ApiModel, with_examples
@@ -80,12 +80,21 @@ class ConcertIn(ApiModel):
     queue_shards: int | None = Field(
         default=None, strict=True, ge=1, le=MAX_QUEUE_SHARDS, description="Sequence-counter shards (docs/QUEUE.md)."
     )
+    schedules: list[ScheduleIn] = Field(min_length=1, max_length=MAX_SCHEDULES)
+    # After `schedules`, so that its validator sees them.
     sales_open_at: AwareDatetime | None = Field(
         default=None,
-        description="When joining the queue opens (ISO-8601 with a zone); before it a join is 409 SALE_NOT_OPEN. "
-        "Defaults to now.",
+        description="When joining the queue opens (ISO-8601 with a zone), before the last date starts; before it a "
+        "join is 409 SALE_NOT_OPEN. Defaults to now.",
     )
-    schedules: list[ScheduleIn] = Field(min_length=1, max_length=MAX_SCHEDULES)
+
+    @field_validator("sales_open_at")
+    @classmethod
+    def _before_the_last_date(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+        schedules: list[ScheduleIn] = info.data.get("schedules") or []
+        if value is not None and schedules and value >= max(s.starts_at for s in schedules):
+            raise ValueError("must be before the last date starts")
+        return value
 
 
 # ---- output ----
