@@ -52,4 +52,4 @@ def test_the_template_stream_event_is_read_with_its_filters() -> None:
     assert (stream.function_id, stream.table_id) == ("SeatAvailabilityFunction", "TicketlineTable")
     assert stream.starting_position == "TRIM_HORIZON" and stream.maximum_retry_attempts == 5
     assert stream.batch_size == 1000 and stream.batching_window_seconds == 1
-    assert len(stream.filters) == 2
+    assert len(stream.filters) == 3  # to FREE, from FREE, HELD -> SOLD
