@@ -82,7 +82,9 @@ def verify_token(token: str, *, secret: str | None = None) -> dict[str, Any]:
 def _is_numeric_date(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return math.isfinite(value) and 0 <= value <= _LATEST_TIMESTAMP
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return 0 <= value <= _LATEST_TIMESTAMP  # an int of any size compares exactly (math.isfinite would overflow)
 
 
 def claims_from_authorization(header: str | None, *, secret: str | None = None) -> dict[str, Any]:

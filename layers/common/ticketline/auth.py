@@ -71,7 +71,9 @@ def _is_date(value: Any) -> bool:
             return _is_gateway_date(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return math.isfinite(value) and 0 <= value <= _LATEST_TIMESTAMP
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return 0 <= value <= _LATEST_TIMESTAMP  # an int of any size compares exactly (math.isfinite would overflow)
 
 
 def _is_gateway_date(text: str) -> bool:
