@@ -4,6 +4,7 @@ On AWS a Cognito user pool signs ID tokens and API Gateway checks them; locally 
 own, and hand the claims to handlers in the shape API Gateway REST uses for Cognito claims.
 """
 
+import math
 import os
 import time
 import warnings
@@ -21,6 +22,10 @@ ADMIN_GROUP = "admin"
 _ALGORITHM = "HS256"
 # API Gateway REST renders Cognito's time claims as Java Date strings ("Tue Apr 14 17:39:50 UTC 2020").
 _GATEWAY_DATE_CLAIMS = frozenset({"exp", "iat"})
+# NumericDate claims as Cognito issues them: numbers a datetime can hold (0001..9999), which PyJWT does not check
+# (it takes int(value): "123", true and 10**20 pass). Anything else is an invalid token, never a crash.
+_DATE_CLAIMS = ("exp", "iat", "nbf")
+_LATEST_TIMESTAMP = datetime.max.replace(tzinfo=UTC).timestamp()
 
 
 class AuthenticationError(Exception):
@@ -57,7 +62,7 @@ def mint_token(
 def verify_token(token: str, *, secret: str | None = None) -> dict[str, Any]:
     try:
         with _short_dev_secret_allowed():
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 secret or dev_secret(),
                 algorithms=[_ALGORITHM],
@@ -68,6 +73,18 @@ def verify_token(token: str, *, secret: str | None = None) -> dict[str, Any]:
         raise AuthenticationError("the bearer token has expired") from error
     except jwt.InvalidTokenError as error:
         raise AuthenticationError(f"the bearer token is invalid: {error}") from error
+    for name in _DATE_CLAIMS:
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise AuthenticationError(f"the bearer token is invalid: {name} is not a date")
+    return claims
+
+
+def _is_numeric_date(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return 0 <= value <= _LATEST_TIMESTAMP  # an int of any size compares exactly (math.isfinite would overflow)
 
 
 def claims_from_authorization(header: str | None, *, secret: str | None = None) -> dict[str, Any]:

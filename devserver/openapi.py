@@ -64,11 +64,18 @@ KNOWN_HEADERS: dict[str, dict[str, Any]] = {
     "Idempotency-Key": {
         "description": "A key you choose per intended operation (a UUID). A retry with the same key and body "
         "returns the first answer and acts once; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["8d0c7a52-4a8e-4f43-9d1e"]},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[\\x20-\\x7e]+$",
+            "examples": ["8d0c7a52-4a8e-4f43-9d1e"],
+        },
     },
 }
 _QUEUE_TOKEN_CODES = ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED")
 _IDEMPOTENCY_CODES = ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_IN_PROGRESS")
+_BODY_CODES = ("UNSUPPORTED_MEDIA_TYPE", "PAYLOAD_TOO_LARGE")
 _HEADER_CONSTANT = re.compile(r"^[A-Z0-9_]*_HEADER$")
 
 
@@ -278,7 +285,9 @@ def _document_headers(operation: dict[str, Any], headers: Iterable[str]) -> None
             known = KNOWN_HEADERS[canonical[parameter["name"].lower()]]
             parameter["name"] = canonical[parameter["name"].lower()]
             parameter.setdefault("description", known["description"])
-            parameter.setdefault("schema", {}).setdefault("examples", known["schema"]["examples"])
+            schema = parameter.setdefault("schema", {})
+            for key, value in known["schema"].items():  # Powertools leaves out a Header's pattern
+                schema.setdefault(key, value)
     declared = {p["name"].lower() for p in parameters if p.get("in") == "header"}
     for name in sorted(headers):
         if name.lower() in declared:
@@ -344,6 +353,8 @@ def _document_errors(
     codes |= {code for code in registry if re.search(rf"\b{code}\b", description)}
     if operation.get("parameters") or operation.get("requestBody"):
         codes.add("VALIDATION_ERROR")
+    if operation.get("requestBody"):
+        codes.update(_BODY_CODES)  # ticketline.api.json_object_body: what every body is
     if authorized:
         codes |= {"UNAUTHENTICATED", "SERVICE_UNAVAILABLE"}  # the authorizer; DynamoDB unavailable (api.py)
     if "x-queue-token" in header_names:

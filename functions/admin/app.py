@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ticketline.api import create_app, lambda_entry
+from ticketline.api import create_app, json_object_body, lambda_entry
 from ticketline.auth import caller_from_event
 from ticketline.models.catalog import ConcertIn, ConcertOut
 from ticketline.services.catalog import CatalogService
@@ -26,7 +26,7 @@ catalog = CatalogService()
 def create_concert() -> Response[ConcertOut]:
     caller_from_event(app.current_event.raw_event).require_admin()
     try:  # validated here rather than in the signature, so that a non-admin learns nothing but 403
-        request = ConcertIn.model_validate_json(app.current_event.decoded_body or "")
+        request = ConcertIn.model_validate(json_object_body(app.current_event))
     except ValidationError as error:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from None
     concert = catalog.create_concert(request)

@@ -1,14 +1,11 @@
 """POST /payments: pay a held seat from the wallet (user JWT, ACTIVE queue token, Idempotency-Key)."""
 
-from typing import Annotated
-
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from ticketline.api import create_app, lambda_entry
 from ticketline.auth import caller_from_event, queue_token_from_headers
-from ticketline.idempotency import IDEMPOTENCY_KEY_HEADER
-from ticketline.models.wallet import MAX_IDEMPOTENCY_KEY_LENGTH, PaymentIn, PaymentOut
+from ticketline.idempotency import IdempotencyKey
+from ticketline.models.wallet import PaymentIn, PaymentOut
 from ticketline.services.payments import PaymentService
 
 app = create_app()
@@ -24,12 +21,7 @@ payments = PaymentService()
     responses={201: {"description": "Paid"}},
     tags=["Payments"],
 )
-def pay(
-    request: PaymentIn,
-    idempotency_key: Annotated[
-        str, Header(alias=IDEMPOTENCY_KEY_HEADER, min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
-    ],
-) -> Response[PaymentOut]:
+def pay(request: PaymentIn, idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
     caller = caller_from_event(app.current_event.raw_event)
     paid = payments.pay(
         caller.user_id,

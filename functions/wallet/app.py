@@ -2,15 +2,14 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from ticketline.api import create_app, lambda_entry
 from ticketline.auth import caller_from_event
-from ticketline.idempotency import IDEMPOTENCY_KEY_HEADER
+from ticketline.idempotency import IdempotencyKey
 from ticketline.models.wallet import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
     BalanceOut,
     ChargeIn,
     ChargeOut,
@@ -20,16 +19,6 @@ from ticketline.services.wallet import WalletService
 
 app = create_app()
 wallet = WalletService()
-
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias=IDEMPOTENCY_KEY_HEADER,
-        min_length=1,
-        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
-        description="1..64 characters of the client's choosing; a retry with the same key and body charges once.",
-    ),
-]
 
 
 @app.get("/wallet", summary="Balance", description="The caller's balance (0 for a new user).", tags=["Wallet"])

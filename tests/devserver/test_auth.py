@@ -89,3 +89,26 @@ def test_token_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert claims["sub"] == "bob"
     assert claims["cognito:groups"] == ["admin"]
     assert claims["exp"] - claims["iat"] == 60
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 10**20},  # PyJWT accepts it (far future); no datetime holds it: it crashed the gateway
+        {"exp": 1e300},
+        {"exp": 10**400},  # too large for a float: math.isfinite raised OverflowError
+        {"exp": "99999999999"},  # PyJWT reads int("...")
+        {"exp": True},
+        {"iat": 10**30},
+        {"iat": -1},
+        {"nbf": "0"},
+    ],
+    ids=repr,
+)
+def test_date_claims_a_datetime_cannot_hold_are_an_invalid_token(claims: dict[str, object]) -> None:
+    import time
+
+    now = int(time.time())
+    token = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60} | claims, "local-dev-secret", algorithm="HS256")
+    with pytest.raises(AuthenticationError):  # PyJWT's own check (expired, not yet valid) or ours (not a date)
+        verify_token(token)

@@ -141,3 +141,14 @@ def test_local_schedule_runs(gateway: Gateway) -> None:
     assert envelope["source"] == "aws.events"
     assert call(gateway, "POST", "/_local/schedules/Nope").status == 404
     assert call(gateway, "GET", "/_local/schedules/Tick").status == 405
+
+
+def test_a_token_whose_exp_no_datetime_holds_is_401_not_a_dropped_connection(
+    gateway: Gateway, invocations: list[str]
+) -> None:
+    import jwt
+
+    token = jwt.encode({"sub": "alice", "exp": 10**20}, "local-dev-secret", algorithm="HS256")
+    response = call(gateway, "GET", "/echo/bob", token)
+    assert (response.status, error_code(response)) == (401, "UNAUTHENTICATED")
+    assert invocations == []

@@ -102,6 +102,97 @@ def test_fuzzed_requests_never_get_a_5xx_nor_break_the_schema(
     assert not failures, "\n\n".join(failures)
 
 
+MUTATED_CONTENT_TYPES = [
+    "application/json",
+    "APPLICATION/JSON",
+    "application/json; charset=utf-8",
+    "application/vnd.api+json",
+    "text/json",
+    "text/plain",
+    "*/*",
+    "application/octet-stream",
+    "multipart/form-data",
+    "application/x-www-form-urlencoded",
+    None,  # no Content-Type at all
+]
+
+
+def test_fuzzed_requests_with_mutated_content_types_and_headers_never_get_a_5xx(
+    reliable_server: Any, fuzz_target: dict[str, Any]
+) -> None:
+    """Schemathesis cases (valid and, in its negative mode, invalid ones) of every operation that takes a body or
+    an Idempotency-Key, sent under each Content-Type and with the key mutated (Latin-1 text of any length): never a
+    5xx, always the error shape, 415 exactly when a body route gets a type other than JSON."""
+    api = schemathesis.openapi.from_dict(openapi_document(reliable_server))
+    stats = {"operations": 0, "calls": 0, "server_errors": 0, "unsupported_media_type": 0}
+    failures: list[str] = []
+    for result in api.get_all_operations():
+        operation = result.ok()
+        spec = operation.definition.raw
+        takes_body = "requestBody" in spec
+        takes_key = any(p.get("name") == "Idempotency-Key" for p in spec.get("parameters", []))
+        if not (takes_body or takes_key):
+            continue
+        stats["operations"] += 1
+        try:
+            _mutation_fuzzer(reliable_server, fuzz_target, operation, takes_body, stats)()
+        except Exception as error:  # collect every operation's failure, then report them all
+            failures.append(f"{operation.label}: {str(error)[:1500]}")
+    record_figures("schemathesis_mutated", **stats, failures=len(failures))
+    assert stats["operations"] >= 4
+    assert not failures, "\n\n".join(failures)
+
+
+def _mutation_fuzzer(
+    server: Any, fuzz_target: dict[str, Any], operation: Any, takes_body: bool, stats: dict[str, int]
+) -> Any:
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+
+    from ticketline.api import is_json_media_type
+
+    cases = operation.as_strategy() | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+    keys = st.none() | st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)
+
+    @given(case=cases, content_type=st.sampled_from(MUTATED_CONTENT_TYPES), key=keys)
+    @settings(
+        max_examples=SCALE.hostile_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: Any, content_type: str | None, key: str | None) -> None:
+        request = case.as_transport_kwargs(base_url=server.url)
+        headers = {
+            name: value for name, value in (request.get("headers") or {}).items() if name.lower() != "content-type"
+        }
+        headers |= fuzz_target["headers"]
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if key is not None and not key[:1].isspace():  # requests refuses a value starting with whitespace
+            headers["Idempotency-Key"] = key
+        if "json" in request:
+            request["data"] = json.dumps(request.pop("json")).encode()
+        request["headers"] = headers
+        response = requests.request(**request, timeout=TIMEOUT)
+        stats["calls"] += 1
+        stats["server_errors"] += response.status_code >= 500
+        assert response.status_code < 500, (response.status_code, response.text[:300])
+        problem = judge(response) if response.status_code >= 400 else None
+        assert problem is None, problem
+        json_type = is_json_media_type(content_type or "")
+        if takes_body and not json_type:  # 403: the admin route refuses a non-admin before reading the body
+            assert response.status_code in (415, 403), (content_type, response.text[:300])
+        if response.status_code == 415:
+            stats["unsupported_media_type"] += 1
+            assert takes_body and not json_type, (content_type, response.text[:300])
+
+    return fuzz
+
+
 # ---- forged and foreign credentials ----
 def _jwt_parts(token: str) -> list[str]:
     return token.split(".")

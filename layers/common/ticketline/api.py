@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from ticketline.config import get_settings
-from ticketline.errors import DomainError, ServiceUnavailable, Throttled, ValidationFailed, error_body
+from ticketline.errors import (
+    DomainError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Throttled,
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_body,
+)
 from ticketline.observability import logger, metrics, tracer
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -44,6 +58,10 @@ def create_app() -> APIGatewayRestResolver:
         expose_headers=["Retry-After"],
     )
     app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+    # Powertools runs its request validation before any middleware we could add, and reads the body by its own
+    # rules (form and multipart parsed, `APPLICATION/JSON` refused): every route that declares a body gets
+    # API.md's rule instead (json_object_body). tests/unit/test_request_bodies.py fails if Powertools renames this.
+    app._request_validation_middleware = _ValidationWithOurBodyRule()
     # Registered by call, not decorator: Powertools' decorator is untyped and would erase these signatures.
     app.exception_handler(DomainError)(_error_response)
     app.exception_handler(RequestValidationError)(_invalid_request)
@@ -52,29 +70,106 @@ def create_app() -> APIGatewayRestResolver:
     app.exception_handler(HTTPClientError)(_dynamodb_unreachable)
     app.exception_handler(BotocoreConnectionError)(_dynamodb_unreachable)
     app.exception_handler(Exception)(_unexpected)
-
-    def unparsable_body_or_bug(error: ValueError | RecursionError) -> Response[Any]:
-        return _unparsable_body(error) if not _body_parses(app) else _unexpected(error)
-
-    # Powertools turns only json.JSONDecodeError into a validation error; a body that is not UTF-8
-    # (UnicodeDecodeError), holds a number of more than 4,300 digits (ValueError) or nests thousands deep
-    # (RecursionError) escaped as a 500. The client sent it: 400. Raised by anything else, still a 500.
-    app.exception_handler(ValueError)(unparsable_body_or_bug)
-    app.exception_handler(RecursionError)(unparsable_body_or_bug)
     return app
 
 
-def _body_parses(app: APIGatewayRestResolver) -> bool:
-    try:
-        app.current_event.json_body  # noqa: B018 - parsing is the point
-    except (ValueError, RecursionError):
+# ---------- what a request body is (API.md, "Requests") ----------
+MAX_BODY_BYTES = 1024 * 1024
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110's token: what a media type's type and subtype are made of
+_MEDIA_TYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*(?:;.*)?", re.DOTALL)
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """application/json or application/<x>+json, in any case, with any parameters (RFC 9110 media types)."""
+    match = _MEDIA_TYPE.fullmatch(content_type)
+    if match is None:
         return False
-    return True
+    kind, subtype = match.group(1).lower(), match.group(2).lower()
+    return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > len("+json")))
 
 
-def _unparsable_body(error: ValueError | RecursionError) -> Response[Any]:
-    reason = "is nested too deeply" if isinstance(error, RecursionError) else "is not valid JSON"
-    return _error_response(ValidationFailed.field("body", reason))
+def json_object_body(event: BaseProxyEvent) -> dict[str, Any]:
+    """The request body of a route that takes one, or the 4xx that says why not: a JSON media type (else 415;
+    a body without a Content-Type too), at most MAX_BODY_BYTES (else 413), valid UTF-8 JSON whose top level is
+    an object and whose objects have each key once (else 400). Routes that take no body never call this."""
+    content_types_sent = _header_values(event.raw_event, "Content-Type")
+    raw = _body_bytes(event.raw_event)
+    if not content_types_sent and not raw:
+        raise ValidationFailed.field("body", "Field required")
+    if len(content_types_sent) != 1 or not is_json_media_type(content_types_sent[0]):
+        sent = " and ".join(repr(value) for value in content_types_sent) or "none"
+        message = f"must be a JSON media type such as application/json (sent: {sent})"
+        raise UnsupportedMediaType(details=[{"field": "Content-Type", "message": message}])
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is {len(raw)} bytes; the most is {MAX_BODY_BYTES} (1 MiB).")
+    if not raw:
+        raise ValidationFailed.field("body", "Field required")
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_with_unique_keys, parse_constant=_not_json)
+    except _DuplicateKey as error:
+        raise ValidationFailed.field("body", f"has the key {error.args[0]!r} more than once in one object") from None
+    except RecursionError:
+        raise ValidationFailed.field("body", "is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, a number of more than 4,300 digits, NaN
+        raise ValidationFailed.field("body", "is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ValidationFailed.field("body", f"must be a JSON object, not {_json_kind(value)}")
+    return value
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys: {"amount": -5, "amount": 100} would be a charge of 100.
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateKey(key)
+        value[key] = item
+    return value
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")  # json.loads would read NaN and Infinity as numbers
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _header_values(event: dict[str, Any], wanted: str) -> list[str]:
+    """Every value of a header as sent (API Gateway's multiValueHeaders; headers keeps only the last)."""
+    multi = event.get("multiValueHeaders") or {}
+    single = event.get("headers") or {}
+    for source in (multi, {name: [value] for name, value in single.items()}):
+        values = [value for name, sent in source.items() if name.lower() == wanted.lower() for value in sent or []]
+        if values:
+            return [str(value) for value in values]
+    return []
+
+
+def _body_bytes(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(body).encode("utf-8", errors="surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed.field("body", "is not valid base64") from None
+
+
+class _ValidationWithOurBodyRule(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation (path, query, headers, body against the route's models), reading the body
+    as json_object_body does."""
+
+    def __init__(self) -> None:  # Powertools' own is untyped
+        pass
+
+    def _get_body(self, app: Any) -> dict[str, Any]:
+        return json_object_body(app.current_event)
 
 
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
@@ -161,10 +256,7 @@ def _validation_failed(errors: Any) -> ValidationFailed:
         field = ".".join(location[1:]) if len(location) > 1 else (location[0] if location else "body")
         if location[:1] == ["header"]:  # Powertools lower-cases header names; name them as clients send them
             field = "-".join(word.capitalize() for word in field.split("-"))
-        if error.get("type") == "json_invalid":
-            field, message = "body", "is not valid JSON"
-        else:
-            message = str(error.get("msg") or error.get("type") or "is invalid")
+        message = str(error.get("msg") or error.get("type") or "is invalid")
         details.append({"field": field, "message": message})
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "The request is invalid."
     return ValidationFailed(summary, details)

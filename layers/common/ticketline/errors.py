@@ -95,6 +95,15 @@ class SaleNotOpen(Conflict):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class PayloadTooLarge(DomainError):
+    status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "The body is over 1 MiB."
+
+
+class UnsupportedMediaType(DomainError):
+    status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "Send the body as JSON (Content-Type: application/json)."
+
+
 class InsufficientBalance(DomainError):
     status, code, default_message = 402, "INSUFFICIENT_BALANCE", "Your balance is too low."
 

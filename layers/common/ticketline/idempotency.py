@@ -13,7 +13,10 @@ The services' own transactions make that second run harmless (see services/walle
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from pydantic import BeforeValidator
 
 from ticketline.config import Settings, get_settings
 from ticketline.db import dynamodb
@@ -27,7 +30,29 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 64
 RECORD_TTL_SECONDS = 24 * 3600
+
+
+def _without_surrounding_whitespace(value: Any) -> Any:
+    # RFC 9110 5.5: spaces and tabs around a field value are not part of it, so "abc" and "abc " are one key.
+    return value.strip(" \t") if isinstance(value, str) else value
+
+
+# What a route that takes the header declares (`idempotency_key: IdempotencyKey`): 1..64 printable ASCII
+# characters once trimmed, anything else (or none) a 400 naming the header; documented in the OpenAPI document.
+IdempotencyKey = Annotated[
+    str,
+    BeforeValidator(_without_surrounding_whitespace),
+    Header(
+        alias=IDEMPOTENCY_KEY_HEADER,
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern=r"^[\x20-\x7e]+$",
+        description="1..64 printable ASCII characters of the client's choosing (a UUID), one per intended "
+        "operation; surrounding whitespace is not part of it. A retry with the same key and body acts once.",
+    ),
+]
 
 Request = dict[str, Any]
 Answer = dict[str, Any]

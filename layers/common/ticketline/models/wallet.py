@@ -12,7 +12,6 @@ from ticketline.models import ApiModel, with_examples
 from ticketline.models.queue import EntityId
 
 MAX_CHARGE = 10_000_000
-MAX_IDEMPOTENCY_KEY_LENGTH = 64
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
 
