@@ -86,7 +86,7 @@ class CatalogService:
         yield from metas
         for schedule, out in zip(request.schedules, created, strict=True):
             for seat in schedule.seats:
-                yield self.repository.seat_item(out.schedule_id, seat.number, seat.price)
+                yield self.repository.seat_item(out.schedule_id, seat.number, seat.price, out.starts_at)
 
     # ---- buyers (ACTIVE token of this concert) ----
     def schedules(self, concert_id: str, user_id: str, presented: str | None) -> SchedulesOut:
