@@ -439,9 +439,7 @@ def test_the_transaction_itself_refuses_a_lapsed_hold_a_foreign_token_and_a_stal
     def entry(seq: int, balance: int, at: int) -> Any:
         from ticketline.models.wallet import EntryType, LedgerEntry
 
-        return LedgerEntry(
-            "alice", seq, "pay_x", EntryType.PAYMENT, 2000, balance - 2000, at, (held.reservation_id,)
-        )
+        return LedgerEntry("alice", seq, "pay_x", EntryType.PAYMENT, 2000, balance - 2000, at, (held.reservation_id,))
 
     def pay(wallet: Any, entry: Any, token: str) -> PaymentOutcome:
         return repository.pay([reservation], wallet, entry, token, max_tickets=8).outcome
