@@ -24,6 +24,7 @@ from tests.unit.test_wallet_payments import (
 from ticketline.errors import (
     CancellationClosed,
     Forbidden,
+    IdempotencyKeyReused,
     InsufficientBalance,
     ReservationExpired,
     ReservationNotPayable,
@@ -290,3 +291,16 @@ def test_a_hold_of_a_started_date_is_refused_and_the_seat_write_refuses_it_too(c
     )
     assert outcome.outcome is HoldOutcome.SEAT_CHANGED
     assert item(seat_key(sale.schedule_id, 2))["status"] == "FREE"
+
+
+def test_both_body_forms_of_one_hold_are_one_request_and_another_set_reuses_the_key(clock):
+    sale = Sale()
+    charge("alice", 10_000, "top-up")
+    held, token = sale.hold("alice", 1)
+    other, _ = sale.hold("alice", 2)
+    service = payment_service()
+    first = service.pay("alice", "k", PaymentIn(reservation_id=held.reservation_id), token)
+    assert service.pay("alice", "k", PaymentIn(reservation_ids=[held.reservation_id]), token) == first
+    with pytest.raises(IdempotencyKeyReused):
+        service.pay("alice", "k", PaymentIn(reservation_ids=[held.reservation_id, other.reservation_id]), token)
+    assert balance_of("alice") == 9000

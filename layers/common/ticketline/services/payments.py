@@ -75,18 +75,25 @@ class PaymentService:
         self.settings = settings or get_settings()
         self.repository = repository or PaymentRepository(self.settings.table_name)
         self.queue = queue or QueueService(settings=self.settings)
-        self.idempotency = IdempotentOperation("payments.pay", validate="reservationIds", settings=self.settings)
+        self.idempotency = IdempotentOperation(
+            "payments.pay", validate="reservationId || reservationIds", settings=self.settings
+        )
         self._sleep = sleep
 
     def pay(
         self, user_id: str, key: str, request: PaymentIn, presented: str | None, context: LambdaContext | None = None
     ) -> PaymentOut:
-        # Either body form names the same request: {"reservationId": x} and {"reservationIds": [x]} share a key.
-        data: Request = {"userId": user_id, "key": key, "reservationIds": request.paid}
+        # Either body form names the same request ({"reservationId": x} and {"reservationIds": [x]}), and one
+        # hold is recorded as before several were payable: a retry of a request made before then still matches.
+        paid = request.paid
+        data: Request = {"userId": user_id, "key": key} | (
+            {"reservationId": paid[0]} if len(paid) == 1 else {"reservationIds": paid}
+        )
         return PaymentOut.model_validate(self.idempotency.run(partial(self._pay, presented=presented), data, context))
 
     def _pay(self, request: Request, presented: str | None) -> Answer:
-        user_id, reservation_ids = str(request["userId"]), [str(rid) for rid in request["reservationIds"]]
+        user_id = str(request["userId"])
+        reservation_ids = [str(rid) for rid in request.get("reservationIds") or [request["reservationId"]]]
         payment_id = derived_id("pay", user_id, str(request["key"]))
         context = self.repository.context(reservation_ids, user_id)
         reservations = self._payable(context, reservation_ids, user_id, payment_id)
