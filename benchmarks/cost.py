@@ -6,7 +6,8 @@
 Drives the real handlers in this process (the local server's gateway builds the API Gateway events) through
 one buyer journey after another, records each request with a botocore hook (recorder.py) and prices it
 (capacity.py). Fails (exit 1) when a target is broken: a position poll is 1 read request; a hold is 1 write
-request; a payment is 1 transaction; no Scan and no Select=COUNT on a request path.
+request; a payment (of one or several holds) is 1 transaction; a release is 1 write request; a cancellation is
+1 transaction; no Scan and no Select=COUNT on a request path.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ PAY = "POST /payments"
 PAY_REPLAY = "POST /payments: same Idempotency-Key again"
 CONCERTS = "GET /concerts (public)"
 CONCERT = "GET /concerts/{id} (public)"
+PAY_SEVERAL = "POST /payments: two holds at once"
+RELEASE = "DELETE /reservations/{id}: give a hold back"
+RELEASE_AGAIN = "DELETE /reservations/{id}: released already"
+MY_TICKETS = "GET /reservations"
+CANCEL = "POST /reservations/{id}/cancellation"
+CANCEL_REPLAY = "POST /reservations/{id}/cancellation: same Idempotency-Key again"
 ADMIT_RUN = "scheduler Admit"
 EXPIRE_RUN = "scheduler Expire"
 RECOUNT_RUN = "scheduler Recount"
@@ -98,7 +105,9 @@ TARGETS = (
     Target("position poll = 1 read request", POSITION_LABELS, _one_read_request),
     Target("discovery = 1 read request", DISCOVERY_LABELS, _one_read_request),
     Target("hold = 1 write request", (HOLD,), _one_write_request),
-    Target("payment = 1 transaction", (PAY,), _one_transaction),
+    Target("payment = 1 transaction", (PAY, PAY_SEVERAL), _one_transaction),
+    Target("release = 1 write request", (RELEASE,), _one_write_request),
+    Target("cancellation = 1 transaction", (CANCEL,), _one_transaction),
     Target("no Scan, no Select=COUNT on a request path", (), _no_scan_or_count),
 )
 
@@ -171,26 +180,26 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
             body={"scheduleId": schedule_id, "seatNumber": n + 1},
         )
         held[user] = hold.body["reservationId"]
-        if n > 0:  # the seat the previous buyer holds
+        if n > 0:  # a seat the previous buyer holds or bought (not the one they cancel)
             call(
                 "POST",
                 "/reservations",
                 HOLD_TAKEN,
                 user=user,
                 headers=headers,
-                body={"scheduleId": schedule_id, "seatNumber": n},
+                body={"scheduleId": schedule_id, "seatNumber": seats // 2 + n - 1},
             )
         call("GET", f"/reservations/{held[user]}", RESERVATION, user=user)
         if not api.serves("POST", "/payments"):
             continue  # wallet and payments not in template.yaml yet
-        call("GET", "/wallet", BALANCE, user=user)
-        charge_key = {"Idempotency-Key": f"charge-{user}"}
-        call("POST", "/wallet/charges", CHARGE, user=user, headers=charge_key, body={"amount": PRICE})
-        call("POST", "/wallet/charges", CHARGE_REPLAY, user=user, headers=charge_key, body={"amount": PRICE})
-        call("GET", "/wallet/history", HISTORY, user=user, query="limit=20")
-        pay_headers = headers | {"Idempotency-Key": f"pay-{user}"}
-        call("POST", "/payments", PAY, user=user, headers=pay_headers, body={"reservationId": held[user]})
-        call("POST", "/payments", PAY_REPLAY, user=user, headers=pay_headers, body={"reservationId": held[user]})
+        _purchase(
+            call,
+            user,
+            headers=headers,
+            schedule_id=schedule_id,
+            reservation_id=held[user],
+            seats=(seats // 2 + n, seats // 2 + capacity + n),
+        )
     answers += background_runs(api)
     return answers
 
@@ -206,6 +215,41 @@ def background_runs(api: InProcessApi) -> list[Answer]:
             request.label = run.label
         answers.append(run)
     return answers
+
+
+def _purchase(
+    call: Callable[..., Answer],
+    user: str,
+    *,
+    headers: dict[str, str],
+    schedule_id: str,
+    reservation_id: str,
+    seats: tuple[int, int],
+) -> None:
+    """One more hold paid with the first (every other buyer: the first alone), one given back, the tickets
+    listed, one cancelled; each money call once more with the same Idempotency-Key."""
+
+    def hold(seat: int) -> str:
+        body = {"scheduleId": schedule_id, "seatNumber": seat}
+        return str(call("POST", "/reservations", HOLD, user=user, headers=headers, body=body).body["reservationId"])
+
+    extra, given_back = hold(seats[0]), hold(seats[1])
+    call("DELETE", f"/reservations/{given_back}", RELEASE, user=user)
+    call("DELETE", f"/reservations/{given_back}", RELEASE_AGAIN, user=user)
+    call("GET", "/wallet", BALANCE, user=user)
+    charge_key = {"Idempotency-Key": f"charge-{user}"}
+    call("POST", "/wallet/charges", CHARGE, user=user, headers=charge_key, body={"amount": 2 * PRICE})
+    call("POST", "/wallet/charges", CHARGE_REPLAY, user=user, headers=charge_key, body={"amount": 2 * PRICE})
+    call("GET", "/wallet/history", HISTORY, user=user, query="limit=20")
+    several = int(user.rsplit("-", 1)[1]) % 2 == 1
+    body = {"reservationIds": [reservation_id, extra]} if several else {"reservationId": reservation_id}
+    pay_headers = headers | {"Idempotency-Key": f"pay-{user}"}
+    call("POST", "/payments", PAY_SEVERAL if several else PAY, user=user, headers=pay_headers, body=body)
+    call("POST", "/payments", PAY_REPLAY, user=user, headers=pay_headers, body=body)
+    call("GET", "/reservations", MY_TICKETS, user=user, query="limit=20")
+    cancel_headers = {"Idempotency-Key": f"cancel-{user}"}
+    call("POST", f"/reservations/{reservation_id}/cancellation", CANCEL, user=user, headers=cancel_headers)
+    call("POST", f"/reservations/{reservation_id}/cancellation", CANCEL_REPLAY, user=user, headers=cancel_headers)
 
 
 def api_cache_seconds(api: InProcessApi) -> float:

@@ -8,8 +8,9 @@ const state = {
   concertId: null, queueToken: null, status: null, activeUntil: null,
   concertsCursor: null, chosenConcert: null,  // discovery: the list's next page, the concert shown
   scheduleId: null, seats: [], seatNumber: null,
-  reservation: null, balance: null,
+  holds: [], balance: null,                 // the caller's live holds, paid together
   chargeKey: null, payKey: null,            // Idempotency-Key of the attempt in flight (kept for its retries)
+  cancelKeys: {},                           // reservationId -> the Idempotency-Key of its cancellation
   pollTimer: null, clockTimer: null,
 };
 
@@ -29,6 +30,11 @@ const ERROR_HELP = {
     action: ["Refresh seats", () => loadSeats(state.scheduleId)] }),
   HOLD_LIMIT_REACHED: () => ({ text: "You already hold the most seats allowed on this date. Pay for them first or let them lapse." }),
   RESERVATION_NOT_PAYABLE: () => ({ text: "This reservation cannot be paid any more (already paid or no longer held)." }),
+  RESERVATION_NOT_RELEASABLE: () => ({ text: "Only a held seat can be given back, and only a paid ticket cancelled." }),
+  SCHEDULE_CLOSED: () => ({ text: "This date has started: its seats are no longer on sale. Pick another date.",
+    action: ["Pick again", () => backToSeats()] }),
+  TICKET_LIMIT_REACHED: () => ({ text: "You already own the most tickets allowed for this concert." }),
+  CANCELLATION_CLOSED: () => ({ text: "This date starts too soon: the ticket can no longer be cancelled." }),
   RESERVATION_EXPIRED: () => ({ text: "Your hold has lapsed and the seat was released. Pick a seat again.",
     action: ["Pick again", () => backToSeats()] }),
   BALANCE_LIMIT_EXCEEDED: () => ({ text: "Your wallet cannot hold that much. Charge a smaller amount." }),
@@ -126,7 +132,7 @@ async function signIn(user) {
 function signOut() {
   stopTimers();
   sessionStorage.removeItem("ticketline.user");
-  Object.assign(state, { user: null, jwt: null, queueToken: null, status: null, reservation: null, balance: null });
+  Object.assign(state, { user: null, jwt: null, queueToken: null, status: null, holds: [], balance: null });
   location.reload();
 }
 
@@ -135,6 +141,7 @@ function renderSignedIn() {
   $("sign-out").hidden = false;
   $("step-sign-in").hidden = true;
   $("step-queue").hidden = false;
+  loadTickets();
 }
 
 // ---------- what is on sale (public: no sign-in needed to look) ----------
@@ -308,9 +315,9 @@ function tickClock() {
   if (state.status === "ACTIVE" && state.activeUntil) {
     parts.push(`Your turn ends in ${formatLeft(state.activeUntil)}.`);
   }
-  if (state.reservation && state.reservation.status === "HELD") {
-    const left = formatLeft(state.reservation.holdExpiresAt);
-    $("hold-left").textContent = left;
+  for (const hold of state.holds) {
+    const left = document.querySelector(`[data-hold-left="${hold.reservationId}"]`);
+    if (left) left.textContent = formatLeft(hold.holdExpiresAt);
   }
   if (state.status === "ACTIVE") $("queue-detail").textContent = parts.join(" ");
   state.clockTimer = setTimeout(tickClock, 1000);
@@ -394,13 +401,12 @@ async function holdSeat() {
   try {
     const { data } = await api("POST", "/reservations",
       { body: { scheduleId: state.scheduleId, seatNumber: state.seatNumber }, queueToken: state.queueToken });
-    state.reservation = data;
-    state.payKey = null;
+    state.holds.push(data);
+    state.payKey = null;                      // another set of seats: another payment
     hideMessage();
-    renderReservation();
+    renderHolds();
     $("step-pay").hidden = false;
-    await refreshWallet();
-    $("step-pay").scrollIntoView({ behavior: "smooth" });
+    await Promise.all([refreshWallet(), loadSeats(state.scheduleId)]);
   } catch (error) {
     showError(error);
     if (error.code === "SEAT_UNAVAILABLE") await loadSeats(state.scheduleId);
@@ -408,24 +414,48 @@ async function holdSeat() {
   }
 }
 
-function renderReservation() {
-  const r = state.reservation;
+function renderHolds() {
   const box = $("reservation");
-  box.innerHTML = "";
-  const line = document.createElement("div");
-  line.innerHTML = `Seat <b></b> held for you: <b></b>. Pay within <b id="hold-left"></b>.`;
-  const bolds = line.querySelectorAll("b");
-  bolds[0].textContent = r.seatNumber;
-  bolds[1].textContent = won.format(r.price);
-  box.appendChild(line);
-  $("pay").textContent = `Pay ${won.format(r.price)}`;
+  box.textContent = "";
+  for (const hold of state.holds) {
+    const line = document.createElement("div");
+    line.className = "row";
+    line.dataset.testid = "hold-line";
+    line.innerHTML = `<span>Seat <b></b> held for you: <b></b>. Pay within <b></b>.</span>`
+      + `<button class="small secondary" data-testid="release">Give back</button>`;
+    const bolds = line.querySelectorAll("b");
+    bolds[0].textContent = hold.seatNumber;
+    bolds[1].textContent = won.format(hold.price);
+    bolds[2].dataset.holdLeft = hold.reservationId;
+    line.querySelector("button").onclick = () => releaseHold(hold);
+    box.appendChild(line);
+  }
+  if (!state.holds.length) box.textContent = "No seat held: pick one above.";
+  const total = state.holds.reduce((sum, hold) => sum + hold.price, 0);
+  const seats = state.holds.length === 1 ? "1 seat" : `${state.holds.length} seats`;
+  $("pay").textContent = `Pay ${won.format(total)} for ${seats}`;
   updatePayButton();
   tickClock();
 }
 
+async function releaseHold(hold) {
+  try {
+    await api("DELETE", `/reservations/${encodeURIComponent(hold.reservationId)}`);
+    showMessage(`Seat ${hold.seatNumber} given back: it is free for the next buyer.`);
+  } catch (error) {
+    showError(error);
+    if (error.code !== "RESERVATION_NOT_RELEASABLE") return;   // else lapsed or paid meanwhile: not ours to hold
+  }
+  state.holds = state.holds.filter((h) => h.reservationId !== hold.reservationId);
+  state.payKey = null;
+  renderHolds();
+  if (hold.scheduleId === state.scheduleId) await loadSeats(state.scheduleId);
+}
+
 function backToSeats() {
-  state.reservation = null;
-  $("step-pay").hidden = true;
+  state.holds = state.holds.filter((hold) => Date.parse(hold.holdExpiresAt) > Date.now());
+  renderHolds();
+  if (!state.holds.length) $("step-pay").hidden = true;
   loadSeats(state.scheduleId);
 }
 
@@ -447,7 +477,7 @@ async function refreshHistory() {
     list.textContent = "";
     for (const item of data.items) {
       const li = document.createElement("li");
-      const sign = item.type === "CHARGE" ? "+" : "−";
+      const sign = item.type === "PAYMENT" ? "−" : "+";
       li.textContent = `${new Date(item.at).toLocaleString("en-GB")} · ${item.type} ${sign}${won.format(item.amount)}`
         + ` → ${won.format(item.balanceAfter)}`;
       list.appendChild(li);
@@ -474,48 +504,102 @@ async function topUp(amount) {
 }
 
 function updatePayButton() {
-  $("pay").disabled = !(state.reservation && state.reservation.status === "HELD");
+  $("pay").disabled = !state.holds.length;
 }
 
 async function pay() {
   state.payKey = state.payKey || newKey();
   $("pay").disabled = true;
+  const paying = state.holds.slice();
   try {
     const { data } = await api("POST", "/payments",
-      { body: { reservationId: state.reservation.reservationId }, queueToken: state.queueToken,
+      { body: { reservationIds: paying.map((hold) => hold.reservationId) }, queueToken: state.queueToken,
         idempotencyKey: state.payKey });
     state.payKey = null;
-    state.reservation = { ...state.reservation, status: "PAID" };
+    state.holds = [];
     state.balance = data.balance;
     $("balance").textContent = won.format(data.balance);
+    await refreshHistory();
     stopTimers();
     state.status = "DONE";
     hideMessage();
+    const numbers = paying.map((hold) => hold.seatNumber).join(", ");
     const ticket = $("ticket");
-    ticket.innerHTML = "Seat <b></b> is yours. Paid <b></b> · payment <code></code><br>"
-      + "<span class='hint'>Balance left: <span></span></span>";
-    ticket.querySelectorAll("b")[0].textContent = state.reservation.seatNumber;
+    ticket.innerHTML = (paying.length === 1 ? "Seat <b></b> is yours." : "Seats <b></b> are yours.")
+      + " Paid <b></b> · payment <code></code><br><span class='hint'>Balance left: <span></span></span>";
+    ticket.querySelectorAll("b")[0].textContent = numbers;
     ticket.querySelectorAll("b")[1].textContent = won.format(data.amount);
     ticket.querySelector("code").textContent = data.paymentId;
     ticket.querySelector(".hint span").textContent = won.format(data.balance);
     $("step-done").hidden = false;
     $("step-seats").hidden = true;
-    $("step-pay").hidden = true;
+    renderHolds();                            // the wallet and its history stay in view (refunds show there)
     $("queue-line").textContent = "Done: your queue token is used up";
     $("queue-detail").textContent = "";
+    await loadTickets();
     $("step-done").scrollIntoView({ behavior: "smooth" });
   } catch (error) {
     if (!error.retriable && error.code !== "IDEMPOTENCY_IN_PROGRESS") state.payKey = null;
     if (error.code === "RESERVATION_EXPIRED" || error.code === "RESERVATION_NOT_PAYABLE") {
-      state.reservation = { ...state.reservation, status: "EXPIRED" };
+      state.holds = state.holds.filter((hold) => Date.parse(hold.holdExpiresAt) > Date.now());
+      renderHolds();
     }
     updatePayButton();
     showError(error);
   }
 }
 
+// ---------- my tickets: cancel a paid one, the price back in the wallet ----------
+async function loadTickets() {
+  try {
+    const { data } = await api("GET", "/reservations?limit=20");
+    const list = $("tickets");
+    list.textContent = "";
+    const tickets = data.items.filter((r) => r.status === "PAID" || r.status === "CANCELLED");
+    for (const ticket of tickets) {
+      const li = document.createElement("li");
+      li.className = "row";
+      li.dataset.testid = "ticket-line";
+      li.dataset.reservationId = ticket.reservationId;
+      li.innerHTML = "<span>Seat <b></b> · <span></span> <span class='status'></span></span>";
+      li.querySelector("b").textContent = ticket.seatNumber;
+      li.querySelector("span > span").textContent = won.format(ticket.price);
+      const status = li.querySelector(".status");
+      status.textContent = ticket.status;
+      status.classList.toggle("paid", ticket.status === "PAID");
+      if (ticket.status === "PAID") {
+        const cancel = document.createElement("button");
+        cancel.className = "small secondary";
+        cancel.dataset.testid = "cancel-ticket";
+        cancel.textContent = "Cancel (refund)";
+        cancel.onclick = () => cancelTicket(ticket, cancel);
+        li.appendChild(cancel);
+      }
+      list.appendChild(li);
+    }
+    $("step-tickets").hidden = !tickets.length;
+  } catch (error) { /* a nicety like the history: the purchase itself told the user what matters */ }
+}
+
+async function cancelTicket(ticket, button) {
+  const key = state.cancelKeys[ticket.reservationId] || newKey();   // a retry of this cancellation: refunded once
+  state.cancelKeys[ticket.reservationId] = key;
+  button.disabled = true;
+  try {
+    const { data } = await api("POST", `/reservations/${encodeURIComponent(ticket.reservationId)}/cancellation`,
+      { idempotencyKey: key });
+    delete state.cancelKeys[ticket.reservationId];
+    showMessage(`Seat ${ticket.seatNumber} cancelled: ${won.format(data.refund)} refunded to your wallet.`);
+    await Promise.all([refreshWallet(), loadTickets()]);
+  } catch (error) {
+    if (!error.retriable && error.code !== "IDEMPOTENCY_IN_PROGRESS") delete state.cancelKeys[ticket.reservationId];
+    button.disabled = false;
+    showError(error);
+  }
+}
+
 function resetPurchase() {
-  Object.assign(state, { scheduleId: null, seats: [], seatNumber: null, reservation: null, payKey: null });
+  Object.assign(state, { scheduleId: null, seats: [], seatNumber: null, holds: [], payKey: null });
   $("seat-area").hidden = true;
   $("step-pay").hidden = true;
   $("step-done").hidden = true;

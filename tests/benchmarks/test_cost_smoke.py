@@ -34,6 +34,12 @@ REQUEST_BUDGET = {
     cost.PAY_REPLAY: 1,
     cost.CONCERTS: 1,
     cost.CONCERT: 1,
+    cost.PAY_SEVERAL: 6,
+    cost.RELEASE: 2,
+    cost.RELEASE_AGAIN: 1,
+    cost.MY_TICKETS: 1,
+    cost.CANCEL: 4,
+    cost.CANCEL_REPLAY: 1,
 }
 
 

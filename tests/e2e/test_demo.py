@@ -1,5 +1,7 @@
 """A buyer in a real browser: sign in, wait in the queue until admitted, pick a date and a seat on the map,
-meet a 402, top up, pay, get the ticket. Then the API docs page, offline. All on the local server."""
+meet a 402, top up, pay, get the ticket; another holds three seats, gives one back, pays two at once and
+cancels one from "my tickets", the refund in the wallet history. Then the API docs page, offline. All on the
+local server."""
 
 from __future__ import annotations
 
@@ -180,6 +182,61 @@ def test_a_spent_token_shows_the_expired_message_and_rejoins(page: Any, server: 
     expect(message).to_contain_text("Join the queue again")
     page.locator("#message-action").click()
     expect(page.get_by_test_id("queue-badge")).to_have_text(re.compile("WAIT|ACTIVE"))
+
+
+def test_several_seats_held_one_given_back_two_paid_one_cancelled(page: Any, server: RunningServer) -> None:
+    from playwright.sync_api import expect
+
+    from devserver.seed import demo_concert
+
+    body = demo_concert(title="E2E purchase", dates=1, seats=20, capacity=10, price=PRICE)
+    created = call(server, "POST", "/admin/concerts", "ops", json=body)
+    assert created.status_code == 201, created.text
+    concert_id = created.json()["concertId"]
+
+    page.goto(f"{server.url}/?concert={concert_id}")
+    expect(page.get_by_test_id("message")).to_be_hidden()  # no banner before anything has happened
+    sign_in_and_join(page, server, concert_id, "dora")
+    expect(page.get_by_test_id("queue-badge")).to_have_text("ACTIVE")
+    page.locator("[data-testid=schedules] button").first.click()
+    seat_map = page.get_by_test_id("seat-map")
+    for seat in (12, 13, 14):
+        seat_map.locator(f"button[data-seat='{seat}']").click()
+        page.get_by_test_id("hold").click()
+        expect(seat_map.locator(f"button[data-seat='{seat}']")).to_be_disabled()  # held: taken on the map
+    holds = page.locator("[data-testid=hold-line]")
+    expect(holds).to_have_count(3)
+
+    # Seat 13 given back: free on the map at once, and for anyone.
+    holds.nth(1).get_by_test_id("release").click()
+    expect(holds).to_have_count(2)
+    expect(page.get_by_test_id("message")).to_contain_text("Seat 13 given back")
+    expect(seat_map.locator("button[data-seat='13']")).to_be_enabled()
+
+    page.get_by_test_id("amount").fill("200000")
+    page.get_by_test_id("top-up").click()
+    expect(page.get_by_test_id("balance")).to_have_text(re.compile(r"₩\s?200,000"))
+    expect(page.get_by_test_id("pay")).to_contain_text("for 2 seats")
+    page.get_by_test_id("pay").click()
+    expect(page.get_by_test_id("ticket")).to_contain_text("Seats 12, 14 are yours")
+    expect(page.get_by_test_id("balance")).to_have_text(re.compile(r"₩\s?100,000"))
+
+    # My tickets: both PAID; cancel seat 12, the refund lands in the wallet and its history.
+    tickets = page.locator("[data-testid=ticket-line]")
+    expect(tickets).to_have_count(2)
+    tickets.filter(has_text="Seat 12").get_by_test_id("cancel-ticket").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Seat 12 cancelled")
+    expect(tickets.filter(has_text="Seat 12")).to_contain_text("CANCELLED")
+    expect(page.get_by_test_id("balance")).to_have_text(re.compile(r"₩\s?150,000"))
+    page.get_by_test_id("history").locator("xpath=..").locator("summary").click()
+    expect(page.get_by_test_id("history")).to_contain_text("REFUND +")
+
+    # The API agrees: one payment of two seats, one refund, seat 13 released.
+    history = call(server, "GET", "/wallet/history", "dora").json()["items"]
+    assert [item["type"] for item in history] == ["REFUND", "PAYMENT", "CHARGE"]
+    assert len(history[1]["reservationIds"]) == 2 and history[0]["amount"] == PRICE
+    mine = call(server, "GET", "/reservations", "dora").json()["items"]
+    assert sorted((r["seatNumber"], r["status"]) for r in mine) == [(12, "CANCELLED"), (13, "RELEASED"), (14, "PAID")]
 
 
 def test_the_api_docs_render_offline(page: Any, server: RunningServer) -> None:

@@ -137,13 +137,23 @@ def starts_at(days: int = 1) -> str:
 
 
 def create_concert(
-    server: Any, *, seats: int, capacity: int, price: int = 10_000, schedules: int = 1, retries: int = 30
+    server: Any,
+    *,
+    seats: int,
+    capacity: int,
+    price: int = 10_000,
+    schedules: int = 1,
+    retries: int = 30,
+    first_in_days: int = 1,
 ) -> dict[str, Any]:
     body = {
         "title": f"Reliability {uuid.uuid4().hex[:6]}",
         "queueCapacity": capacity,
         "schedules": [
-            {"startsAt": starts_at(days=i + 1), "seats": [{"number": n, "price": price} for n in range(1, seats + 1)]}
+            {
+                "startsAt": starts_at(days=i + first_in_days),
+                "seats": [{"number": n, "price": price} for n in range(1, seats + 1)],
+            }
             for i in range(schedules)
         ],
     }

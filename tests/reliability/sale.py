@@ -21,7 +21,9 @@ from tests.support.streams import settle_hint
 
 PRICE = 10_000
 ADMIT_EVERY_SECONDS = 0.5
-DUPLICATE_RATE = 0.25  # share of charges and payments sent twice with the same Idempotency-Key
+DUPLICATE_RATE = 0.25  # share of charges, payments and cancellations sent twice with the same Idempotency-Key
+RELEASE_RATE = 0.15  # share of holds given back instead of paid (the seat goes back on sale at once)
+CANCEL_RATE = 0.2  # share of paid tickets cancelled and refunded (the seat goes back on sale at once)
 
 
 @dataclass
@@ -43,6 +45,8 @@ class SaleResult:
     charge_ids: dict[str, set[str]] = field(default_factory=dict)  # key -> chargeIds seen
     payments: dict[str, set[str]] = field(default_factory=dict)  # key -> paymentIds seen
     paid_reservations: set[str] = field(default_factory=set)
+    released: set[str] = field(default_factory=set)
+    cancelled: dict[str, set[int]] = field(default_factory=dict)  # reservationId -> refunds answered
     events: Counter[str] = field(default_factory=Counter)
     own: Counter[str] = field(default_factory=Counter)  # this sale's items in the table (others share it)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,6 +57,8 @@ class SaleResult:
             "hold_attempts": self.hold_attempts,
             "holds_won": len(self.holds_won),
             "paid": len(self.paid_reservations),
+            "released": len(self.released),
+            "cancelled": len(self.cancelled),
             "charges": len(self.charges),
             "duplicate_sends": self.events["duplicate"],
             "admit_runs": self.admit_runs,
@@ -76,7 +82,8 @@ def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: 
     payments = payments_available(server)
     # Without payments nobody leaves: then everyone must fit at once.
     capacity = capacity if (capacity and payments) else scale.buyers
-    concert = create_concert(server, seats=scale.seats, capacity=capacity, price=PRICE)
+    # Two days ahead: cancellations stay open (the cut-off is 24 h before the date by default).
+    concert = create_concert(server, seats=scale.seats, capacity=capacity, price=PRICE, first_in_days=2)
     concert_id, schedule_id = concert["concertId"], concert["schedules"][0]["scheduleId"]
     client, table = ddb_client(server), server.table_name("TicketlineTable")
     tally = Tally()
@@ -123,11 +130,17 @@ def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: 
     final = admissions(client, table)[concert_id]
     if final.entitled_waiting:
         result.entitled_left_waiting.append(f"{final.entitled_waiting} WAIT tokens under the bound")
-    items = _settled_items(client, table, schedule_id)
-    max_holds = int(server.parameters.get("MaxHoldsPerSchedule", 4))
-    result.report = audit_items(items, max_holds=max_holds)
-    _count_own(result, items, f"{prefix}-{concert_id[:6]}-")
+    _audit(server, result, f"{prefix}-{concert_id[:6]}-")
     return result
+
+
+def _audit(server: Any, result: SaleResult, users: str) -> None:
+    client, table = ddb_client(server), server.table_name("TicketlineTable")
+    items = _settled_items(client, table, result.concert_schedule)
+    max_holds = int(server.parameters.get("MaxHoldsPerSchedule", 4))
+    max_tickets = int(server.parameters.get("MaxTicketsPerUser", 8))
+    result.report = audit_items(items, max_holds=max_holds, max_tickets=max_tickets)
+    _count_own(result, items, users)
 
 
 def _settled_items(client: Any, table: str, schedule_id: str) -> list[dict[str, Any]]:
@@ -141,7 +154,11 @@ def _count_own(result: SaleResult, items: list[dict[str, Any]], users: str) -> N
     for item in items:
         if item.get("SK") == "RESERVATION" and item.get("concertId") == result.concert_id:
             result.own[f"reservations_{str(item['status']).lower()}"] += 1
-        elif str(item.get("PK", "")).startswith(f"WALLET#{users}") and entry_type(item) in ("CHARGE", "PAYMENT"):
+        elif str(item.get("PK", "")).startswith(f"WALLET#{users}") and entry_type(item) in (
+            "CHARGE",
+            "PAYMENT",
+            "REFUND",
+        ):
             result.own[f"ledger_{entry_type(item).lower()}s"] += entry_amount(item)
             result.own[f"ledger_{entry_type(item).lower()}_entries"] += 1
         elif str(item.get("PK", "")).startswith(f"WALLET#{users}") and wallet_owner(item) and "balance" in item:
@@ -190,7 +207,10 @@ def _buy(  # noqa: PLR0917
             break
     if reservation_id is None or not result.payments_enabled:
         return
-    _pay(user, rng, result, reservation_id)
+    if rng.random() < RELEASE_RATE:
+        _release(user, rng, result, reservation_id)
+    elif _pay(user, rng, result, reservation_id) and rng.random() < CANCEL_RATE:
+        _cancel(user, rng, result, reservation_id)
 
 
 def _send_maybe_twice(rng: random.Random, result: SaleResult, send: Any) -> list[requests.Response]:
@@ -217,13 +237,34 @@ def _charge(user: UserClient, rng: random.Random, result: SaleResult, amount: in
                 result.charge_ids.setdefault(key, set()).add(str(response.json().get("chargeId")))
 
 
-def _pay(user: UserClient, rng: random.Random, result: SaleResult, reservation_id: str) -> None:
+def _pay(user: UserClient, rng: random.Random, result: SaleResult, reservation_id: str) -> bool:
     key = new_key()
+    paid = False
     for response in _send_maybe_twice(rng, result, lambda: user.pay(reservation_id, key)):
         if response.status_code == 201:
+            paid = True
             with result.lock:
                 result.payments.setdefault(key, set()).add(str(response.json().get("paymentId")))
                 result.paid_reservations.add(reservation_id)
         elif response.status_code == 409:
             with result.lock:
                 result.events[f"pay_409 {response.json()['error']['code']}"] += 1
+    return paid
+
+
+def _release(user: UserClient, rng: random.Random, result: SaleResult, reservation_id: str) -> None:
+    """Give the hold back, sometimes twice (the second answers the same 200)."""
+    for _ in range(1 + (rng.random() < DUPLICATE_RATE)):
+        response = user.release(reservation_id)
+        if response is not None and response.status_code == 200:
+            with result.lock:
+                result.released.add(reservation_id)
+                result.events[f"release_status {response.json()['status']}"] += 1
+
+
+def _cancel(user: UserClient, rng: random.Random, result: SaleResult, reservation_id: str) -> None:
+    key = new_key()
+    for response in _send_maybe_twice(rng, result, lambda: user.cancel(reservation_id, key)):
+        if response.status_code == 200:
+            with result.lock:
+                result.cancelled.setdefault(reservation_id, set()).add(int(response.json()["refund"]))

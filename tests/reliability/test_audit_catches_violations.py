@@ -190,3 +190,30 @@ def test_admission_beyond_capacity_is_reported(clock: Any) -> None:
 
 def _fields(seat: Any) -> dict[str, Any]:
     return {name: getattr(seat, name) for name in seat.__slots__}
+
+
+def test_a_cancelled_ticket_still_sold_or_refunded_twice_is_reported() -> None:
+    concert, schedule_id = _sale()
+    held = _hold(concert, schedule_id, "gina", 1)
+    items = scan_table(_client(), TABLE)
+    reservation = next(i for i in items if i.get("reservationId") == held.reservation_id and i["SK"] == "RESERVATION")
+    seat = next(i for i in items if i["PK"] == f"SCHEDULE#{schedule_id}" and i["SK"] == "SEAT#00001")
+    price, rid = int(reservation["price"]), held.reservation_id
+    _put({**reservation, "status": "CANCELLED"})
+    _put({**seat, "status": "SOLD"})
+    _put({"PK": "WALLET#gina", "SK": "LEDGER#1", "type": "CHARGE", "amount": price})
+    _put({"PK": "WALLET#gina", "SK": "LEDGER#2", "type": "PAYMENT", "amount": price, "reservationIds": [rid]})
+    for seq in (3, 4):
+        _put({"PK": "WALLET#gina", "SK": f"LEDGER#{seq}", "type": "REFUND", "amount": price, "reservationIds": [rid]})
+    _put({"PK": "WALLET#gina", "SK": "BALANCE", "balance": 2 * price})
+    _assert_reports("is CANCELLED but its seat is still SOLD")
+    _assert_reports("not one of its price")
+
+
+def test_a_released_hold_still_holding_its_seat_is_reported() -> None:
+    concert, schedule_id = _sale()
+    held = _hold(concert, schedule_id, "hank", 2)
+    items = scan_table(_client(), TABLE)
+    reservation = next(i for i in items if i.get("reservationId") == held.reservation_id and i["SK"] == "RESERVATION")
+    _put({**reservation, "status": "RELEASED"})
+    _assert_reports("is RELEASED but its seat is still HELD")

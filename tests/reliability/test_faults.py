@@ -33,15 +33,18 @@ def test_the_sale_keeps_its_invariants_under_injected_faults(faulty_server: Any)
     assert not sale.capacity_breaches, sale.capacity_breaches[:5]  # live ACTIVE <= capacity after every run
     assert not sale.entitled_left_waiting
     assert injected["throttle"] and injected["internal"] and injected["timeout_after_commit"]
-    assert 0 < len(sale.holds_won) <= SCALE.seats
+    assert 0 < len(sale.holds_won) <= SCALE.seats + len(sale.released) + len(sale.cancelled)
     own = sale.own
     # A hold whose answer was lost and retried by botocore still yields one reservation, answered once.
     assert sale.events["hold_answered_twice"] == 0
-    assert own["reservations_held"] + own["reservations_paid"] >= len(sale.holds_won)
+    kept = ("held", "paid", "released", "cancelled")
+    assert sum(own[f"reservations_{status}"] for status in kept) >= len(sale.holds_won)
     if sale.payments_enabled:
         assert all(len(ids) == 1 for ids in sale.payments.values()), sale.payments
         assert all(len(ids) == 1 for ids in sale.charge_ids.values())
-        assert own["ledger_payment_entries"] == own["reservations_paid"] >= len(sale.paid_reservations)
+        paid = own["reservations_paid"] + own["reservations_cancelled"]
+        assert own["ledger_payment_entries"] == paid >= len(sale.paid_reservations)
+        assert own["ledger_refund_entries"] == own["reservations_cancelled"] >= len(sale.cancelled)
         assert own["ledger_charges"] >= sum(sale.charges.values())
 
 

@@ -262,6 +262,10 @@ def _routes(victim: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | Non
         ("POST", "/wallet/charges", {"amount": 1000}),
         ("GET", "/wallet/history", None),
         ("POST", "/payments", {"reservationId": rid}),
+        ("POST", "/payments", {"reservationIds": [rid]}),
+        ("GET", "/reservations", None),
+        ("DELETE", f"/reservations/{rid}", None),
+        ("POST", f"/reservations/{rid}/cancellation", None),
     ]
 
 
@@ -324,6 +328,15 @@ def test_another_users_reservation_and_queue_token_are_refused(reliable_server: 
             method, f"{server.url}{path}", json=body, headers=victim["headers"], timeout=TIMEOUT
         )
         assert response.status_code == 401, (method, path, response.text)
+    # Alice's reservation cannot be given back or cancelled by Mallory, nor listed among hers
+    released = requests.delete(f"{server.url}/reservations/{rid}", headers=mallory, timeout=TIMEOUT)
+    assert released.status_code == 403 and released.json()["error"]["code"] == "FORBIDDEN", released.text
+    cancelled = requests.post(
+        f"{server.url}/reservations/{rid}/cancellation", headers=mallory | {"Idempotency-Key": "m"}, timeout=TIMEOUT
+    )
+    assert cancelled.status_code == 403 and cancelled.json()["error"]["code"] == "FORBIDDEN", cancelled.text
+    listed = requests.get(f"{server.url}/reservations", headers=mallory, timeout=TIMEOUT)
+    assert listed.status_code == 200 and rid not in listed.text
     # Alice's reservation is untouched
     mine = requests.get(f"{server.url}/reservations/{rid}", headers=victim["headers"], timeout=TIMEOUT)
     assert mine.status_code == 200 and mine.json()["status"] == "HELD"

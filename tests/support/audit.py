@@ -7,8 +7,12 @@ every broken invariant of a sale. Used after the reliability runs, and shown to 
 What it checks (docs/RELIABILITY.md lists the promises and the tests that use this):
 - seats: no seat SOLD twice or held by two; a SOLD seat points at a PAID reservation of that seat; a
   PAID reservation's seat is SOLD to it; a live HELD reservation's seat is HELD by it;
-- money: sold seats = PAID reservations = payment ledger entries (one each, amount = price); every balance
-  = the sum of its ledger; no negative balance; all balances + all payments = all charges;
+- money: sold seats = PAID reservations; every PAID or CANCELLED reservation is in exactly one payment entry
+  (an entry pays one or several, amount = their prices); every CANCELLED one has exactly one REFUND entry of
+  its price and no other reservation has any; every balance = the sum of its ledger; no negative balance;
+  all balances + all payments = all charges + all refunds;
+- purchase: a CANCELLED reservation's seat is not SOLD to it, a RELEASED or CANCELLED one's is not HELD by it;
+  no user owns more than `max_tickets` PAID tickets of a concert;
 - queue: no token ACTIVE after its owner paid with it; live ACTIVE tokens never above the concert's
   capacity; tokens carry the index keys of their status (WAIT in GSI1 at +seq; ACTIVE in GSI2 and, past
   WAIT, in GSI1 at -seq; EXPIRED in GSI1 at -seq only); no two tokens of a concert share a sequence number.
@@ -120,15 +124,25 @@ def entry_amount(item: Item) -> int:
 
 
 # ---- the audit ----
-def audit(client: Any, table_name: str, *, now: float | None = None, max_holds: int | None = None) -> AuditReport:
-    return audit_items(scan_table(client, table_name), now=now, max_holds=max_holds)
+def audit(
+    client: Any,
+    table_name: str,
+    *,
+    now: float | None = None,
+    max_holds: int | None = None,
+    max_tickets: int | None = None,
+) -> AuditReport:
+    return audit_items(scan_table(client, table_name), now=now, max_holds=max_holds, max_tickets=max_tickets)
 
 
-def audit_items(items: Iterable[Item], *, now: float | None = None, max_holds: int | None = None) -> AuditReport:
+def audit_items(
+    items: Iterable[Item], *, now: float | None = None, max_holds: int | None = None, max_tickets: int | None = None
+) -> AuditReport:
     now = time.time() if now is None else now
     tables = sort_items(items)
     report = AuditReport()
     _audit_seats(tables, report, now, max_holds)
+    _audit_purchases(tables, report, max_tickets)
     _audit_money(tables, report)
     _audit_queue(tables, report, now)
     _measure_hint(tables, report)
@@ -202,10 +216,37 @@ def _audit_seats(tables: _Tables, report: AuditReport, now: float, max_holds: in
                 )
 
 
-def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912 - one branch per rule
-    charges = payments = 0
+def _audit_purchases(tables: _Tables, report: AuditReport, max_tickets: int | None) -> None:
+    tickets: Counter[tuple[str, str]] = Counter()
+    for rid, reservation in tables.reservations.items():
+        status = reservation.get("status")
+        seat = tables.seats.get((str(reservation["scheduleId"]), int(reservation["seatNumber"])))
+        if status == "PAID":
+            tickets[(str(reservation["userId"]), str(reservation["concertId"]))] += 1
+        if seat is None or seat.get("reservationId") != rid:
+            continue
+        if status == "CANCELLED" and seat.get("status") == "SOLD":
+            report.fail(f"reservation {rid} is CANCELLED but its seat is still SOLD to it")
+        if status in ("RELEASED", "CANCELLED") and seat.get("status") == "HELD":
+            report.fail(f"reservation {rid} is {status} but its seat is still HELD by it")
+    if max_tickets is not None:
+        for (user, concert), count in tickets.items():
+            if count > max_tickets:
+                report.fail(f"user {user} owns {count} PAID tickets of concert {concert}, more than {max_tickets}")
+
+
+def entry_reservations(entry: Item) -> list[str]:
+    """The reservations a PAYMENT or REFUND entry is for (`reservationIds`; older entries: `reservationId`)."""
+    if entry.get("reservationIds"):
+        return [str(rid) for rid in entry["reservationIds"]]
+    return [str(entry["reservationId"])] if entry.get("reservationId") is not None else []
+
+
+def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912, PLR0915 - one branch per rule
+    charges = payments = refunds = 0
     per_user: Counter[str] = Counter()
     payments_by_reservation: dict[str, list[Item]] = defaultdict(list)
+    refunds_by_reservation: dict[str, list[Item]] = defaultdict(list)
     for entry in tables.ledger:
         owner, kind, amount = wallet_owner(entry), entry_type(entry), entry_amount(entry)
         if amount <= 0:
@@ -216,10 +257,21 @@ def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912
         elif kind == "PAYMENT":
             payments += amount
             per_user[owner] -= amount
-            payments_by_reservation[str(entry.get("reservationId"))].append(entry)
+            for rid in entry_reservations(entry):
+                payments_by_reservation[rid].append(entry)
+            prices = sum(int(tables.reservations.get(rid, {}).get("price", 0)) for rid in entry_reservations(entry))
+            if prices != amount:
+                report.fail(f"payment {entry['PK']}/{entry['SK']} of {amount} for reservations costing {prices}")
+        elif kind == "REFUND":
+            refunds += amount
+            per_user[owner] += amount
+            for rid in entry_reservations(entry):
+                refunds_by_reservation[rid].append(entry)
         else:
             report.fail(f"ledger entry {entry['PK']}/{entry['SK']} has type {kind!r}")
-    report.figures.update(ledger_charges=charges, ledger_payments=payments, ledger_entries=len(tables.ledger))
+    report.figures.update(
+        ledger_charges=charges, ledger_payments=payments, ledger_refunds=refunds, ledger_entries=len(tables.ledger)
+    )
     _audit_ledger_chains(tables, report)
 
     balances = 0
@@ -231,29 +283,35 @@ def _audit_money(tables: _Tables, report: AuditReport) -> None:  # noqa: PLR0912
         if balance != per_user[owner]:
             report.fail(f"user {owner}: balance {balance} but ledger sums to {per_user[owner]}")
     report.figures["balances"] = balances
-    if balances + payments != charges:
-        report.fail(f"money not conserved: balances {balances} + payments {payments} != charges {charges}")
+    if balances + payments != charges + refunds:
+        report.fail(
+            f"money not conserved: balances {balances} + payments {payments} != charges {charges} + refunds {refunds}"
+        )
 
     paid = {rid: r for rid, r in tables.reservations.items() if r.get("status") == "PAID"}
+    cancelled = {rid: r for rid, r in tables.reservations.items() if r.get("status") == "CANCELLED"}
     sold = [seat for seat in tables.seats.values() if seat.get("status") == "SOLD"]
-    report.figures.update(paid_reservations=len(paid), sold_seats=len(sold))
-    payment_count = sum(len(entries) for entries in payments_by_reservation.values())
-    if not len(sold) == len(paid) == payment_count:
-        report.fail(f"sold seats {len(sold)}, PAID reservations {len(paid)}, payment entries {payment_count} differ")
-    for rid, reservation in paid.items():
+    report.figures.update(paid_reservations=len(paid), cancelled_reservations=len(cancelled), sold_seats=len(sold))
+    if len(sold) != len(paid):
+        report.fail(f"sold seats {len(sold)} and PAID reservations {len(paid)} differ")
+    for rid, reservation in (paid | cancelled).items():
         entries = payments_by_reservation.get(rid, [])
         if len(entries) != 1:
-            report.fail(f"PAID reservation {rid} has {len(entries)} payment entries")
-            continue
-        entry = entries[0]
-        if entry_amount(entry) != int(reservation["price"]) or wallet_owner(entry) != reservation["userId"]:
-            report.fail(
-                f"payment for {rid}: {entry_amount(entry)} from {wallet_owner(entry)}, "
-                f"but the reservation is {reservation['price']} for {reservation['userId']}"
-            )
+            report.fail(f"{reservation['status']} reservation {rid} is in {len(entries)} payment entries")
+        elif wallet_owner(entries[0]) != reservation["userId"]:
+            report.fail(f"payment for {rid} from {wallet_owner(entries[0])}, not from {reservation['userId']}")
     for rid in payments_by_reservation:
-        if rid not in paid:
-            report.fail(f"payment entry for reservation {rid}, which is not PAID")
+        if rid not in paid and rid not in cancelled:
+            report.fail(f"payment entry for reservation {rid}, which is neither PAID nor CANCELLED")
+    for rid, reservation in cancelled.items():
+        entries = refunds_by_reservation.get(rid, [])
+        if len(entries) != 1 or entry_amount(entries[0]) != int(reservation["price"]):
+            report.fail(
+                f"CANCELLED reservation {rid} has refunds {[entry_amount(e) for e in entries]}, not one of its price"
+            )
+    for rid in refunds_by_reservation:
+        if rid not in cancelled:
+            report.fail(f"refund entry for reservation {rid}, which is not CANCELLED")
 
 
 def _audit_ledger_chains(tables: _Tables, report: AuditReport) -> None:
@@ -264,7 +322,7 @@ def _audit_ledger_chains(tables: _Tables, report: AuditReport) -> None:
     for owner, entries in by_owner.items():
         running = 0
         for entry in sorted(entries, key=lambda e: str(e["SK"])):
-            running += entry_amount(entry) if entry_type(entry) == "CHARGE" else -entry_amount(entry)
+            running += -entry_amount(entry) if entry_type(entry) == "PAYMENT" else entry_amount(entry)
             if "balanceAfter" in entry and int(entry["balanceAfter"]) != running:
                 report.fail(
                     f"user {owner}: ledger {entry['SK']} says balanceAfter {entry['balanceAfter']}, sum is {running}"

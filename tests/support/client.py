@@ -142,6 +142,14 @@ class UserClient:
             "POST", "/payments", "pay", json={"reservationId": reservation_id}, headers={"Idempotency-Key": key}
         )
 
+    def release(self, reservation_id: str) -> requests.Response | None:
+        return self.call("DELETE", f"/reservations/{reservation_id}", "release")
+
+    def cancel(self, reservation_id: str, key: str) -> requests.Response | None:
+        return self.call(
+            "POST", f"/reservations/{reservation_id}/cancellation", "cancel", headers={"Idempotency-Key": key}
+        )
+
     def wallet(self) -> requests.Response | None:
         return self.call("GET", "/wallet", "wallet")
 

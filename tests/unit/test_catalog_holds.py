@@ -158,6 +158,7 @@ def test_creation_writes_the_catalog_and_opens_the_queue(clock):
         "number": 30,
         "price": 30_000,
         "status": "FREE",
+        "startsAt": schedule.starts_at,
     }
     assert available(concert, 1) == 30
 
@@ -354,7 +355,7 @@ def test_a_hold_lapses_exactly_at_hold_expires_at(clock):
 
 
 def test_a_sold_seat_stays_sold(clock):
-    concert = create(seats=1)
+    concert = create(seats=1, starts_in=2 * DAY)
     Buyer(concert, "alice").hold(1)
     key = seat_key(concert.schedules[0].schedule_id, 1)
     dynamodb().update_item(

@@ -432,22 +432,24 @@ def test_the_transaction_itself_refuses_a_lapsed_hold_a_foreign_token_and_a_stal
     held, token = sale.hold("alice", 2)
     charge("alice", 10_000, "top-up")
     repository = PaymentRepository()
-    context = repository.context(held.reservation_id, "alice")
-    reservation, wallet = context.reservation, context.wallet
-    assert reservation is not None
+    context = repository.context([held.reservation_id], "alice")
+    reservation, wallet = context.found[held.reservation_id].reservation, context.wallet
     service = payment_service()
 
-    def entry(seq: int, balance: int) -> Any:
+    def entry(seq: int, balance: int, at: int) -> Any:
         from ticketline.models.wallet import EntryType, LedgerEntry
 
-        return LedgerEntry("alice", seq, "pay_x", EntryType.PAYMENT, 2000, balance - 2000, 0, held.reservation_id)
+        return LedgerEntry("alice", seq, "pay_x", EntryType.PAYMENT, 2000, balance - 2000, at, (held.reservation_id,))
+
+    def pay(wallet: Any, entry: Any, token: str) -> PaymentOutcome:
+        return repository.pay([reservation], wallet, entry, token, max_tickets=8).outcome
 
     now = int(clock.current)
     later = reservation.hold_expires_at
-    assert repository.pay(reservation, wallet, entry(2, 10_000), token, later).outcome is PaymentOutcome.LAPSED
-    assert repository.pay(reservation, wallet, entry(2, 10_000), "forged", now).outcome is PaymentOutcome.TOKEN_INVALID
+    assert pay(wallet, entry(2, 10_000, later), token) is PaymentOutcome.LAPSED
+    assert pay(wallet, entry(2, 10_000, now), "forged") is PaymentOutcome.TOKEN_INVALID
     stale = replace(wallet, version=7)
-    assert repository.pay(reservation, stale, entry(8, 10_000), token, now).outcome is PaymentOutcome.STALE
+    assert pay(stale, entry(8, 10_000, now), token) is PaymentOutcome.STALE
     assert snapshot(sale, held.reservation_id, "alice")[2:] == ("HELD", "HELD", "ACTIVE")
     assert service.pay("alice", "p", PaymentIn(reservation_id=held.reservation_id), token).balance == 8000
 

@@ -29,6 +29,8 @@ class Settings(BaseModel):
     active_token_ttl_seconds: Positive = 300
     seat_hold_ttl_seconds: Positive = 300
     max_holds_per_schedule: Positive = 4
+    max_tickets_per_user: Positive = 8
+    cancellation_cutoff_hours: Annotated[int, Field(ge=0)] = 24
     queue_state_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
     # The lobby (a WAIT token without a place before salesOpenAt) is not built yet: joining opens at salesOpenAt.
     pre_queue_minutes: Annotated[int, Field(ge=0, le=0)] = 0

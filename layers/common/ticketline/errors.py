@@ -104,6 +104,22 @@ class UnsupportedMediaType(DomainError):
     default_message = "Send the body as JSON (Content-Type: application/json)."
 
 
+class ScheduleClosed(Conflict):
+    code, default_message = "SCHEDULE_CLOSED", "The date has started: its sales are over."
+
+
+class TicketLimitReached(Conflict):
+    code, default_message = "TICKET_LIMIT_REACHED", "You already own the most tickets allowed for this concert."
+
+
+class ReservationNotReleasable(Conflict):
+    code, default_message = "RESERVATION_NOT_RELEASABLE", "Only a HELD hold can be given back, a PAID ticket cancelled."
+
+
+class CancellationClosed(Conflict):
+    code, default_message = "CANCELLATION_CLOSED", "The date starts too soon for a cancellation."
+
+
 class InsufficientBalance(DomainError):
     status, code, default_message = 402, "INSUFFICIENT_BALANCE", "Your balance is too low."
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -17,6 +18,12 @@ class ReservationStatus(StrEnum):
     HELD = "HELD"
     PAID = "PAID"
     EXPIRED = "EXPIRED"
+    RELEASED = "RELEASED"  # given back by its owner while HELD: the seat went FREE at once
+    CANCELLED = "CANCELLED"  # a PAID ticket cancelled and refunded: the seat went FREE at once
+
+
+LIST_DEFAULT_LIMIT = 20
+LIST_MAX_LIMIT = 100
 
 
 class HoldIn(ApiModel):
@@ -44,6 +51,39 @@ class ReservationOut(ApiModel):
     price: Price
     status: ReservationStatus
     hold_expires_at: str = Field(description="ISO-8601 UTC end of the hold; pay before it.")
+
+
+class ReservationsOut(ApiModel):
+    model_config = with_examples(
+        {
+            "items": [
+                {
+                    "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
+                    "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+                    "scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K",
+                    "seatNumber": 42,
+                    "price": 50_000,
+                    "status": "PAID",
+                    "holdExpiresAt": "2030-12-01T10:05:00Z",
+                }
+            ],
+            "nextCursor": None,
+        }
+    )
+
+    items: list[ReservationOut] = Field(description="The caller's reservations, newest first.")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
+
+
+class CancellationOut(ApiModel):
+    model_config = with_examples(
+        {"reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1", "status": "CANCELLED", "refund": 50_000, "balance": 100_000}
+    )
+
+    reservation_id: str
+    status: Annotated[ReservationStatus, Field(description="Always CANCELLED.")]
+    refund: int = Field(gt=0, description="Won paid back to the wallet: the ticket's price.")
+    balance: int = Field(ge=0, description="The balance right after the refund.")
 
 
 @dataclass(frozen=True, slots=True)

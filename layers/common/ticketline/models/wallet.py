@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ticketline.models import ApiModel, with_examples
 from ticketline.models.queue import EntityId
@@ -14,6 +14,7 @@ from ticketline.models.queue import EntityId
 MAX_CHARGE = 10_000_000
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
+MAX_RESERVATIONS_PER_PAYMENT = 10
 
 # strict: "1000", 1000.0 and true are not amounts.
 ChargeAmount = Annotated[
@@ -24,6 +25,7 @@ ChargeAmount = Annotated[
 class EntryType(StrEnum):
     CHARGE = "CHARGE"
     PAYMENT = "PAYMENT"
+    REFUND = "REFUND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class LedgerEntry:
     amount: int  # always > 0; the type gives the sign
     balance_after: int
     at: int
-    reservation_id: str | None = None
+    reservation_ids: tuple[str, ...] = ()  # PAYMENT: the seats paid; REFUND: the ticket cancelled
 
 
 # ---- API ----
@@ -73,6 +75,7 @@ _LEDGER_EXAMPLES = (
         "balanceAfter": 50_000,
         "at": "2030-12-01T10:03:00Z",
         "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
+        "reservationIds": ["01JD4YB3C5D7E9F1G3H5J7K9M1"],
     },
     {
         "id": "ch_4d8b1a07a1193052e5ff4ba84421037a",
@@ -89,11 +92,18 @@ class LedgerEntryOut(ApiModel):
 
     id: str
     type: EntryType
-    amount: int = Field(gt=0, description="Won; a PAYMENT takes it out, a CHARGE puts it in.")
+    amount: int = Field(gt=0, description="Won; a PAYMENT takes it out, a CHARGE or a REFUND puts it in.")
     balance_after: int = Field(ge=0)
     at: str = Field(description="ISO-8601 UTC.")
     reservation_id: str | None = Field(
-        default=None, exclude_if=lambda value: value is None, description="Only on PAYMENT entries."
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="PAYMENT and REFUND entries of one reservation: that reservation.",
+    )
+    reservation_ids: list[str] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="PAYMENT and REFUND entries: every reservation paid (a payment of several seats is one entry).",
     )
 
 
@@ -105,20 +115,54 @@ class HistoryOut(ApiModel):
 
 
 class PaymentIn(ApiModel):
-    reservation_id: EntityId
+    model_config = with_examples(
+        {"reservationIds": ["01JD4YB3C5D7E9F1G3H5J7K9M1", "01JD4YB3C5D7E9F1G3H5J7K9M2"]},
+        {"reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1"},
+    )
+
+    reservation_id: EntityId | None = Field(default=None, description="One hold to pay (or use reservationIds).")
+    reservation_ids: list[EntityId] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_RESERVATIONS_PER_PAYMENT,
+        description="1..10 of the caller's HELD reservations of one concert (any of its dates), paid together.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PaymentIn:
+        if (self.reservation_id is None) == (self.reservation_ids is None):
+            raise ValueError("give either reservationId or reservationIds")
+        if self.reservation_ids is not None and len(set(self.reservation_ids)) != len(self.reservation_ids):
+            raise ValueError("reservationIds must not repeat a reservation")
+        return self
+
+    @property
+    def paid(self) -> list[str]:
+        """The reservations to pay, whichever way the body named them."""
+        return self.reservation_ids if self.reservation_ids is not None else [str(self.reservation_id)]
 
 
 class PaymentOut(ApiModel):
     model_config = with_examples(
         {
             "paymentId": "pay_9e2f6c1d0b8a7f3e5d4c2b1a09f8e7d6",
+            "reservationIds": ["01JD4YB3C5D7E9F1G3H5J7K9M1", "01JD4YB3C5D7E9F1G3H5J7K9M2"],
+            "amount": 100_000,
+            "balance": 50_000,
+        },
+        {
+            "paymentId": "pay_9e2f6c1d0b8a7f3e5d4c2b1a09f8e7d6",
+            "reservationIds": ["01JD4YB3C5D7E9F1G3H5J7K9M1"],
             "reservationId": "01JD4YB3C5D7E9F1G3H5J7K9M1",
             "amount": 50_000,
             "balance": 50_000,
-        }
+        },
     )
 
     payment_id: str
-    reservation_id: str
-    amount: int = Field(gt=0, description="Won: the reservation's price.")
+    reservation_ids: list[str]
+    reservation_id: str | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="Present when one reservation was paid."
+    )
+    amount: int = Field(gt=0, description="Won: the sum of the reservations' prices.")
     balance: int = Field(ge=0, description="The balance right after this payment.")

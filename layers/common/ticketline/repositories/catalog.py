@@ -9,7 +9,8 @@
                                                                          (stream-fed figures, see CATALOG.md)
 - schedule META     PK=SCHEDULE#<sid>   SK=META                          concertId, startsAt, seatCount
 - seat              PK=SCHEDULE#<sid>   SK=SEAT#00042                    number, price, status FREE|HELD|SOLD,
-                                                                         reservationId, holdExpiresAt (when HELD)
+                                                                         startsAt (the date's), reservationId,
+                                                                         holdExpiresAt (when HELD)
 
 Listing a concert's dates is one Query of its partition; listing a date's seats is one Query of the
 schedule's partition (META sorts just before the seats, so the same Query finds it).
@@ -113,12 +114,14 @@ class CatalogRepository:
         )
 
     @staticmethod
-    def seat_item(schedule_id: str, number: int, price: int) -> Item:
+    def seat_item(schedule_id: str, number: int, price: int, starts_at: str) -> Item:
+        """`startsAt` (the date's, ISO UTC): a hold's condition refuses a seat whose date has started."""
         return {
             **seat_key(schedule_id, number),
             "number": number,
             "price": price,
             "status": SeatStatus.FREE.value,
+            "startsAt": starts_at,
         }
 
     # ---- writes ----

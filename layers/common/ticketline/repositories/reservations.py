@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, get_many, to_raw, values
 from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 DAY = 86_400
+USER_INDEX = "UserReservations"  # GSI: userId, createdAt (every reservation carries both)
+LIST_MAX_QUERIES = 5  # per page of a filtered listing: then the page ends early, with a cursor
 HOLD_BUCKETS = 4  # GSI2 partitions HELD#0..3: spreads the index's write load, read by the scheduler one by one
 _CONDITION_FAILED = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
@@ -61,6 +64,11 @@ def holds_key(schedule_id: str, user_id: str) -> Item:
     return {"PK": f"HOLDS#{schedule_id}#{user_id}", "SK": "HOLDS"}
 
 
+def tickets_key(concert_id: str, user_id: str) -> Item:
+    """The user's PAID tickets of one concert (`tickets`, a string set of reservation ids): the ticket limit."""
+    return {"PK": f"TICKETS#{concert_id}#{user_id}", "SK": "TICKETS"}
+
+
 def held_partition(reservation_id: str) -> str:
     return f"HELD#{zlib.crc32(reservation_id.encode()) % HOLD_BUCKETS}"
 
@@ -69,6 +77,7 @@ class HoldOutcome(Enum):
     HELD = "held"
     SEAT_CHANGED = "seat-changed"  # the seat is not in the state we read: see HoldResult.seat
     HOLDS_CHANGED = "holds-changed"  # the user's holds item moved since we read it (a concurrent hold)
+    TICKET_LIMIT = "ticket-limit"  # the user owns the most PAID tickets of the concert
     CONFLICT = "conflict"  # TransactionConflict: another transaction had one of the items; retry later
 
 
@@ -76,6 +85,19 @@ class HoldOutcome(Enum):
 class HoldResult:
     outcome: HoldOutcome
     seat: Seat | None = None  # with SEAT_CHANGED: the seat as it is now (None: it does not exist)
+
+
+class ReleaseOutcome(Enum):
+    RELEASED = "released"  # reservation RELEASED, its seat FREE, its place in the per-date limit given back
+    CHANGED = "changed"  # the reservation is not a live HELD one of the caller: see ReleaseResult.reservation
+    NO_HOLDS_ITEM = "no-holds-item"  # the user's per-date holds item is gone: release without it
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    outcome: ReleaseOutcome
+    reservation: Reservation | None = None  # CHANGED: the reservation as it is now (None: it does not exist)
 
 
 class LapseOutcome(Enum):
@@ -140,7 +162,9 @@ class ReservationRepository:
         return found[:limit]
 
     # ---- the hold ----
-    def try_hold(self, reservation: Reservation, seen: Seat, holds: dict[str, int], version: int | None) -> HoldResult:
+    def try_hold(
+        self, reservation: Reservation, seen: Seat, holds: dict[str, int], version: int | None, max_tickets: int
+    ) -> HoldResult:
         """Seat -> HELD, reservation put and the user's holds replaced, all or nothing.
 
         The seat's condition pins the state we read (FREE, or HELD by the lapsed reservation we saw): every
@@ -152,6 +176,10 @@ class ReservationRepository:
         else:
             seat_condition = "#status = :held AND reservationId = :seen AND holdExpiresAt <= :now"
             seat_values = values(seen=seen.reservation_id, now=now)
+        # The date has not started: seats carry its start (written at creation; seats written before that field
+        # get it from their first hold, and until then the service's check with the same `now` is the rule).
+        seat_condition = f"({seat_condition}) AND (attribute_not_exists(startsAt) OR startsAt > :today)"
+        seat_values |= values(today=clock.to_iso(now))
         holds_item = {
             **holds_key(reservation.schedule_id, reservation.user_id),
             "scheduleId": reservation.schedule_id,
@@ -173,7 +201,8 @@ class ReservationRepository:
                         "Update": {
                             "TableName": self.table,
                             "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
-                            "UpdateExpression": "SET #status = :held, reservationId = :rid, holdExpiresAt = :until",
+                            "UpdateExpression": "SET #status = :held, reservationId = :rid, holdExpiresAt = :until, "
+                            "startsAt = :starts",
                             "ConditionExpression": seat_condition,
                             "ExpressionAttributeNames": {"#status": "status"},
                             "ExpressionAttributeValues": seat_values
@@ -181,6 +210,7 @@ class ReservationRepository:
                                 held=SeatStatus.HELD.value,
                                 rid=reservation.reservation_id,
                                 until=reservation.hold_expires_at,
+                                starts=reservation.starts_at,
                             ),
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
@@ -193,6 +223,15 @@ class ReservationRepository:
                         }
                     },
                     {"Put": {"TableName": self.table, "Item": to_raw(holds_item), **holds_condition}},
+                    {
+                        # The ticket limit: a buyer who owns the most PAID tickets of the concert holds no more.
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": to_raw(tickets_key(reservation.concert_id, reservation.user_id)),
+                            "ConditionExpression": "attribute_not_exists(tickets) OR size(tickets) < :most",
+                            "ExpressionAttributeValues": values(most=max_tickets),
+                        }
+                    },
                 ]
             )
         except ClientError as error:
@@ -203,6 +242,92 @@ class ReservationRepository:
                 raise
             return result
         return HoldResult(HoldOutcome.HELD)
+
+    def of_user(
+        self, user_id: str, limit: int, after: tuple[int, str] | None, status: ReservationStatus | None, now: int
+    ) -> tuple[list[Reservation], tuple[int, str] | None]:
+        """The user's reservations newest first (the UserReservations index), at most `limit`, from after the
+        (createdAt, reservationId) position `after`; and the position to go on from (None: no more).
+
+        `status` is the status the API shows (a HELD past holdExpiresAt is EXPIRED), filtered server-side; a
+        filtered page may need more than one Query, bounded so that one call stays short."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": USER_INDEX,
+            "KeyConditionExpression": "userId = :uid",
+            "ExpressionAttributeValues": values(uid=user_id),
+            "ScanIndexForward": False,
+        }
+        if after is not None:
+            created_at, reservation_id = after
+            request["ExclusiveStartKey"] = to_raw(
+                {**reservation_key(reservation_id), "userId": user_id, "createdAt": created_at}
+            )
+        if status is not None:
+            request |= _status_filter(status, now)
+            request["ExpressionAttributeValues"] |= values(uid=user_id)
+        found: list[Reservation] = []
+        resume: tuple[int, str] | None = None
+        for _ in range(LIST_MAX_QUERIES):
+            response = dynamodb().query(**request, Limit=limit - len(found))
+            found.extend(reservation_from_item(from_raw(raw)) for raw in response["Items"])
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                return found, None
+            position = from_raw(last)
+            resume = (int(position["createdAt"]), str(position["PK"]).removeprefix("RESERVATION#"))
+            if len(found) >= limit:
+                return found, resume
+            request["ExclusiveStartKey"] = last
+        return found, resume
+
+    # ---- release (the owner gives a hold back) ----
+    def release(self, reservation: Reservation, now: int, *, with_holds_item: bool = True) -> ReleaseResult:
+        """Reservation HELD -> RELEASED, its seat FREE and its place in the user's per-date limit given back:
+        one transaction, only while the hold is live and the caller's (a payment racing it: one of them wins)."""
+        items: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_raw(reservation_key(reservation.reservation_id)),
+                    "UpdateExpression": "SET #status = :released, releasedAt = :now REMOVE GSI2PK, GSI2SK",
+                    "ConditionExpression": "userId = :uid AND #status = :held AND holdExpiresAt > :now",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": values(
+                        released=ReservationStatus.RELEASED.value,
+                        held=ReservationStatus.HELD.value,
+                        uid=reservation.user_id,
+                        now=now,
+                    ),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {"Update": self.held_seat_update(reservation, SeatStatus.FREE, also="REMOVE reservationId, holdExpiresAt")},
+        ]
+        if with_holds_item:
+            items.append(
+                {
+                    "Update": self.release_hold_update(
+                        reservation.schedule_id, reservation.user_id, [reservation.reservation_id]
+                    )
+                }
+            )
+        try:
+            self._transact(items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons", [])
+            codes = _codes(reasons)
+            if codes[0] == _CONDITION_FAILED:
+                old = reasons[0].get("Item")
+                return ReleaseResult(ReleaseOutcome.CHANGED, reservation_from_item(from_raw(old)) if old else None)
+            if _CONFLICT in codes:
+                return ReleaseResult(ReleaseOutcome.CONFLICT)
+            if codes[2] == _CONDITION_FAILED:
+                return ReleaseResult(ReleaseOutcome.NO_HOLDS_ITEM)
+            raise
+        return ReleaseResult(ReleaseOutcome.RELEASED)
 
     # ---- lapse (scheduler) ----
     def lapse(self, reservation: Reservation, now: int) -> LapseOutcome:
@@ -289,21 +414,44 @@ class ReservationRepository:
     def _transact(self, items: list[Any]) -> None:
         dynamodb().transact_write_items(TransactItems=items)
 
-    # ---- for payments ----
-    def release_hold_update(self, schedule_id: str, user_id: str, reservation_id: str) -> dict[str, Any]:
-        """An Update (for a TransactWriteItems) that removes a paid hold from the user's per-date limit."""
+    # ---- for payments and releases ----
+    def release_hold_update(self, schedule_id: str, user_id: str, reservation_ids: Sequence[str]) -> dict[str, Any]:
+        """An Update that removes holds (paid or released) from the user's per-date limit: `version` moves, so a
+        concurrent hold of theirs re-reads the item. The item of a live hold exists (the hold wrote it)."""
+        names = {f"#r{i}": rid for i, rid in enumerate(reservation_ids)}
         return {
             "TableName": self.table,
             "Key": to_raw(holds_key(schedule_id, user_id)),
-            "UpdateExpression": "REMOVE holds.#rid ADD version :one",
+            "UpdateExpression": f"REMOVE {', '.join(f'holds.{name}' for name in names)} ADD version :one",
             "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeNames": {"#rid": reservation_id},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values(one=1),
         }
 
 
+def _status_filter(status: ReservationStatus, now: int) -> dict[str, Any]:
+    """A FilterExpression for the status the API shows: a HELD reservation past its hold shows EXPIRED."""
+    if status is ReservationStatus.HELD:
+        expression = "#status = :held AND holdExpiresAt > :now"
+    elif status is ReservationStatus.EXPIRED:
+        expression = "#status = :expired OR (#status = :held AND holdExpiresAt <= :now)"
+    else:
+        expression = "#status = :wanted"
+    named = {
+        "held": ReservationStatus.HELD.value,
+        "expired": ReservationStatus.EXPIRED.value,
+        "wanted": status.value,
+        "now": now,
+    }
+    return {
+        "FilterExpression": expression,
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": values(**{name: v for name, v in named.items() if f":{name}" in expression}),
+    }
+
+
 def hold_outcome(reasons: Sequence[Mapping[str, Any]]) -> HoldResult | None:
-    """What a cancelled hold transaction means, from its per-item reasons (seat, reservation, holds).
+    """What a cancelled hold transaction means, from its per-item reasons (seat, reservation, holds, tickets).
 
     None: a reason no retry or client error explains (throttling, a validation error): the caller re-raises.
     """
@@ -313,14 +461,16 @@ def hold_outcome(reasons: Sequence[Mapping[str, Any]]) -> HoldResult | None:
         return HoldResult(HoldOutcome.SEAT_CHANGED, seat_from_item(from_raw(item)) if item else None)
     if _CONFLICT in codes:
         return HoldResult(HoldOutcome.CONFLICT)
-    if len(codes) > 2 and codes[2] == _CONDITION_FAILED:
+    if codes[2] == _CONDITION_FAILED:
         return HoldResult(HoldOutcome.HOLDS_CHANGED)
+    if codes[3] == _CONDITION_FAILED:
+        return HoldResult(HoldOutcome.TICKET_LIMIT)
     return None
 
 
 def _codes(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
     codes = [str(reason.get("Code") or "None") for reason in reasons]
-    return codes + ["None"] * (3 - len(codes))
+    return codes + ["None"] * (4 - len(codes))
 
 
 def reservation_item(reservation: Reservation) -> Item:

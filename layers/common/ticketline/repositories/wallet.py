@@ -1,8 +1,9 @@
 """Wallet items in the single table (see docs/DATA_MODEL.md, Wallet).
 
 - balance       PK=WALLET#<uid>   SK=BALANCE              userId, balance, version (= seq of the newest entry)
-- ledger entry  PK=WALLET#<uid>   SK=LEDGER#000000000042  id, type CHARGE|PAYMENT, amount (> 0), balanceAfter,
-                                                          at, seq, reservationId (PAYMENT)
+- ledger entry  PK=WALLET#<uid>   SK=LEDGER#000000000042  id, type CHARGE|PAYMENT|REFUND, amount (> 0),
+                                                          balanceAfter, at, seq, reservationIds (PAYMENT,
+                                                          REFUND) and reservationId when there is one
 - charge guard  PK=WALLET#<uid>   SK=CHARGE#<chargeId>    amount, seq, balanceAfter, at: a charge id
                                                           (derived from user + Idempotency-Key) exists once
 
@@ -140,7 +141,7 @@ class WalletRepository:
     ) -> dict[str, Any]:
         """The wallet moves to the entry's version and balance, only from the version we read (and from a balance
         >= at_least, <= at_most)."""
-        delta = entry.amount if entry.type is EntryType.CHARGE else -entry.amount
+        delta = -entry.amount if entry.type is EntryType.PAYMENT else entry.amount
         condition = "attribute_not_exists(PK)" if wallet.version == 0 else "version = :seen"
         condition_values = values(seen=wallet.version) if wallet.version else {}
         if at_least is not None:
@@ -204,12 +205,15 @@ def ledger_item(entry: LedgerEntry) -> Item:
         "balanceAfter": entry.balance_after,
         "at": entry.at,
         "seq": entry.seq,
-        "reservationId": entry.reservation_id,
+        # One reservation: `reservationId` as before this change (readers of older entries know only it).
+        "reservationId": entry.reservation_ids[0] if len(entry.reservation_ids) == 1 else None,
+        "reservationIds": list(entry.reservation_ids) or None,
     }
 
 
 def ledger_entry_from_item(item: Item) -> LedgerEntry:
     reservation_id = item.get("reservationId")
+    reservation_ids = item.get("reservationIds") or ([reservation_id] if reservation_id is not None else [])
     return LedgerEntry(
         user_id=str(item["PK"]).removeprefix("WALLET#"),
         seq=int(item["seq"]),
@@ -218,7 +222,7 @@ def ledger_entry_from_item(item: Item) -> LedgerEntry:
         amount=int(item["amount"]),
         balance_after=int(item["balanceAfter"]),
         at=int(item["at"]),
-        reservation_id=str(reservation_id) if reservation_id is not None else None,
+        reservation_ids=tuple(str(rid) for rid in reservation_ids),
     )
 
 

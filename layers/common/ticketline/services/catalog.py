@@ -133,7 +133,7 @@ class CatalogService:
         yield from metas
         for schedule, out in zip(request.schedules, created, strict=True):
             for seat in schedule.seats:
-                yield self.repository.seat_item(out.schedule_id, seat.number, seat.price)
+                yield self.repository.seat_item(out.schedule_id, seat.number, seat.price, out.starts_at)
 
     # ---- discovery (public) ----
     def concerts(self, limit: int, cursor: str | None) -> ConcertsOut:

@@ -11,27 +11,39 @@ A hold is one TransactWriteItems (seat, reservation, the user's holds on that da
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ticketline import clock
+from ticketline import clock, cursors
 from ticketline.config import Settings, get_settings
 from ticketline.errors import (
     Forbidden,
     HoldLimitReached,
     NotFound,
     QueueTokenInvalid,
+    ReservationNotReleasable,
+    ScheduleClosed,
     SeatUnavailable,
     Throttled,
+    TicketLimitReached,
 )
-from ticketline.models.catalog import Seat, SeatStatus
-from ticketline.models.reservations import HoldIn, Reservation, ReservationOut, ReservationStatus
+from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
+from ticketline.models.reservations import (
+    HoldIn,
+    Reservation,
+    ReservationOut,
+    ReservationsOut,
+    ReservationStatus,
+    UserHolds,
+)
 from ticketline.observability import logger, metrics
 from ticketline.repositories.reservations import (
     HOLD_BUCKETS,
     HoldOutcome,
     LapseOutcome,
+    ReleaseOutcome,
     ReservationRepository,
 )
 from ticketline.services.catalog import new_id
@@ -80,16 +92,7 @@ class ReservationService:
         reservation_id = new_id()
         for attempt in range(MAX_HOLD_ATTEMPTS):
             now = int(clock.now())
-            if not seat.is_free(now):  # held (live) or sold: nothing was written, nothing to retry
-                metrics.add_metric(name="HoldsRefused", unit="Count", value=1)
-                raise SeatUnavailable()
-            live = holds.live(now)
-            if len(live) >= self.settings.max_holds_per_schedule:
-                metrics.add_metric(name="HoldLimitReached", unit="Count", value=1)
-                raise HoldLimitReached(
-                    f"You already hold {len(live)} seats on this date (at most "
-                    f"{self.settings.max_holds_per_schedule}); pay or let one lapse first."
-                )
+            live = self._refuse_first(schedule, seat, holds, now)
             reservation = Reservation(
                 reservation_id=reservation_id,
                 user_id=user_id,
@@ -104,7 +107,11 @@ class ReservationService:
             )
             # Lapsed entries are pruned as we go: the item only ever lists this user's live holds.
             result = self.repository.try_hold(
-                reservation, seat, live | {reservation_id: reservation.hold_expires_at}, holds.version
+                reservation,
+                seat,
+                live | {reservation_id: reservation.hold_expires_at},
+                holds.version,
+                self.settings.max_tickets_per_user,
             )
             if result.outcome is HoldOutcome.HELD or _ours(result.seat, reservation_id):
                 self._after_hold(reservation, took_free_seat=seat.status is SeatStatus.FREE)
@@ -115,11 +122,31 @@ class ReservationService:
                 seat = result.seat  # taken -> 409 at the top of the loop; still free (stale read) -> retry
             elif result.outcome is HoldOutcome.HOLDS_CHANGED:
                 holds = self.repository.user_holds(schedule.schedule_id, user_id)
+            elif result.outcome is HoldOutcome.TICKET_LIMIT:
+                raise TicketLimitReached(
+                    f"You own {self.settings.max_tickets_per_user} tickets of this concert, the most allowed."
+                )
             else:  # CONFLICT
                 metrics.add_metric(name="HoldConflicts", unit="Count", value=1)
                 self._backoff(attempt)
         logger.warning("hold gave up after retries", extra={"scheduleId": schedule.schedule_id})
         raise Throttled(retry_after_seconds=1, message="The seat is in high demand; retry in a moment.")
+
+    def _refuse_first(self, schedule: ScheduleRef, seat: Seat, holds: UserHolds, now: int) -> dict[str, int]:
+        """The fast answers before the write (nothing written, nothing to retry); the live holds otherwise."""
+        if schedule.starts_at <= clock.to_iso(now):  # the same rule as the seat's condition, same `now`
+            raise ScheduleClosed()
+        if not seat.is_free(now):  # held (live) or sold
+            metrics.add_metric(name="HoldsRefused", unit="Count", value=1)
+            raise SeatUnavailable()
+        live = holds.live(now)
+        if len(live) >= self.settings.max_holds_per_schedule:
+            metrics.add_metric(name="HoldLimitReached", unit="Count", value=1)
+            raise HoldLimitReached(
+                f"You already hold {len(live)} seats on this date (at most "
+                f"{self.settings.max_holds_per_schedule}); pay or let one lapse first."
+            )
+        return live
 
     def get(self, reservation_id: str, user_id: str) -> ReservationOut:
         """One GetItem."""
@@ -129,6 +156,45 @@ class ReservationService:
         if reservation.user_id != user_id:
             raise Forbidden("This reservation belongs to someone else.")
         return reservation.view(clock.now())
+
+    def mine(self, user_id: str, limit: int, cursor: str | None, status: ReservationStatus | None) -> ReservationsOut:
+        """The caller's reservations, newest first: one Query of the UserReservations index (a few when filtered).
+        The index is eventually consistent: a reservation made a moment ago may show a moment later."""
+        now = int(clock.now())
+        found, resume = self.repository.of_user(user_id, limit, decode_position(cursor), status, now)
+        return ReservationsOut(
+            items=[reservation.view(now) for reservation in found],
+            next_cursor=encode_position(resume) if resume else None,
+        )
+
+    def release(self, reservation_id: str, user_id: str) -> ReservationOut:
+        """A HELD seat given back at once: one GetItem and one transaction (the only write). Releasing again
+        answers the same; PAID, EXPIRED or CANCELLED is 409 RESERVATION_NOT_RELEASABLE."""
+        reservation = self.repository.get(reservation_id, consistent=True)
+        with_holds_item = True
+        for attempt in range(MAX_HOLD_ATTEMPTS):
+            if reservation is None:
+                raise NotFound(f"Reservation {reservation_id} does not exist.")
+            if reservation.user_id != user_id:
+                raise Forbidden("This reservation belongs to someone else.")
+            now = int(clock.now())
+            status = reservation.effective_status(now)
+            if status is ReservationStatus.RELEASED:
+                return reservation.view(now)
+            if status is not ReservationStatus.HELD:
+                raise ReservationNotReleasable(f"The reservation is {status.value}: only a HELD one can be released.")
+            result = self.repository.release(reservation, now, with_holds_item=with_holds_item)
+            if result.outcome is ReleaseOutcome.RELEASED:
+                metrics.add_metric(name="HoldsReleased", unit="Count", value=1)
+                logger.info("hold released", extra={"reservationId": reservation_id})
+                return replace(reservation, status=ReservationStatus.RELEASED).view(now)
+            if result.outcome is ReleaseOutcome.CHANGED:
+                reservation = result.reservation  # paid, lapsed or released meanwhile: answered at the top
+            elif result.outcome is ReleaseOutcome.NO_HOLDS_ITEM:
+                with_holds_item = False
+            else:
+                self._backoff(attempt)
+        raise Throttled(retry_after_seconds=1, message="The reservation is busy; retry in a moment.")
 
     def _after_hold(self, reservation: Reservation, took_free_seat: bool) -> None:
         metrics.add_metric(name="SeatsHeld", unit="Count", value=1)
@@ -173,3 +239,20 @@ class ReservationService:
 def _ours(seat: Seat | None, reservation_id: str) -> bool:
     """Our own transaction committed but its answer was lost, and botocore's resend found the seat taken: by us."""
     return seat is not None and seat.reservation_id == reservation_id
+
+
+_POSITION = re.compile(r"^R([0-9]{1,12})\.([A-Za-z0-9_-]{1,64})$")
+
+
+def encode_position(position: tuple[int, str]) -> str:
+    """An opaque cursor: where a listing goes on (createdAt, reservationId). It names no user: the index
+    partition is always the caller's."""
+    created_at, reservation_id = position
+    return cursors.encode(f"R{created_at}.{reservation_id}")
+
+
+def decode_position(cursor: str | None) -> tuple[int, str] | None:
+    if cursor is None:
+        return None
+    match = cursors.decode(cursor, _POSITION)
+    return int(match.group(1)), match.group(2)

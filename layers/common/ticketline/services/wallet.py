@@ -10,8 +10,6 @@ wallet the failure returned; `TransactionConflict` with jittered backoff; both b
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import random
 import re
@@ -20,9 +18,9 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ticketline import clock
+from ticketline import clock, cursors
 from ticketline.config import Settings, get_settings
-from ticketline.errors import BalanceLimitExceeded, IdempotencyKeyReused, Throttled, ValidationFailed
+from ticketline.errors import BalanceLimitExceeded, IdempotencyKeyReused, Throttled
 from ticketline.idempotency import Answer, IdempotentOperation, Request
 from ticketline.models.wallet import (
     BalanceOut,
@@ -53,19 +51,12 @@ def derived_id(prefix: str, user_id: str, key: str) -> str:
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+    return cursors.encode(f"{_CURSOR_PREFIX}{seq}")
 
 
 def decode_cursor(cursor: str) -> int:
-    """The sequence number a cursor points below; anything we did not mint is a 400, never a 500."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        text = ""
-    match = _CURSOR_BODY.match(text)
-    if match is None or encode_cursor(int(match.group(1))) != cursor:
-        raise ValidationFailed.field("cursor", "is not a cursor this API returned")
-    return int(match.group(1))
+    """The sequence number a cursor points below."""
+    return int(cursors.decode(cursor, _CURSOR_BODY).group(1))
 
 
 def backoff(attempt: int, sleep: Callable[[float], None]) -> None:
@@ -162,5 +153,6 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryOut:
         amount=entry.amount,
         balance_after=entry.balance_after,
         at=clock.to_iso(entry.at),
-        reservation_id=entry.reservation_id,
+        reservation_id=entry.reservation_ids[0] if len(entry.reservation_ids) == 1 else None,
+        reservation_ids=list(entry.reservation_ids) or None,
     )
