@@ -106,15 +106,17 @@ def test_all_or_nothing_and_the_refusal_order(clock):
 
 
 def test_a_payment_past_the_start_is_schedule_closed_before_the_balance(clock):
-    sale = Sale(seat_hold_ttl_seconds=2 * DAY)
+    sale = Sale(seat_hold_ttl_seconds=2 * DAY, active_token_ttl_seconds=2 * DAY)
     held, token = sale.hold("alice", 5)
     clock.advance(DAY)
     with pytest.raises(ScheduleClosed):  # the balance is 0: 402 would come after
         payment_service(seat_hold_ttl_seconds=2 * DAY).pay(
             "alice", "k", PaymentIn(reservation_id=held.reservation_id), token
         )
+    # The token was taken before the start: once the last date has started the concert is off sale, so a new
+    # join would be 410 SOLD_OUT before any hold.
     with pytest.raises(ScheduleClosed):
-        sale.hold("alice", 6)
+        sale.reservations.hold(HoldIn(schedule_id=sale.schedule_id, seat_number=6), "alice", token)
 
 
 def test_short_balance_is_402_and_nothing_moves(clock):
@@ -274,10 +276,11 @@ def test_a_hold_of_a_started_date_is_refused_and_the_seat_write_refuses_it_too(c
     sale = Sale()
     clock.advance(DAY - 1)
     held, _ = sale.hold("alice", 1)  # a second before the start
+    bobs_token = sale.token("bob")  # after the start the concert is off sale: a join would be 410 SOLD_OUT
     assert item(seat_key(sale.schedule_id, 1))["startsAt"] == item(reservation_key(held.reservation_id))["startsAt"]
     clock.advance(1)
     with pytest.raises(ScheduleClosed):
-        sale.hold("bob", 2)
+        sale.reservations.hold(HoldIn(schedule_id=sale.schedule_id, seat_number=2), "bob", bobs_token)
     seat = sale.reservations.repository.hold_context(sale.schedule_id, 2, "bob").seat
     assert seat is not None
     reservation = sale.reservations.repository.get(held.reservation_id)
