@@ -236,7 +236,7 @@ def _translate_roles_cached(
             (
                 logical_id,
                 TranslatedRole(
-                    role_logical_id=role_id,
+                    role_logical_id=str(role_id),
                     policy_documents=tuple(policy["PolicyDocument"] for policy in properties.get("Policies") or []),
                     managed_policy_arns=tuple(properties.get("ManagedPolicyArns") or []),
                 ),
@@ -367,14 +367,14 @@ def enforcer() -> Enforcer:
 
 
 def _access_denied(message: str) -> tuple[Any, dict[str, Any]]:
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HeadersDict
 
     status = 400
     parsed = {
         "Error": {"Code": "AccessDeniedException", "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-iam-denied", "HTTPHeaders": {}},
     }
-    return AWSResponse("", status, {}, None), parsed
+    return AWSResponse("", status, HeadersDict(), None), parsed
 
 
 # -------------------------------------------------------------------------------------- usage vs template
