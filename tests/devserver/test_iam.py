@@ -237,6 +237,10 @@ def test_unused_grants_are_each_action_and_resource_no_request_used() -> None:
     }
 
     assert unused_grants([policy], used) == {"ThingFunction": [Permission("dynamodb:Scan", TABLE)]}
+    idempotency = TABLE.replace("Things", "IdempotencyTable")
+    fallback = role(allow(("dynamodb:GetItem", "dynamodb:PutItem"), (idempotency,)))
+    # Powertools' GetItem fallback no test can reach is exempt; its PutItem is not
+    assert unused_grants([fallback], set()) == {"ThingFunction": [Permission("dynamodb:PutItem", idempotency)]}
     assert "UNUSED  dynamodb:Scan on" in iam.report([policy], used)
 
 
