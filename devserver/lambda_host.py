@@ -3,6 +3,9 @@
 One invocation at a time per process, as Lambda does: a Powertools resolver keeps the current event
 on a class attribute, and os.environ (which carries each function's own variables) is process-wide.
 Parallelism comes from running several such processes.
+
+Each invocation runs under the function's IAM role (devserver/iam.py): a DynamoDB request its role does not
+allow fails with AccessDeniedException, as on AWS.
 """
 
 import importlib.util
@@ -17,6 +20,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from devserver import iam
 from devserver.proxy import LambdaContext
 from devserver.template import LOCAL_REGION, FunctionSpec
 
@@ -45,6 +49,8 @@ class LambdaHost:
         self._dynamodb_endpoint = dynamodb_endpoint
         self._invocation_lock = threading.Lock()
         self._handlers: dict[str, Handler] = {}
+        # On boto3's default session before any handler (and its client) loads: clients copy the session's hooks.
+        self._iam = iam.enforcer()
         # Metrics are disabled locally; Powertools still warns on each call that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
 
@@ -53,6 +59,7 @@ class LambdaHost:
         with (
             self._invocation_lock,
             temporary_environment(local_function_environment(function, self._dynamodb_endpoint)),
+            self._iam.acting_as(function.role),
         ):
             handler = self._handler(function)
             started = time.monotonic()

@@ -7,12 +7,13 @@ function, path or table, so resources added to the template later are served wit
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from devserver import iam
 from devserver.event_filter import Pattern, PatternError, parse_pattern
 
 LOCAL_REGION = "us-east-1"
@@ -84,6 +85,8 @@ class _Resolver:
     parameters: Mapping[str, str]
     # What `!Ref <resource>` means locally, e.g. a table's logical id -> its local table name.
     resource_refs: Mapping[str, str]
+    # What `!GetAtt <resource>.<attribute>` means locally, e.g. (table, "Arn") -> its local ARN.
+    attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def text(self, value: Any) -> str:
         """The value as the string CloudFormation would produce; raises _Unresolvable."""
@@ -97,6 +100,8 @@ class _Resolver:
                 return self._ref(argument)
             if function == "Fn::Sub":
                 return self._sub(argument)
+            if function == "Fn::GetAtt":
+                return self._attribute(*argument)
             if function == "Fn::Join":
                 delimiter, parts = argument
                 return str(delimiter).join(self.text(part) for part in parts)
@@ -111,7 +116,7 @@ class _Resolver:
     def tree(self, value: Any) -> Any:
         """Resolves every intrinsic inside a nested structure (e.g. a table's Properties)."""
         if isinstance(value, dict):
-            if len(value) == 1 and next(iter(value)) in ("Ref", "Fn::Sub", "Fn::Join"):
+            if len(value) == 1 and next(iter(value)) in ("Ref", "Fn::Sub", "Fn::Join", "Fn::GetAtt"):
                 return self.text(value)
             return {key: self.tree(item) for key, item in value.items()}
         if isinstance(value, list):
@@ -125,7 +130,14 @@ class _Resolver:
             return _PSEUDO_PARAMETERS[name]
         if name in self.resource_refs:
             return self.resource_refs[name]
+        if isinstance(name, str) and "." in name:  # ${Resource.Attribute} in a Sub
+            return self._attribute(*name.split(".", 1))
         raise _Unresolvable(name)
+
+    def _attribute(self, resource: str, attribute: str) -> str:
+        if (resource, attribute) in self.attributes:
+            return self.attributes[(resource, attribute)]
+        raise _Unresolvable(f"{resource}.{attribute}")
 
     def _sub(self, argument: Any) -> str:
         template, variables = (argument, {}) if isinstance(argument, str) else argument
@@ -136,7 +148,7 @@ class _Resolver:
                 return "${" + name[1:] + "}"
             if name in variables:
                 return self.text(variables[name])
-            return self._ref(name)  # ${Resource.Attribute} is a GetAtt: unresolvable here
+            return self._ref(name)
 
         return re.sub(r"\$\{([^}]+)\}", substitute, template)
 
@@ -205,6 +217,7 @@ class FunctionSpec:
     schedules: tuple[ScheduleEvent, ...]
     streams: tuple[StreamEvent, ...]
     layer_dirs: tuple[Path, ...]  # source folders of the function's layers, importable as on Lambda
+    role: iam.RolePolicy  # its execution role, as the translated template gives it (devserver/iam.py)
 
     @property
     def handler_file(self) -> Path:
@@ -299,6 +312,7 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
         {table.logical_id: table.name for table in tables} | {name: name for name in functions_by_id},
     )
     apis = _apis(resources, global_sections.get("Api") or {}, resolver)
+    roles = _roles(document, parameters, tables)
     layer_dirs = {
         logical_id: path.parent / resolver.text(resource["Properties"]["ContentUri"])
         for logical_id, resource in resources.items()
@@ -314,6 +328,7 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
             layer_dirs=layer_dirs,
             template_dir=path.parent,
             resolver=resolver,
+            role=roles[logical_id],
         )
         for logical_id, resource in functions_by_id.items()
     )
@@ -366,6 +381,7 @@ def _function(
     layer_dirs: Mapping[str, Path],
     template_dir: Path,
     resolver: _Resolver,
+    role: iam.RolePolicy,
 ) -> FunctionSpec:
     variables = (properties.get("Environment") or {}).get("Variables") or {}
     routes: list[ApiRoute] = []
@@ -396,7 +412,44 @@ def _function(
             for layer in properties.get("Layers") or []
             if isinstance(layer, dict) and layer.get("Ref") in layer_dirs
         ),
+        role=role,
     )
+
+
+def _roles(
+    document: Mapping[str, Any], parameters: Mapping[str, str], tables: tuple["TableSpec", ...]
+) -> dict[str, iam.RolePolicy]:
+    """Each function's role, translated by the SAM translator, its DynamoDB statements resolved to local ARNs."""
+    table_arns = {table.logical_id: iam.table_arn(LOCAL_REGION, LOCAL_ACCOUNT_ID, table.name) for table in tables}
+    resolver = _Resolver(
+        parameters,
+        {table.logical_id: table.name for table in tables},
+        {(logical_id, "Arn"): arn for logical_id, arn in table_arns.items()}
+        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()},
+    )
+    roles = {}
+    for function_id, translated in iam.translate_roles(document, parameters, LOCAL_REGION).items():
+        statements: list[iam.Statement] = []
+        for policy in translated.policy_documents:
+            raw_statements = policy.get("Statement") or []
+            for raw in [raw_statements] if isinstance(raw_statements, dict) else raw_statements:
+                if not iam.may_grant_dynamodb(raw):
+                    continue  # SQS, logs, ...: not requests this server checks
+                try:
+                    resolved = resolver.tree(raw)
+                except _Unresolvable as error:
+                    raise TemplateError(
+                        f"{function_id}: a DynamoDB policy resource is not a table of this template: {error}"
+                    ) from error
+                statements.extend(iam.statements_from_document({"Statement": [resolved]}))
+        for arn in translated.managed_policy_arns:
+            statements.extend(iam.managed_statements(resolver.text(arn)))
+        roles[function_id] = iam.RolePolicy(
+            function_id=function_id,
+            role_name=f"{LOCAL_STACK_NAME}-{translated.role_logical_id}",
+            statements=tuple(statements),
+        )
+    return roles
 
 
 def _route(

@@ -1,15 +1,26 @@
-"""Shared fixtures: unit tests run on moto with the tables built from template.yaml itself."""
+"""Shared fixtures: unit tests run on moto with the tables built from template.yaml itself.
+
+Every handler runs under its IAM role from the translated template (devserver/iam.py), here and in the local
+server the integration tests start. The session records what each function was allowed (TICKETLINE_IAM_USAGE,
+inherited by those servers); when the whole suite ran and passed, a grant no test used fails the run.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from devserver.iam import RolePolicy
+    from devserver.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +38,21 @@ os.environ.update(
     IDEMPOTENCY_TABLE_NAME="IdempotencyTable",
 )
 os.environ.pop("DYNAMODB_ENDPOINT_URL", None)
+if not os.environ.get("TICKETLINE_IAM_USAGE"):  # set before any enforcer or server process exists
+    os.environ["TICKETLINE_IAM_USAGE"] = tempfile.mkstemp(prefix="ticketline-iam-usage-", suffix=".txt")[1]
+
+
+@cache
+def template() -> Template:
+    from devserver.template import load_template
+
+    return load_template(ROOT / "template.yaml")
+
+
+def role_of(function: str) -> RolePolicy:
+    """The IAM role of the function whose code is functions/<function>/."""
+    (role,) = (spec.role for spec in template().functions if spec.code_dir.name == function)
+    return role
 
 
 class FakeClock:
@@ -58,14 +84,16 @@ def aws() -> Iterator[None]:
     import boto3
     from moto import mock_aws
 
-    from devserver.template import create_tables, load_template
+    from devserver import iam
+    from devserver.template import create_tables
     from ticketline.config import get_settings
     from ticketline.db import dynamodb
 
     get_settings.cache_clear()
     dynamodb.cache_clear()
     with mock_aws():
-        create_tables(boto3.client("dynamodb"), load_template(ROOT / "template.yaml"))
+        create_tables(boto3.client("dynamodb"), template())
+        iam.enforcer()  # on moto's fresh default session, before the handlers' client exists
         yield
     dynamodb.cache_clear()
 
@@ -89,13 +117,43 @@ def load_event(name: str, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
-    """Call a function's handler in-process, as Lambda would: invoke("issue_token", event)."""
+    """Call a function's handler in-process, as Lambda would, under its IAM role: invoke("issue_token", event)."""
+    from devserver import iam
 
     def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        role = role_of(function)
         spec = importlib.util.spec_from_file_location(f"test_fn_{function}", ROOT / "functions" / function / "app.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
-        return dict(module.lambda_handler(event, LambdaContext()))
+        with iam.enforcer().acting_as(role):
+            spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
+            return dict(module.lambda_handler(event, LambdaContext()))
 
     return call
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The template's grants against what the handlers used, once the whole suite has passed (`make test`)."""
+    from devserver import iam
+
+    config = session.config
+    whole_suite = config.args_source is pytest.Config.ArgsSource.TESTPATHS  # `pytest` with no paths
+    narrowed = (
+        config.option.keyword
+        or config.option.markexpr
+        or config.option.deselect
+        or getattr(config.option, "lf", False)
+        or config.option.collectonly
+    )
+    if exitstatus != 0 or not whole_suite or narrowed:
+        return
+    usage_path = Path(os.environ["TICKETLINE_IAM_USAGE"])
+    roles = [function.role for function in template().functions]
+    unused = iam.unused_grants(roles, iam.read_usage(usage_path))
+    if unused:
+        print(
+            "\nIAM: template.yaml grants what no test used (remove it, or test the code path that needs it):\n"
+            + "\n".join(f"  {function}: {grant}" for function, grants in unused.items() for grant in grants)
+            + f"\nFull report: .venv/bin/python -m devserver.iam {usage_path}"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from devserver.iam import RolePolicy
 from devserver.proxy import HttpRequest, LambdaContext, MalformedProxyResponse, http_response, rest_event
 from devserver.template import ApiRoute, FunctionSpec
 
@@ -129,6 +130,7 @@ def test_lambda_context() -> None:
         schedules=(),
         streams=(),
         layer_dirs=(),
+        role=RolePolicy("PayFunction", "ticketline-local-PayFunctionRole", ()),
     )
     context = LambdaContext(function)
 

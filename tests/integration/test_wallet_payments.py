@@ -15,7 +15,7 @@ import pytest
 import requests
 from boto3.dynamodb.conditions import Key
 
-from tests.conftest import ROOT, LambdaContext, load_event
+from tests.conftest import ROOT, LambdaContext, load_event, role_of
 from tests.integration.api import TIMEOUT, bearer, buyer, create_concert, error_code, hold, table
 
 pytestmark = pytest.mark.integration
@@ -252,6 +252,7 @@ _CAPACITY_OPERATIONS = frozenset(
 def measured(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[int, Any, list]]]:
     """Runs a handler in this process against the server's engine and tables, counting each DynamoDB request
     and its consumed capacity (ReturnConsumedCapacity=TOTAL added to every request by a botocore hook)."""
+    from devserver import iam
     from ticketline.config import get_settings
     from ticketline.db import dynamodb
 
@@ -273,6 +274,7 @@ def measured(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
         consumed = consumed if isinstance(consumed, list) else [consumed]
         calls.append((model.name, sum(float(c.get("CapacityUnits", 0)) for c in consumed)))
 
+    iam.enforcer()  # the handlers run under their roles here too, before their client exists
     client = dynamodb()
     client.meta.events.register("provide-client-params.dynamodb", ask_for_capacity)
     client.meta.events.register("after-call.dynamodb", record)
@@ -291,7 +293,8 @@ def measured(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
             event["headers"][name] = value
             event["multiValueHeaders"][name] = [value]
         calls.clear()
-        response = modules[function].lambda_handler(event, LambdaContext())
+        with iam.enforcer().acting_as(role_of(function)):
+            response = modules[function].lambda_handler(event, LambdaContext())
         return response["statusCode"], json.loads(response["body"]), list(calls)
 
     yield measure

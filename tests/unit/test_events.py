@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from devserver import iam
 from devserver.event_filter import matches
 from devserver.template import ApiRoute, FunctionSpec, ScheduleEvent, StreamEvent, load_template
 from tests.conftest import ROOT, LambdaContext
@@ -88,7 +89,13 @@ def _handler(function: FunctionSpec) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # fresh module per test: its clients are made inside this test's moto
-    return getattr(module, function.handler_attribute)
+    handler = getattr(module, function.handler_attribute)
+
+    def under_its_role(event: Any, context: Any) -> Any:
+        with iam.enforcer().acting_as(function.role):
+            return handler(event, context)
+
+    return under_its_role
 
 
 @pytest.fixture

@@ -608,6 +608,18 @@ def test_the_wallet_routes_through_the_handler(invoke, clock):
     assert "reservationId" not in history["items"][0]
 
 
+def test_a_refused_charge_is_not_remembered_so_its_key_can_be_retried(invoke, clock):
+    for number in range(10):
+        charge("alice", 10_000_000, f"top-up-{number}")
+
+    refused = [call(invoke, "wallet", "wallet_charge.json") for _ in range(2)]  # the same key twice
+
+    # Powertools deleted its in-progress record when the call failed (the role's DeleteItem on the idempotency
+    # table): the retry is judged again, not refused as IDEMPOTENCY_IN_PROGRESS.
+    assert [(status, body["error"]["code"]) for status, body in refused] == [(409, "BALANCE_LIMIT_EXCEEDED")] * 2
+    assert balance_of("alice") == MAX_BALANCE
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

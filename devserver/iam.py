@@ -1,0 +1,476 @@
+"""Each function's IAM role, enforced on the DynamoDB requests its handler makes, as AWS enforces it.
+
+The template is translated by the SAM translator (policy templates such as DynamoDBCrudPolicy become the
+actions and resources AWS will see), the role's statements are resolved to local ARNs (devserver/template.py),
+and a botocore `before-call.dynamodb` hook checks every request made while a function runs:
+
+- one check per item of a transaction: IAM has no TransactWriteItems action for items, each needs its
+  Put/Update/Delete/ConditionCheckItem on the item's table (TransactGetItems: GetItem);
+- BatchGetItem / BatchWriteItem: their own action on each table of the request;
+- Query / Scan of an index: the `table/<name>/index/<index>` resource.
+
+A request the role does not allow fails as AWS fails it: a botocore ClientError `AccessDeniedException` with
+AWS's message, never sent. The local server's own calls (table creation, stream reading) run under no function
+and are not checked.
+
+With TICKETLINE_IAM_USAGE=<file>, every (function, action, resource) allowed is appended to the file (one line
+each, first time per process), so a test session can compare the template's grants with what the code used
+(tests/conftest.py, `python -m devserver.iam report FILE`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+USAGE_ENV = "TICKETLINE_IAM_USAGE"
+_HOOK_ID = "ticketline-iam"
+
+# What the AWS-managed policies SAM attaches grant on DynamoDB. The stream actions are Lambda's event source
+# mapping's, never the function code's; an unknown managed policy is refused (its grants cannot be known here).
+MANAGED_POLICY_STATEMENTS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+    "AWSLambdaBasicExecutionRole": (),
+    "AWSXrayWriteOnlyAccess": (),
+    "AWSLambdaDynamoDBExecutionRole": (
+        {
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            "Resource": "*",
+        },
+    ),
+}
+
+
+class PolicyError(ValueError):
+    """A policy the local server cannot evaluate faithfully (it would rather refuse than guess)."""
+
+
+# ---------------------------------------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One authorization IAM makes for a request: an action on a resource."""
+
+    action: str  # e.g. dynamodb:UpdateItem
+    resource: str  # an ARN
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.resource}"
+
+
+# Grants kept though no test can reach them. Powertools Idempotency reads its record with GetItem only when a failed
+# conditional put returns no old item, and DynamoDB returns it (ReturnValuesOnConditionCheckFailure, boto3 >=
+# 1.26.164); Powertools documents GetItem as required all the same, so the grant stays and the check skips it.
+UNREACHABLE_GRANTS = (Permission("dynamodb:GetItem", "arn:aws:dynamodb:*:*:table/IdempotencyTable"),)
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str  # Allow | Deny
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    managed: bool = False  # from an AWS-managed policy, not the template's Policies block
+
+    def matches(self, permission: Permission) -> bool:
+        return any(_glob(pattern, permission.action, case_sensitive=False) for pattern in self.actions) and any(
+            _glob(pattern, permission.resource, case_sensitive=True) for pattern in self.resources
+        )
+
+    def grants(self) -> Iterator[Permission]:
+        """Each (action, resource) pattern pair the statement allows: what a test must have used."""
+        for action in self.actions:
+            for resource in self.resources:
+                yield Permission(action, resource)
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    """A function's execution role: its name on AWS's terms and every statement of its policies."""
+
+    function_id: str
+    role_name: str
+    statements: tuple[Statement, ...]
+
+    def decide(self, permission: Permission) -> str:
+        """ "allow", or why not: "explicit deny" / "no allow" (IAM: an explicit deny wins over any allow)."""
+        matching = [statement for statement in self.statements if statement.matches(permission)]
+        if any(statement.effect == "Deny" for statement in matching):
+            return "explicit deny"
+        return "allow" if matching else "no allow"
+
+    @property
+    def principal_arn(self) -> str:
+        from devserver.template import LOCAL_ACCOUNT_ID
+
+        # Lambda assumes the role with the function's name as the session name.
+        return f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/{self.role_name}/{self.function_id}"
+
+    def denial_message(self, permission: Permission, reason: str) -> str:
+        """AWS's wording of an AccessDeniedException for this role."""
+        because = (
+            "with an explicit deny in an identity-based policy"
+            if reason == "explicit deny"
+            else f"because no identity-based policy allows the {permission.action} action"
+        )
+        return (
+            f"User: {self.principal_arn} is not authorized to perform: {permission.action} "
+            f"on resource: {permission.resource} {because}"
+        )
+
+
+def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    """IAM's wildcards: `*` any run of characters (across `:` and `/`), `?` one character."""
+    return _glob_regex(pattern, case_sensitive).fullmatch(value) is not None
+
+
+@cache
+def _glob_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    body = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
+    return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
+
+
+def statements_from_document(document: Mapping[str, Any], *, managed: bool = False) -> list[Statement]:
+    """A policy document's statements (resolved: no intrinsics left), refusing what is not evaluated here."""
+    statements = document.get("Statement") or []
+    result = []
+    for raw in [statements] if isinstance(statements, dict) else statements:
+        unsupported = sorted(set(raw) - {"Sid", "Effect", "Action", "Resource"})
+        if unsupported:
+            raise PolicyError(
+                f"policy statement with {', '.join(unsupported)}: the local server does not evaluate it "
+                "(devserver/iam.py); grant with Effect, Action and Resource only"
+            )
+        result.append(
+            Statement(
+                effect=str(raw["Effect"]),
+                actions=tuple(_strings(raw.get("Action"))),
+                resources=tuple(_strings(raw.get("Resource"))),
+                managed=managed,
+            )
+        )
+    return result
+
+
+def _strings(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(item) for item in value or []]
+
+
+def may_grant_dynamodb(raw_statement: Mapping[str, Any]) -> bool:
+    """Whether a statement's actions can match a DynamoDB action (others need not be resolved locally)."""
+    return any(
+        _glob(pattern.split(":", 1)[0], "dynamodb", case_sensitive=False)
+        for pattern in _strings(raw_statement.get("Action"))
+    )
+
+
+# ------------------------------------------------------------------------------------------ the translation
+
+
+@dataclass(frozen=True)
+class TranslatedRole:
+    """A function's role as the SAM translator writes it, intrinsics not yet resolved."""
+
+    role_logical_id: str
+    policy_documents: tuple[Mapping[str, Any], ...]
+    managed_policy_arns: tuple[Any, ...]
+
+
+def translate_roles(
+    document: Mapping[str, Any], parameters: Mapping[str, str], region: str
+) -> dict[str, TranslatedRole]:
+    """Every function's execution role, from the SAM translator's output (function logical id -> role).
+
+    Kept in a file of the temporary directory per template, parameters and translator version: importing and
+    running the translator is ~1.5 s, which every process that loads the template would otherwise pay.
+    """
+    document_json, parameters_json = json.dumps(document, sort_keys=True), json.dumps(parameters, sort_keys=True)
+    digest = hashlib.sha256(
+        "\n".join([document_json, parameters_json, region, version("aws-sam-translator")]).encode()
+    ).hexdigest()[:32]
+    cached = Path(tempfile.gettempdir()) / f"ticketline-iam-roles-{digest}.json"
+    try:
+        rows = json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        rows = [
+            [function_id, role.role_logical_id, role.policy_documents, role.managed_policy_arns]
+            for function_id, role in _translate_roles_cached(document_json, parameters_json, region)
+        ]
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(rows), encoding="utf-8")
+        partial.replace(cached)  # atomic: a concurrent reader sees the whole file or none
+    return {
+        function_id: TranslatedRole(role_id, tuple(documents), tuple(arns))
+        for function_id, role_id, documents, arns in rows
+    }
+
+
+@cache
+def _translate_roles_cached(
+    document_json: str, parameters_json: str, region: str
+) -> tuple[tuple[str, TranslatedRole], ...]:
+    import logging
+
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle chatter
+    document = json.loads(document_json)
+    for resource in document.get("Resources", {}).values():
+        # The translator wants code in S3 (sam build uploads it) and a runtime; neither changes a policy.
+        properties = resource.setdefault("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function":
+            properties["CodeUri"] = "s3://local/code.zip"
+            properties.pop("InlineCode", None)
+            properties.setdefault("Runtime", "python3.13")
+            properties.setdefault("Handler", "app.lambda_handler")
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            properties["ContentUri"] = "s3://local/layer.zip"
+    translator = Translator(
+        managed_policy_map=None, sam_parser=Parser(), boto_session=boto3.session.Session(region_name=region)
+    )
+    try:
+        translated = translator.translate(document, parameter_values=dict(json.loads(parameters_json)))
+    except InvalidDocumentException as error:
+        raise PolicyError(f"the SAM translator refuses the template: {error}") from error
+    resources = translated["Resources"]
+    roles = []
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        role = resource["Properties"].get("Role")
+        role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
+        if role_id not in resources:
+            raise PolicyError(f"{logical_id}: its Role is not a role of this template; the local server cannot know it")
+        properties = resources[role_id]["Properties"]
+        roles.append(
+            (
+                logical_id,
+                TranslatedRole(
+                    role_logical_id=str(role_id),
+                    policy_documents=tuple(policy["PolicyDocument"] for policy in properties.get("Policies") or []),
+                    managed_policy_arns=tuple(properties.get("ManagedPolicyArns") or []),
+                ),
+            )
+        )
+    return tuple(roles)
+
+
+def managed_statements(arn: str) -> list[Statement]:
+    name = arn.rsplit("/", 1)[-1]
+    if name not in MANAGED_POLICY_STATEMENTS:
+        raise PolicyError(f"managed policy {arn}: its DynamoDB grants are unknown here (devserver/iam.py)")
+    return statements_from_document({"Statement": list(MANAGED_POLICY_STATEMENTS[name])}, managed=True)
+
+
+# ------------------------------------------------------------------------------ what a request needs of IAM
+
+
+def table_arn(region: str, account: str, table: str, index: str | None = None) -> str:
+    arn = f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+    return f"{arn}/index/{index}" if index else arn
+
+
+_TRANSACT_WRITE_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def required_permissions(operation: str, request: Mapping[str, Any], region: str, account: str) -> list[Permission]:
+    """The authorizations IAM makes for one DynamoDB request (its API parameters, as sent on the wire)."""
+
+    def arn(table: str, index: str | None = None) -> str:
+        return table_arn(region, account, table, index)
+
+    if operation == "TransactWriteItems":
+        return [
+            Permission(_TRANSACT_WRITE_ACTIONS[kind], arn(body["TableName"]))
+            for item in request.get("TransactItems", [])
+            for kind, body in item.items()
+        ]
+    if operation == "TransactGetItems":
+        return [
+            Permission("dynamodb:GetItem", arn(item["Get"]["TableName"])) for item in request.get("TransactItems", [])
+        ]
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return [Permission(f"dynamodb:{operation}", arn(table)) for table in request.get("RequestItems", {})]
+    if "TableName" in request:
+        return [Permission(f"dynamodb:{operation}", arn(request["TableName"], request.get("IndexName")))]
+    return [Permission(f"dynamodb:{operation}", "*")]  # e.g. ListTables
+
+
+# ------------------------------------------------------------------------------------------------ the hook
+
+
+class Enforcer:
+    """The `before-call.dynamodb` hook: checks each request against the role of the function running now.
+
+    One function at a time per process (devserver/lambda_host.py holds a lock; os.environ is process-wide
+    too), so "the function running" is process state, seen by the handler's own threads as well.
+    """
+
+    def __init__(self, usage_path: str | Path | None = None) -> None:
+        from devserver.template import LOCAL_ACCOUNT_ID, LOCAL_REGION
+
+        self._region = LOCAL_REGION
+        self._account = LOCAL_ACCOUNT_ID
+        self._role: RolePolicy | None = None
+        self._usage_path = Path(usage_path) if usage_path else None
+        self._recorded: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    def install(self, events: Any = None) -> Enforcer:
+        """Register on an event emitter (default: boto3's default session; clients made later carry it)."""
+        if events is None:
+            import boto3
+
+            if boto3.DEFAULT_SESSION is None:
+                boto3.setup_default_session()
+            assert boto3.DEFAULT_SESSION is not None
+            events = boto3.DEFAULT_SESSION.events
+        events.register_first("before-call.dynamodb", self, unique_id=_HOOK_ID)
+        return self
+
+    @contextmanager
+    def acting_as(self, role: RolePolicy) -> Iterator[None]:
+        """Requests made inside the block are the function's, checked against its role."""
+        previous, self._role = self._role, role
+        try:
+            yield
+        finally:
+            self._role = previous
+
+    def __call__(self, params: Mapping[str, Any], model: Any, **_: Any) -> Any:
+        role = self._role
+        if role is None:
+            return None  # the local server's own call: no function, no role
+        request = json.loads(params.get("body") or b"{}")
+        for permission in required_permissions(model.name, request, self._region, self._account):
+            decision = role.decide(permission)
+            if decision != "allow":
+                return _access_denied(role.denial_message(permission, decision))
+            self._record(role.function_id, permission)
+        return None
+
+    def _record(self, function_id: str, permission: Permission) -> None:
+        if self._usage_path is None:
+            return
+        entry = (function_id, permission.action, permission.resource)
+        with self._lock:
+            if entry in self._recorded:
+                return
+            self._recorded.add(entry)
+            with self._usage_path.open("a", encoding="utf-8") as usage:  # one short line: appends do not interleave
+                usage.write(" ".join(entry) + "\n")
+
+
+@cache
+def _process_enforcer() -> Enforcer:
+    return Enforcer(os.environ.get(USAGE_ENV) or None)
+
+
+def enforcer() -> Enforcer:
+    """This process's enforcer, registered on boto3's current default session (idempotent)."""
+    return _process_enforcer().install()
+
+
+def _access_denied(message: str) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse, HeadersDict
+
+    status = 400
+    parsed = {
+        "Error": {"Code": "AccessDeniedException", "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-iam-denied", "HTTPHeaders": {}},
+    }
+    return AWSResponse("", status, HeadersDict(), None), parsed
+
+
+# -------------------------------------------------------------------------------------- usage vs template
+
+
+def read_usage(path: str | Path) -> set[tuple[str, Permission]]:
+    """What the recording holds: (function id, permission) pairs."""
+    usage = set()
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        function_id, action, resource = line.split(" ")
+        usage.add((function_id, Permission(action, resource)))
+    return usage
+
+
+def unused_grants(
+    roles: Iterable[RolePolicy],
+    usage: set[tuple[str, Permission]],
+    unreachable: Iterable[Permission] = UNREACHABLE_GRANTS,
+) -> dict[str, list[Permission]]:
+    """Per function, each (action, resource) its Policies block allows that no recorded request used, except the
+    grants matching an `unreachable` pattern."""
+    exempt = [Statement("Allow", (grant.action,), (grant.resource,)) for grant in unreachable]
+    unused: dict[str, list[Permission]] = {}
+    for role in roles:
+        used = [permission for function_id, permission in usage if function_id == role.function_id]
+        for statement in role.statements:
+            if statement.effect != "Allow" or statement.managed:
+                continue
+            for grant in statement.grants():
+                single = Statement("Allow", (grant.action,), (grant.resource,))
+                if any(single.matches(permission) for permission in used) or any(e.matches(grant) for e in exempt):
+                    continue
+                unused.setdefault(role.function_id, []).append(grant)
+    return unused
+
+
+def report(roles: Iterable[RolePolicy], usage: set[tuple[str, Permission]]) -> str:
+    """Per function: what it used (the grant its template needs), and what it is granted but never used."""
+    unused = unused_grants(roles, usage)
+    lines = []
+    for role in sorted(roles, key=lambda role: role.function_id):
+        used = sorted(str(permission) for function_id, permission in usage if function_id == role.function_id)
+        lines.append(f"{role.function_id} (role {role.role_name})")
+        lines.extend(f"  used    {entry}" for entry in used)
+        lines.extend(f"  UNUSED  {grant}" for grant in unused.get(role.function_id, []))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m devserver.iam",
+        description="Compare template.yaml's function policies with a recording of what the handlers used.",
+    )
+    parser.add_argument("usage", type=Path, help=f"the file {USAGE_ENV} pointed at during a test run")
+    parser.add_argument("--template", type=Path, default=None)
+    arguments = parser.parse_args(argv)
+    from devserver import DEFAULT_TEMPLATE
+    from devserver.template import load_template
+
+    template = load_template(arguments.template or DEFAULT_TEMPLATE)
+    roles = [function.role for function in template.functions]
+    usage = read_usage(arguments.usage)
+    print(report(roles, usage))
+    sys.exit(1 if unused_grants(roles, usage) else 0)
+
+
+if __name__ == "__main__":
+    main()
