@@ -2,7 +2,8 @@
 
 One invocation at a time per process, as Lambda does: a Powertools resolver keeps the current event
 on a class attribute, and os.environ (which carries each function's own variables) is process-wide.
-Parallelism comes from running several such processes.
+Parallelism comes from running several such processes. A function sees its own variables only: what the
+template gives other functions is unset while it runs, so a variable it needs but lacks fails here as on AWS.
 """
 
 import importlib.util
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -27,13 +28,14 @@ Handler = Callable[[Any, LambdaContext], Any]
 
 def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -> dict[str, str]:
     """The template's variables for the function, plus what Lambda sets and what differs locally."""
+    local_endpoint = {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
     return {
         **function.environment,
+        **local_endpoint,
         "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_REGION": LOCAL_REGION,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
         # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -41,8 +43,10 @@ def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -
 
 
 class LambdaHost:
-    def __init__(self, dynamodb_endpoint: str) -> None:
+    def __init__(self, dynamodb_endpoint: str, template_variables: Collection[str] = ()) -> None:
+        """template_variables: every variable the template declares for some function (Template.environment_names)."""
         self._dynamodb_endpoint = dynamodb_endpoint
+        self._template_variables = frozenset(template_variables)
         self._invocation_lock = threading.Lock()
         self._handlers: dict[str, Handler] = {}
         # Metrics are disabled locally; Powertools still warns on each call that none were published.
@@ -52,7 +56,10 @@ class LambdaHost:
         """Calls the function's handler with `event`; its exceptions propagate to the caller."""
         with (
             self._invocation_lock,
-            temporary_environment(local_function_environment(function, self._dynamodb_endpoint)),
+            temporary_environment(
+                local_function_environment(function, self._dynamodb_endpoint),
+                unset=self._template_variables - function.environment.keys(),
+            ),
         ):
             handler = self._handler(function)
             started = time.monotonic()
@@ -98,8 +105,11 @@ def _load_module(function: FunctionSpec) -> ModuleType:
 
 
 @contextmanager
-def temporary_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in variables}
+def temporary_environment(variables: Mapping[str, str], unset: Collection[str] = ()) -> Iterator[None]:
+    """`variables` set and `unset` removed from os.environ for the block, then both restored."""
+    previous = {name: os.environ.get(name) for name in [*variables, *unset]}
+    for name in unset:
+        os.environ.pop(name, None)
     os.environ.update(variables)
     try:
         yield

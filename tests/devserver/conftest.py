@@ -8,11 +8,17 @@ import pytest
 ECHO_HANDLER = """
 import json
 import os
+import time
 
 
 def lambda_handler(event, context):
     if event.get("path") == "/echo/crash":
         raise RuntimeError("boom")
+    if event.get("path") == "/slow":
+        time.sleep(float(event["queryStringParameters"]["seconds"]))
+        return {"statusCode": 200, "body": "late"}
+    if event.get("path") == "/echo/huge":  # past Lambda's 6 MB result limit
+        return {"statusCode": 200, "body": "x" * (6 * 1024 * 1024 + 200)}
     if event.get("path") == "/echo/malformed":
         return "not a proxy response"
     if "httpMethod" not in event:  # a scheduled event
@@ -38,6 +44,9 @@ Parameters:
   TickRate:
     Type: String
     Default: rate(2 hours)
+  StageRate:
+    Type: Number
+    Default: 1000
 Globals:
   Function:
     Handler: app.lambda_handler
@@ -57,6 +66,35 @@ Resources:
     Type: AWS::Serverless::Api
     Properties:
       StageName: dev
+      MethodSettings:
+        - {ResourcePath: "/*", HttpMethod: "*", ThrottlingRateLimit: !Ref StageRate, ThrottlingBurstLimit: 3}
+        - {ResourcePath: "/~1echo~1fixed", HttpMethod: GET, ThrottlingBurstLimit: 1}
+      GatewayResponses:
+        UNAUTHORIZED:
+          StatusCode: "401"
+          ResponseParameters:
+            Headers:
+              Access-Control-Allow-Origin: "'https://example.com'"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "UNAUTHENTICATED", "message": "Sign in.", "details": []}}'
+        MISSING_AUTHENTICATION_TOKEN:
+          StatusCode: "404"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "NOT_FOUND", "message": "No such route.", "details": []}}'
+        THROTTLED:
+          StatusCode: "429"
+          ResponseParameters:
+            Headers:
+              Retry-After: "'1'"
+              Access-Control-Allow-Origin: "'https://example.com'"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "THROTTLED", "message": "Slow down.", "details": []}}'
+        DEFAULT_5XX:
+          ResponseParameters:
+            Headers:
+              Access-Control-Allow-Origin: "'https://example.com'"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "INTERNAL_ERROR", "message": $context.error.messageString, "details": []}}'
       Auth:
         DefaultAuthorizer: Users
         Authorizers:
@@ -115,6 +153,12 @@ Resources:
           Properties:
             Path: /open
             Method: post
+        Slow:
+          Type: Api
+          Properties:
+            Path: /slow
+            Method: get
+            TimeoutInMillis: 300
   ThingsTable:
     Type: AWS::DynamoDB::Table
     Properties:
