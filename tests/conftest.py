@@ -91,11 +91,24 @@ def load_event(name: str, **changes: Any) -> dict[str, Any]:
 def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     """Call a function's handler in-process, as Lambda would: invoke("issue_token", event)."""
 
+    from devserver.lambda_host import temporary_environment
+    from devserver.template import load_template
+    from ticketline.config import get_settings
+
+    template = load_template(ROOT / "template.yaml")
+
     def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        # The function's own template variables, and none of the others', as on Lambda (and the local server).
+        own = next(spec for spec in template.functions if spec.code_dir.name == function).environment
         spec = importlib.util.spec_from_file_location(f"test_fn_{function}", ROOT / "functions" / function / "app.py")
         assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
-        return dict(module.lambda_handler(event, LambdaContext()))
+        get_settings.cache_clear()
+        try:
+            with temporary_environment(own, unset=template.environment_names - own.keys()):
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
+                return dict(module.lambda_handler(event, LambdaContext()))
+        finally:
+            get_settings.cache_clear()
 
     return call

@@ -27,7 +27,14 @@ def lambda_handler(event, context):
         "statusCode": 200,
         "headers": {"Content-Type": "application/json", "X-Single": "one"},
         "multiValueHeaders": {"X-Multi": ["a", "b"]},
-        "body": json.dumps({"event": event, "greeting": os.environ["GREETING"], "function": context.function_name}),
+        "body": json.dumps(
+            {
+                "event": event,
+                "greeting": os.environ["GREETING"],
+                "echoOnly": os.environ.get("ECHO_ONLY"),
+                "function": context.function_name,
+            }
+        ),
     }
 """
 
@@ -108,6 +115,7 @@ Resources:
       Environment:
         Variables:
           GREETING: overridden-per-function
+          ECHO_ONLY: "yes"
       Events:
         Echo:
           Type: Api

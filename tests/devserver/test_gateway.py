@@ -91,6 +91,19 @@ def test_public_routes_and_per_function_environment(gateway: Gateway) -> None:
     assert json.loads(implicit.body)["event"]["requestContext"]["stage"] == "Prod"
 
 
+def test_a_function_sees_none_of_the_variables_only_other_functions_have(
+    synthetic_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECHO_ONLY", "leaked from the server's own environment")
+    template = load_template(synthetic_template)
+    host = LambdaHost(ENDPOINT, template.environment_names)
+    gateway = Gateway(template, host, ScheduleRunner(template, host, tmp_path), ENDPOINT)
+
+    assert json.loads(call(gateway, "GET", "/echo/fixed").body)["echoOnly"] == "yes"
+    assert json.loads(call(gateway, "POST", "/open").body)["echoOnly"] is None
+    assert os.environ["ECHO_ONLY"] == "leaked from the server's own environment"  # restored after the call
+
+
 def test_unknown_paths_and_methods_are_not_found_as_on_api_gateway(gateway: Gateway) -> None:
     missing = call(gateway, "GET", "/nowhere")
     wrong_method = call(gateway, "DELETE", "/echo/fixed")
