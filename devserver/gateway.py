@@ -77,7 +77,9 @@ class Gateway:
             return self._pages.handle(request) or self.gateway_response(
                 self._default_api, "MISSING_AUTHENTICATION_TOKEN", f"No route for {request.path}."
             )
-        resource, path_parameters = found
+        return self._handle_api(request, *found)
+
+    def _handle_api(self, request: HttpRequest, resource: str, path_parameters: dict[str, str]) -> HttpResponse:
         route = self._router.route(resource, request.method)
         # With Cors set, SAM gives every path its own OPTIONS method, which wins over ANY.
         api = self._template.apis[self._router.routes(resource)[0].api_id]
@@ -131,7 +133,7 @@ class Gateway:
         def run() -> None:
             try:
                 outcome["result"] = self._host.invoke(function, event)
-            except Exception as error:  # noqa: BLE001 - reported below, as API Gateway reports a failed invoke
+            except Exception as error:
                 outcome["error"] = error
 
         # The handler runs on while the client gets its 504, as a Lambda function outlives API Gateway's timeout.

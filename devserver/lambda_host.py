@@ -28,7 +28,9 @@ Handler = Callable[[Any, LambdaContext], Any]
 
 def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -> dict[str, str]:
     """The template's variables for the function, plus what Lambda sets and what differs locally."""
-    local_endpoint = {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
+    local_endpoint = (
+        {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
+    )
     return {
         **function.environment,
         **local_endpoint,

@@ -527,8 +527,10 @@ def _api(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) ->
 def _throttles(method_settings: list[Mapping[str, Any]], resolver: _Resolver) -> dict[tuple[str, str], ThrottleLimit]:
     """MethodSettings' throttling; a setting that names only one of rate and burst keeps the default's other."""
     declared = {
-        (_resource_path(resolver.text(setting.get("ResourcePath", ANY_RESOURCE))),
-         resolver.text(setting.get("HttpMethod", ANY_METHOD)).upper()): setting
+        (
+            _resource_path(resolver.text(setting.get("ResourcePath", ANY_RESOURCE))),
+            resolver.text(setting.get("HttpMethod", ANY_METHOD)).upper(),
+        ): setting
         for setting in method_settings
     }
     default = declared.get((ANY_RESOURCE, ANY_METHOD), {})

@@ -10,7 +10,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 
-from devserver.template import ThrottleLimit, Template
+from devserver.template import Template, ThrottleLimit
 
 _FORK = multiprocessing.get_context("fork")
 # The methods an ANY route answers (SAM's list), each throttled on its own as on API Gateway.
@@ -46,7 +46,9 @@ class Throttle:
         limit = self._limits[bucket]
         with self._lock:
             now = self._clock()
-            tokens = min(float(limit.burst), self._tokens[bucket] + (now - self._refilled[bucket]) * limit.rate_per_second)
+            tokens = min(
+                float(limit.burst), self._tokens[bucket] + (now - self._refilled[bucket]) * limit.rate_per_second
+            )
             self._refilled[bucket] = now
             if tokens < 1.0:
                 self._tokens[bucket] = tokens

@@ -97,9 +97,11 @@ def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
 
     template = load_template(ROOT / "template.yaml")
 
-    def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
+    def call(function: str, event: dict[str, Any], without: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """`without`: variables the template gives the function that this call leaves out (a broken deployment)."""
         # The function's own template variables, and none of the others', as on Lambda (and the local server).
-        own = next(spec for spec in template.functions if spec.code_dir.name == function).environment
+        declared = next(spec for spec in template.functions if spec.code_dir.name == function).environment
+        own = {name: value for name, value in declared.items() if name not in without}
         spec = importlib.util.spec_from_file_location(f"test_fn_{function}", ROOT / "functions" / function / "app.py")
         assert spec is not None and spec.loader is not None
         get_settings.cache_clear()

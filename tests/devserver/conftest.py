@@ -101,7 +101,7 @@ Resources:
             Headers:
               Access-Control-Allow-Origin: "'https://example.com'"
           ResponseTemplates:
-            application/json: '{"error": {"code": "INTERNAL_ERROR", "message": $context.error.messageString, "details": []}}'
+            application/json: '{"error": {"code": "FAILED", "message": $context.error.messageString, "details": []}}'
       Auth:
         DefaultAuthorizer: Users
         Authorizers:

@@ -92,7 +92,9 @@ def test_the_page_on_another_origin_reads_a_401(browser: Any, server: RunningSer
         context.close()
 
 
-def test_the_page_on_another_origin_joins_and_reads_a_429(browser: Any, server: RunningServer, other_origin: str) -> None:
+def test_the_page_on_another_origin_joins_and_reads_a_429(
+    browser: Any, server: RunningServer, other_origin: str
+) -> None:
     from playwright.sync_api import expect
 
     concert = demo_concert(title="Other origin", dates=1, seats=5, capacity=10, price=1000)
