@@ -81,16 +81,15 @@ class Gateway:
 
     def _handle_api(self, request: HttpRequest, resource: str, path_parameters: dict[str, str]) -> HttpResponse:
         route = self._router.route(resource, request.method)
-        # With Cors set, SAM gives every path its own OPTIONS method, which wins over ANY.
         api = self._template.apis[self._router.routes(resource)[0].api_id]
-        if route is None and not (request.method == "OPTIONS" and api.cors is not None):
-            # API Gateway's MISSING_AUTHENTICATION_TOKEN (the template maps it to 404 NOT_FOUND)
-            return self.gateway_response(api, "MISSING_AUTHENTICATION_TOKEN", f"No route for {request.method}.")
+        # A method no route has has no bucket: it reaches the MISSING_AUTHENTICATION_TOKEN answer below.
         if not self._throttle.admit(api.logical_id, resource, request.method):
             return self.gateway_response(api, "THROTTLED", "Too Many Requests")
+        # With Cors set, SAM gives every path its own OPTIONS method, which wins over ANY.
         if request.method == "OPTIONS" and (route is None or route.method == "ANY") and api.cors is not None:
             return self._preflight(request, resource, api, api.cors)
-        assert route is not None
+        if route is None:  # API Gateway's MISSING_AUTHENTICATION_TOKEN (the template maps it to 404 NOT_FOUND)
+            return self.gateway_response(api, "MISSING_AUTHENTICATION_TOKEN", f"No route for {request.method}.")
         claims: dict[str, str] | None = None
         if route.authorizer is not None:
             try:

@@ -2,8 +2,12 @@
 
 One invocation at a time per process, as Lambda does: a Powertools resolver keeps the current event
 on a class attribute, and os.environ (which carries each function's own variables) is process-wide.
-Parallelism comes from running several such processes. A function sees its own variables only: what the
-template gives other functions is unset while it runs, so a variable it needs but lacks fails here as on AWS.
+Parallelism comes from running several such processes.
+
+Given the template's variable names, a host runs each function as its own Lambda container would: with its own
+variables only (what the template gives other functions is unset while it runs, so a variable it needs but lacks
+fails here as on AWS) and with its own copy of its layers' modules, so that what a layer caches per process (its
+settings, its clients) is the function's own, never another function's.
 """
 
 import importlib.util
@@ -49,6 +53,8 @@ class LambdaHost:
         """template_variables: every variable the template declares for some function (Template.environment_names)."""
         self._dynamodb_endpoint = dynamodb_endpoint
         self._template_variables = frozenset(template_variables)
+        self._isolated = bool(self._template_variables)
+        self._layer_modules: dict[str, dict[str, ModuleType]] = {}  # function -> its own copies of its layers' modules
         self._invocation_lock = threading.Lock()
         self._handlers: dict[str, Handler] = {}
         # Metrics are disabled locally; Powertools still warns on each call that none were published.
@@ -62,6 +68,7 @@ class LambdaHost:
                 local_function_environment(function, self._dynamodb_endpoint),
                 unset=self._template_variables - function.environment.keys(),
             ),
+            self._own_layer_modules(function),
         ):
             handler = self._handler(function)
             started = time.monotonic()
@@ -75,6 +82,30 @@ class LambdaHost:
                     function.timeout_seconds,
                 )
             return result
+
+    @contextmanager
+    def _own_layer_modules(self, function: FunctionSpec) -> Iterator[None]:
+        """The function's own copies of its layers' modules in sys.modules while it runs (a fresh import the first
+        time); another function's copies are set aside, as they live in another container on Lambda."""
+        if not self._isolated:
+            yield
+            return
+        roots = tuple(str(layer_dir) + os.sep for layer_dir in function.layer_dirs)
+
+        def layer_modules() -> dict[str, ModuleType]:
+            return {
+                name: module
+                for name, module in list(sys.modules.items())
+                if (getattr(module, "__file__", None) or "").startswith(roots)
+            }
+
+        for name in layer_modules():
+            del sys.modules[name]
+        sys.modules.update(self._layer_modules.get(function.logical_id, {}))
+        try:
+            yield
+        finally:
+            self._layer_modules[function.logical_id] = layer_modules()
 
     def wait_until_idle(self, timeout_seconds: float) -> None:
         """Lets a running invocation finish (used before the process exits)."""

@@ -87,7 +87,7 @@ def test_the_page_on_another_origin_reads_a_401(browser: Any, server: RunningSer
     context, page = open_page(browser, other_origin, "mallory", "not-a-jwt")
     try:
         # On load the page reads the wallet: the authorizer's 401, readable only with its CORS headers.
-        expect(page.get_by_test_id("message")).to_have_attribute("data-code", "UNAUTHENTICATED")
+        expect(page.get_by_test_id("message")).to_have_attribute("data-code", "UNAUTHENTICATED", timeout=TIMEOUT_MS)
     finally:
         context.close()
 
@@ -105,10 +105,10 @@ def test_the_page_on_another_origin_joins_and_reads_a_429(
 
     context, page = open_page(browser, other_origin, "erin", server.token("erin"))
     try:
-        expect(page.get_by_test_id("who")).to_have_text("signed in as erin")
+        expect(page.get_by_test_id("who")).to_have_text("signed in as erin", timeout=TIMEOUT_MS)
         page.get_by_test_id("concert-id").fill(concert_id)
         page.get_by_test_id("join").click()  # a preflighted POST with Authorization, cross-origin
-        expect(page.get_by_test_id("queue-badge")).to_have_text("ACTIVE")
+        expect(page.get_by_test_id("queue-badge")).to_have_text("ACTIVE", timeout=TIMEOUT_MS)
         # Three quick polls through the page's own client: the poll's bucket holds one token.
         answers = page.evaluate(
             """async (path) => {
