@@ -132,6 +132,15 @@ def test_local_info_points_at_the_engine(server: RunningServer) -> None:
     assert info["parameters"]["StageName"] == "v1"
 
 
+def test_each_function_keeps_its_own_settings_in_a_shared_worker(server: RunningServer) -> None:
+    """The health check's variables hold no DynamoDB endpoint; the scheduler run after it in the same workers still
+    reaches DynamoDB Local: the layer's cached settings are per function, as per Lambda container."""
+    for _ in range(9):
+        assert requests.get(f"{server.url}/health", timeout=TIMEOUT).status_code == 200
+    for _ in range(3):
+        assert isinstance(server.run_schedule("Expire"), dict)
+
+
 def test_schedule_on_demand(server: RunningServer) -> None:
     assert isinstance(server.run_schedule("Expire"), dict)
     assert requests.post(f"{server.url}/_local/schedules/Nope", timeout=TIMEOUT).status_code == 404
