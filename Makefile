@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+# checkov pins its own boto3 and packaging, which clash with the app's: it lives in its own venv, like SAM CLI.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 DDB_LOCAL := .local/dynamodb-local
 # pyenv honours .python-version; elsewhere any python3.13 on PATH does.
 PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || command -v python3)
@@ -77,10 +80,16 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	@touch $@
 
-## template: cfn-lint and sam validate --lint
-template: deps $(SAM_VENV)/.installed
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
+## template: the deploy rehearsal: cfn-lint, sam validate --lint, and checkov (accepted findings: .checkov.yaml)
+template: deps $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --config-file .checkov.yaml
 
 ## build: sam build without Docker (needs Python 3.13 on PATH), then check the layer is arm64
 build: $(SAM_VENV)/.installed

@@ -116,7 +116,8 @@ class InProcessApi:
         for layer_dir in self.template.functions[0].layer_dirs:  # importable as under /opt/python on Lambda
             if str(layer_dir) not in sys.path:
                 sys.path.insert(0, str(layer_dir))
-        shared = dict(self.template.functions[0].environment)
+        # One process runs every function and settings are read once per process: the union of their variables.
+        shared = {name: value for function in self.template.functions for name, value in function.environment.items()}
         shared["DYNAMODB_ENDPOINT_URL"] = self.endpoint
         shared["POWERTOOLS_TRACE_DISABLED"] = "true"
         shared["POWERTOOLS_METRICS_DISABLED"] = "true"

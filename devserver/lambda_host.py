@@ -4,6 +4,11 @@ One invocation at a time per process, as Lambda does: a Powertools resolver keep
 on a class attribute, and os.environ (which carries each function's own variables) is process-wide.
 Parallelism comes from running several such processes.
 
+Given the template's variable names, a host runs each function as its own Lambda container would: with its own
+variables only (what the template gives other functions is unset while it runs, so a variable it needs but lacks
+fails here as on AWS) and with its own copy of its layers' modules, so that what a layer caches per process (its
+settings, its clients) is the function's own, never another function's.
+
 Each invocation runs under the function's IAM role (devserver/iam.py): a DynamoDB request its role does not
 allow fails with AccessDeniedException, as on AWS.
 """
@@ -15,7 +20,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -31,13 +36,16 @@ Handler = Callable[[Any, LambdaContext], Any]
 
 def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -> dict[str, str]:
     """The template's variables for the function, plus what Lambda sets and what differs locally."""
+    local_endpoint = (
+        {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
+    )
     return {
         **function.environment,
+        **local_endpoint,
         "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_REGION": LOCAL_REGION,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
         # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -45,8 +53,12 @@ def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -
 
 
 class LambdaHost:
-    def __init__(self, dynamodb_endpoint: str) -> None:
+    def __init__(self, dynamodb_endpoint: str, template_variables: Collection[str] = ()) -> None:
+        """template_variables: every variable the template declares for some function (Template.environment_names)."""
         self._dynamodb_endpoint = dynamodb_endpoint
+        self._template_variables = frozenset(template_variables)
+        self._isolated = bool(self._template_variables)
+        self._layer_modules: dict[str, dict[str, ModuleType]] = {}  # function -> its own copies of its layers' modules
         self._invocation_lock = threading.Lock()
         self._handlers: dict[str, Handler] = {}
         # On boto3's default session before any handler (and its client) loads: clients copy the session's hooks.
@@ -58,7 +70,11 @@ class LambdaHost:
         """Calls the function's handler with `event`; its exceptions propagate to the caller."""
         with (
             self._invocation_lock,
-            temporary_environment(local_function_environment(function, self._dynamodb_endpoint)),
+            temporary_environment(
+                local_function_environment(function, self._dynamodb_endpoint),
+                unset=self._template_variables - function.environment.keys(),
+            ),
+            self._own_layer_modules(function),
             self._iam.acting_as(function.role),
         ):
             handler = self._handler(function)
@@ -73,6 +89,30 @@ class LambdaHost:
                     function.timeout_seconds,
                 )
             return result
+
+    @contextmanager
+    def _own_layer_modules(self, function: FunctionSpec) -> Iterator[None]:
+        """The function's own copies of its layers' modules in sys.modules while it runs (a fresh import the first
+        time); another function's copies are set aside, as they live in another container on Lambda."""
+        if not self._isolated:
+            yield
+            return
+        roots = tuple(str(layer_dir) + os.sep for layer_dir in function.layer_dirs)
+
+        def layer_modules() -> dict[str, ModuleType]:
+            return {
+                name: module
+                for name, module in list(sys.modules.items())
+                if (getattr(module, "__file__", None) or "").startswith(roots)
+            }
+
+        for name in layer_modules():
+            del sys.modules[name]
+        sys.modules.update(self._layer_modules.get(function.logical_id, {}))
+        try:
+            yield
+        finally:
+            self._layer_modules[function.logical_id] = layer_modules()
 
     def wait_until_idle(self, timeout_seconds: float) -> None:
         """Lets a running invocation finish (used before the process exits)."""
@@ -105,8 +145,11 @@ def _load_module(function: FunctionSpec) -> ModuleType:
 
 
 @contextmanager
-def temporary_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in variables}
+def temporary_environment(variables: Mapping[str, str], unset: Collection[str] = ()) -> Iterator[None]:
+    """`variables` set and `unset` removed from os.environ for the block, then both restored."""
+    previous = {name: os.environ.get(name) for name in [*variables, *unset]}
+    for name in unset:
+        os.environ.pop(name, None)
     os.environ.update(variables)
     try:
         yield

@@ -31,6 +31,7 @@ from devserver.proxy import HttpRequest, HttpResponse, error_response
 from devserver.schedules import ScheduleRunner, timer_rates
 from devserver.streams import StreamPoller
 from devserver.template import ScheduleEvent, Template, create_tables, load_template
+from devserver.throttling import Throttle
 
 logger = logging.getLogger("devserver")
 
@@ -181,6 +182,7 @@ class _Processes:
         self._lock_dir = lock_dir
         self._parent_pid = os.getpid()
         self._children: dict[int, Callable[[], None]] = {}
+        self._throttle = Throttle(template)  # before the fork: every worker draws from the same buckets
 
     def spawn_worker(self) -> None:
         self._spawn(self.spawn_worker, self._run_worker)
@@ -252,9 +254,10 @@ class _Processes:
                 return
 
     def _run_worker(self, stop: threading.Event) -> None:
-        host = LambdaHost(self._dynamodb_endpoint)
+        host = LambdaHost(self._dynamodb_endpoint, self._template.environment_names)
         runner = ScheduleRunner(self._template, host, self._lock_dir)
-        http_server = _WorkerHttpServer(self._listener, Gateway(self._template, host, runner, self._dynamodb_endpoint))
+        gateway = Gateway(self._template, host, runner, self._dynamodb_endpoint, self._throttle)
+        http_server = _WorkerHttpServer(self._listener, gateway)
         threading.Thread(target=http_server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         self._wait_for_stop(stop)
         http_server.shutdown()
@@ -262,7 +265,7 @@ class _Processes:
 
     def _run_scheduler(self, rates: list[tuple[ScheduleEvent, float]], stop: threading.Event) -> None:
         self._listener.close()  # this process serves no HTTP
-        host = LambdaHost(self._dynamodb_endpoint)
+        host = LambdaHost(self._dynamodb_endpoint, self._template.environment_names)
         runner = ScheduleRunner(self._template, host, self._lock_dir)
         threading.Thread(target=runner.run_on_timer, args=(rates, stop), daemon=True).start()
         self._wait_for_stop(stop)
@@ -271,7 +274,7 @@ class _Processes:
 
     def _run_stream_poller(self, stop: threading.Event) -> None:
         self._listener.close()  # this process serves no HTTP
-        host = LambdaHost(self._dynamodb_endpoint)
+        host = LambdaHost(self._dynamodb_endpoint, self._template.environment_names)
         poller = StreamPoller(self._template, host, self._dynamodb_endpoint)
         threading.Thread(target=poller.run, args=(stop,), daemon=True).start()
         self._wait_for_stop(stop)
@@ -362,9 +365,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return error_response(400, "VALIDATION_ERROR", "Content-Length is not a number.")
         if length > MAX_BODY_BYTES:
             self.close_connection = True  # the unread body must not be parsed as the next request
-            return error_response(
-                413, "PAYLOAD_TOO_LARGE", f"The body is {length} bytes; the local API accepts up to {MAX_BODY_BYTES}."
-            )
+            return self.server.gateway.body_too_large()
         path, _, query = self.path.partition("?")
         request = HttpRequest(
             method=self.command,

@@ -29,6 +29,11 @@ _PSEUDO_PARAMETERS = {
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
 }
+# API Gateway REST's integration timeout unless the event's TimeoutInMillis says otherwise.
+DEFAULT_INTEGRATION_TIMEOUT_SECONDS = 29.0
+# Every method's default in an API's MethodSettings (SAM: ResourcePath "/*", HttpMethod "*").
+ANY_RESOURCE = "/*"
+ANY_METHOD = "*"
 _RATE_EXPRESSION = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
 _SECONDS_PER_UNIT = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _SIMPLE_TABLE_KEY_TYPES = {"String": "S", "Number": "N", "Binary": "B"}
@@ -161,6 +166,7 @@ class ApiRoute:
     path: str  # the template's resource path, e.g. /concerts/{concertId}/queue/tokens
     method: str  # upper case; ANY matches every method
     authorizer: str | None  # None: public (Auth: {Authorizer: NONE}, or an API without authorizer)
+    timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS  # the event's TimeoutInMillis, else API Gateway's 29 s
 
 
 @dataclass(frozen=True)
@@ -241,12 +247,39 @@ class CorsRule:
 
 
 @dataclass(frozen=True)
+class ThrottleLimit:
+    """A token bucket of API Gateway's stage throttling: `rate_per_second` refills it, `burst` is its size."""
+
+    rate_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One of the API's GatewayResponses: what API Gateway sends instead of its own default for a refusal."""
+
+    status: int | None  # None: the response type's own status
+    headers: tuple[tuple[str, str], ...]  # the quotes of the mapping expressions removed
+    json_template: str | None  # ResponseTemplates' application/json
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     logical_id: str
     stage_name: str
     cors: CorsRule | None
     default_authorizer: str | None
     authorize_preflight: bool  # SAM's AddDefaultAuthorizerToCorsPreflight (true unless set false)
+    # MethodSettings' throttling by (resource path, method); (ANY_RESOURCE, ANY_METHOD) is every method's default.
+    throttles: Mapping[tuple[str, str], ThrottleLimit] = field(default_factory=dict)
+    gateway_responses: Mapping[str, GatewayResponse] = field(default_factory=dict)  # by response type
+
+    def throttle_for(self, path: str, method: str) -> ThrottleLimit | None:
+        """API Gateway's limit for one method: its own setting, else the stage's default. None: unthrottled."""
+        for key in ((path, method), (ANY_RESOURCE, method), (ANY_RESOURCE, ANY_METHOD)):
+            if key in self.throttles:
+                return self.throttles[key]
+        return None
 
 
 @dataclass(frozen=True)
@@ -279,6 +312,11 @@ class Template:
     @property
     def streams(self) -> list[StreamEvent]:
         return [stream for function in self.functions for stream in function.streams]
+
+    @property
+    def environment_names(self) -> frozenset[str]:
+        """Every variable some function of the template declares."""
+        return frozenset(name for function in self.functions for name in function.environment)
 
     @property
     def table_names(self) -> dict[str, str]:
@@ -458,6 +496,7 @@ def _route(
     api_reference = properties.get("RestApiId")
     api_id = api_reference["Ref"] if isinstance(api_reference, dict) else IMPLICIT_API_ID
     authorizer = (properties.get("Auth") or {}).get("Authorizer", apis[api_id].default_authorizer)
+    timeout_millis = properties.get("TimeoutInMillis")
     return ApiRoute(
         function_id=function_id,
         event_name=event_name,
@@ -465,6 +504,9 @@ def _route(
         path=resolver.text(properties["Path"]),
         method=resolver.text(properties["Method"]).upper(),
         authorizer=None if authorizer in (None, "NONE") else str(authorizer),
+        timeout_seconds=DEFAULT_INTEGRATION_TIMEOUT_SECONDS
+        if timeout_millis is None
+        else int(resolver.text(timeout_millis)) / 1000,
     )
 
 
@@ -531,6 +573,49 @@ def _api(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) ->
         cors=_cors(properties.get("Cors"), resolver),
         default_authorizer=auth.get("DefaultAuthorizer"),
         authorize_preflight=auth.get("AddDefaultAuthorizerToCorsPreflight", True) is not False,
+        throttles=_throttles(properties.get("MethodSettings") or [], resolver),
+        gateway_responses={
+            kind: _gateway_response(response or {}, resolver)
+            for kind, response in (properties.get("GatewayResponses") or {}).items()
+        },
+    )
+
+
+def _throttles(method_settings: list[Mapping[str, Any]], resolver: _Resolver) -> dict[tuple[str, str], ThrottleLimit]:
+    """MethodSettings' throttling; a setting that names only one of rate and burst keeps the default's other."""
+    declared = {
+        (
+            _resource_path(resolver.text(setting.get("ResourcePath", ANY_RESOURCE))),
+            resolver.text(setting.get("HttpMethod", ANY_METHOD)).upper(),
+        ): setting
+        for setting in method_settings
+    }
+    default = declared.get((ANY_RESOURCE, ANY_METHOD), {})
+    throttles = {}
+    for key, setting in declared.items():
+        rate = setting.get("ThrottlingRateLimit", default.get("ThrottlingRateLimit"))
+        burst = setting.get("ThrottlingBurstLimit", default.get("ThrottlingBurstLimit"))
+        if rate is not None and burst is not None:
+            throttles[key] = ThrottleLimit(float(resolver.text(rate)), int(resolver.text(burst)))
+    return throttles
+
+
+def _resource_path(setting_path: str) -> str:
+    """A MethodSettings ResourcePath as the route's path: "/~1concerts~1{id}" is "/" + "/concerts/{id}" with each
+    "/" escaped as "~1" (and "~" as "~0"), as a JSON pointer does; "/*" is every resource."""
+    if setting_path == ANY_RESOURCE:
+        return ANY_RESOURCE
+    return setting_path.removeprefix("/").replace("~1", "/").replace("~0", "~")
+
+
+def _gateway_response(response: Mapping[str, Any], resolver: _Resolver) -> GatewayResponse:
+    status = response.get("StatusCode")
+    headers = (response.get("ResponseParameters") or {}).get("Headers") or {}
+    json_template = (response.get("ResponseTemplates") or {}).get("application/json")
+    return GatewayResponse(
+        status=None if status is None else int(resolver.text(status)),
+        headers=tuple((name, resolver.text(value).strip("'")) for name, value in headers.items()),
+        json_template=None if json_template is None else resolver.text(json_template),
     )
 
 

@@ -119,15 +119,27 @@ def load_event(name: str, **changes: Any) -> dict[str, Any]:
 def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     """Call a function's handler in-process, as Lambda would, under its IAM role: invoke("issue_token", event)."""
     from devserver import iam
+    from devserver.lambda_host import temporary_environment
+    from ticketline.config import get_settings
 
-    def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
-        role = role_of(function)
+    def call(function: str, event: dict[str, Any], without: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """`without`: variables the template gives the function that this call leaves out (a broken deployment)."""
+        # The function's own template variables, and none of the others', as on Lambda (and the local server).
+        (spec_of_function,) = (spec for spec in template().functions if spec.code_dir.name == function)
+        own = {name: value for name, value in spec_of_function.environment.items() if name not in without}
         spec = importlib.util.spec_from_file_location(f"test_fn_{function}", ROOT / "functions" / function / "app.py")
         assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        with iam.enforcer().acting_as(role):
-            spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
-            return dict(module.lambda_handler(event, LambdaContext()))
+        get_settings.cache_clear()
+        try:
+            with (
+                temporary_environment(own, unset=template().environment_names - own.keys()),
+                iam.enforcer().acting_as(spec_of_function.role),
+            ):
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
+                return dict(module.lambda_handler(event, LambdaContext()))
+        finally:
+            get_settings.cache_clear()
 
     return call
 

@@ -8,11 +8,17 @@ import pytest
 ECHO_HANDLER = """
 import json
 import os
+import time
 
 
 def lambda_handler(event, context):
     if event.get("path") == "/echo/crash":
         raise RuntimeError("boom")
+    if event.get("path") == "/slow":
+        time.sleep(float(event["queryStringParameters"]["seconds"]))
+        return {"statusCode": 200, "body": "late"}
+    if event.get("path") == "/echo/huge":  # past Lambda's 6 MB result limit
+        return {"statusCode": 200, "body": "x" * (6 * 1024 * 1024 + 200)}
     if event.get("path") == "/echo/malformed":
         return "not a proxy response"
     if "httpMethod" not in event:  # a scheduled event
@@ -21,7 +27,14 @@ def lambda_handler(event, context):
         "statusCode": 200,
         "headers": {"Content-Type": "application/json", "X-Single": "one"},
         "multiValueHeaders": {"X-Multi": ["a", "b"]},
-        "body": json.dumps({"event": event, "greeting": os.environ["GREETING"], "function": context.function_name}),
+        "body": json.dumps(
+            {
+                "event": event,
+                "greeting": os.environ["GREETING"],
+                "echoOnly": os.environ.get("ECHO_ONLY"),
+                "function": context.function_name,
+            }
+        ),
     }
 """
 
@@ -38,6 +51,9 @@ Parameters:
   TickRate:
     Type: String
     Default: rate(2 hours)
+  StageRate:
+    Type: Number
+    Default: 1000
 Globals:
   Function:
     Handler: app.lambda_handler
@@ -57,6 +73,35 @@ Resources:
     Type: AWS::Serverless::Api
     Properties:
       StageName: dev
+      MethodSettings:
+        - {ResourcePath: "/*", HttpMethod: "*", ThrottlingRateLimit: !Ref StageRate, ThrottlingBurstLimit: 3}
+        - {ResourcePath: "/~1echo~1fixed", HttpMethod: GET, ThrottlingBurstLimit: 1}
+      GatewayResponses:
+        UNAUTHORIZED:
+          StatusCode: "401"
+          ResponseParameters:
+            Headers:
+              Access-Control-Allow-Origin: "'https://example.com'"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "UNAUTHENTICATED", "message": "Sign in.", "details": []}}'
+        MISSING_AUTHENTICATION_TOKEN:
+          StatusCode: "404"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "NOT_FOUND", "message": "No such route.", "details": []}}'
+        THROTTLED:
+          StatusCode: "429"
+          ResponseParameters:
+            Headers:
+              Retry-After: "'1'"
+              Access-Control-Allow-Origin: "'https://example.com'"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "THROTTLED", "message": "Slow down.", "details": []}}'
+        DEFAULT_5XX:
+          ResponseParameters:
+            Headers:
+              Access-Control-Allow-Origin: "'https://example.com'"
+          ResponseTemplates:
+            application/json: '{"error": {"code": "FAILED", "message": $context.error.messageString, "details": []}}'
       Auth:
         DefaultAuthorizer: Users
         Authorizers:
@@ -70,6 +115,7 @@ Resources:
       Environment:
         Variables:
           GREETING: overridden-per-function
+          ECHO_ONLY: "yes"
       Events:
         Echo:
           Type: Api
@@ -115,6 +161,12 @@ Resources:
           Properties:
             Path: /open
             Method: post
+        Slow:
+          Type: Api
+          Properties:
+            Path: /slow
+            Method: get
+            TimeoutInMillis: 300
   ThingsTable:
     Type: AWS::DynamoDB::Table
     Properties:

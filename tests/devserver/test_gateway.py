@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,20 +91,93 @@ def test_public_routes_and_per_function_environment(gateway: Gateway) -> None:
     assert json.loads(implicit.body)["event"]["requestContext"]["stage"] == "Prod"
 
 
+def test_a_function_sees_none_of_the_variables_only_other_functions_have(
+    synthetic_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECHO_ONLY", "leaked from the server's own environment")
+    template = load_template(synthetic_template)
+    host = LambdaHost(ENDPOINT, template.environment_names)
+    gateway = Gateway(template, host, ScheduleRunner(template, host, tmp_path), ENDPOINT)
+
+    assert json.loads(call(gateway, "GET", "/echo/fixed").body)["echoOnly"] == "yes"
+    assert json.loads(call(gateway, "POST", "/open").body)["echoOnly"] is None
+    assert os.environ["ECHO_ONLY"] == "leaked from the server's own environment"  # restored after the call
+
+
 def test_unknown_paths_and_methods_are_not_found_as_on_api_gateway(gateway: Gateway) -> None:
     missing = call(gateway, "GET", "/nowhere")
-    wrong_method = call(gateway, "DELETE", "/open")
+    wrong_method = call(gateway, "DELETE", "/echo/fixed")
+    unconfigured = call(gateway, "DELETE", "/open")  # the implicit API has no GatewayResponses
 
     assert (missing.status, error_code(missing)) == (404, "NOT_FOUND")
     assert (wrong_method.status, error_code(wrong_method)) == (404, "NOT_FOUND")  # API Gateway: Missing Auth. Token
+    assert (unconfigured.status, json.loads(unconfigured.body)) == (403, {"message": "Missing Authentication Token"})
 
 
-def test_handler_failures_are_502(gateway: Gateway) -> None:
+def test_handler_failures_and_results_past_lambdas_6_mb_are_502_from_default_5xx(gateway: Gateway) -> None:
     token = mint_token("alice")
-    for path in ("/echo/crash", "/echo/malformed"):
+    for path in ("/echo/crash", "/echo/malformed", "/echo/huge"):
         response = call(gateway, "GET", path, token)
-        assert (response.status, error_code(response)) == (502, "INTERNAL_ERROR")
+        assert (response.status, error_code(response)) == (502, "FAILED")  # DEFAULT_5XX, as configured
+        assert json.loads(response.body)["error"]["message"] == "Internal server error"
+        assert ("Access-Control-Allow-Origin", "https://example.com") in response.headers
         assert b"boom" not in response.body  # the traceback goes to the log only
+
+
+def test_refusals_are_the_templates_gateway_responses(gateway: Gateway) -> None:
+    refused = call(gateway, "GET", "/echo/bob")
+
+    assert refused.status == 401
+    assert json.loads(refused.body) == {"error": {"code": "UNAUTHENTICATED", "message": "Sign in.", "details": []}}
+    assert ("Access-Control-Allow-Origin", "https://example.com") in refused.headers
+
+
+def test_an_unconfigured_response_type_is_api_gateways_own(synthetic_template: Path, tmp_path: Path) -> None:
+    """No REQUEST_TOO_LARGE and no DEFAULT_4XX: API Gateway's built-in body, with the type's status."""
+    template = load_template(synthetic_template)
+    host = LambdaHost(ENDPOINT)
+    too_large = Gateway(template, host, ScheduleRunner(template, host, tmp_path), ENDPOINT).body_too_large()
+
+    assert (too_large.status, json.loads(too_large.body)) == (413, {"message": "Request Too Long"})
+
+
+def test_an_event_past_lambdas_6_mb_never_reaches_the_handler(gateway: Gateway, invocations: list[str]) -> None:
+    response = call(gateway, "POST", "/echo/bob", mint_token("alice"), body=b"x" * (6 * 1024 * 1024))
+
+    assert response.status == 413
+    assert invocations == []
+
+
+def test_integration_timeout_is_504_while_the_handler_runs_on(gateway: Gateway) -> None:
+    started = time.monotonic()
+    response = call(gateway, "GET", "/slow?seconds=1")
+
+    assert time.monotonic() - started < 0.9  # the event's TimeoutInMillis: 300
+    assert response.status == 504  # INTEGRATION_TIMEOUT, not configured here: API Gateway's own
+    assert json.loads(response.body) == {"message": "Endpoint request timed out"}
+    time.sleep(1)  # this process runs one invocation at a time, as one Lambda container does
+    assert call(gateway, "GET", "/slow?seconds=0").status == 200
+
+
+def test_each_method_has_its_own_token_bucket(synthetic_template: Path, tmp_path: Path) -> None:
+    """Stage default burst 3 per method, /echo/fixed's own burst 1, refilled at StageRate per second."""
+    template = load_template(synthetic_template, {"StageRate": "1"})
+    host = LambdaHost(ENDPOINT)
+    gateway = Gateway(template, host, ScheduleRunner(template, host, tmp_path), ENDPOINT)
+
+    token = mint_token("alice")
+    fixed = [call(gateway, "GET", "/echo/fixed").status for _ in range(2)]
+    echoed = [call(gateway, "GET", "/echo/bob", token).status for _ in range(4)]
+
+    assert fixed == [200, 429]
+    assert echoed == [200, 200, 200, 429]  # another method: its own bucket, untouched by /echo/fixed
+    assert [call(gateway, "POST", "/open").status for _ in range(5)] == [200] * 5  # the implicit API: unthrottled
+    throttled = call(gateway, "GET", "/echo/bob", token)
+    assert throttled.status == 429
+    assert ("Retry-After", "1") in throttled.headers
+    assert json.loads(throttled.body)["error"]["code"] == "THROTTLED"
+    time.sleep(1.1)  # one token back at 1 per second
+    assert call(gateway, "GET", "/echo/bob", token).status == 200
 
 
 def test_cors_preflight(gateway: Gateway, invocations: list[str]) -> None:
@@ -115,7 +189,8 @@ def test_cors_preflight(gateway: Gateway, invocations: list[str]) -> None:
     assert response.status == 200
     headers = dict(response.headers)
     assert headers["Access-Control-Allow-Origin"] == "https://example.com"
-    assert headers["Access-Control-Allow-Methods"] == "ANY,OPTIONS"
+    assert headers["Access-Control-Allow-Methods"] == "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT"  # SAM's ANY
+    assert response.body == b"{}\n"  # SAM's mock integration template
     assert invocations == []
 
 
@@ -125,7 +200,7 @@ def test_local_info(gateway: Gateway) -> None:
     assert json.loads(response.body) == {
         "dynamodbEndpoint": ENDPOINT,
         "tables": {"ThingsTable": "hello-things", "SimpleThings": "SimpleThings"},
-        "parameters": {"Greeting": "hello", "Capacity": "5", "TickRate": "rate(2 hours)"},
+        "parameters": {"Greeting": "hello", "Capacity": "5", "TickRate": "rate(2 hours)", "StageRate": "1000"},
     }
     assert call(gateway, "POST", "/_local/info").status == 405
     assert call(gateway, "GET", "/_local/other").status == 404

@@ -78,11 +78,35 @@ def test_user_routes_need_a_jwt(server: RunningServer) -> None:
 def test_gateway_refusals(server: RunningServer) -> None:
     missing = requests.get(f"{server.url}/no/such/path", timeout=TIMEOUT)
     wrong_method = requests.delete(f"{server.url}/health", timeout=TIMEOUT)
-    too_large = requests.post(f"{server.url}/reservations", data=b"x" * (1024 * 1024 + 1), timeout=TIMEOUT)
+    too_large = requests.post(f"{server.url}/reservations", data=b"x" * (10 * 1024 * 1024 + 1), timeout=TIMEOUT)
 
     assert (missing.status_code, error_code(missing)) == (404, "NOT_FOUND")
     assert (wrong_method.status_code, error_code(wrong_method)) == (404, "NOT_FOUND")
+    # API Gateway's 10 MB limit: the template's REQUEST_TOO_LARGE, readable cross-origin
     assert (too_large.status_code, error_code(too_large)) == (413, "PAYLOAD_TOO_LARGE")
+    assert too_large.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_polls_are_throttled_across_workers_as_the_template_says_and_holds_are_not() -> None:
+    """QueuePoll* overridden to a burst of 3 and 1 per second: the four workers share one bucket."""
+    overrides = {"QueuePollRateLimit": "1", "QueuePollBurstLimit": "3"}
+    with running_server(overrides, workers=4) as running:
+        headers = {"Authorization": f"Bearer {running.token('alice')}"}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            polls = list(
+                pool.map(
+                    lambda _: requests.get(f"{running.url}/concerts/c1/queue/position", headers=headers, timeout=30),
+                    range(8),
+                )
+            )
+        holds = [requests.post(f"{running.url}/reservations", headers=headers, timeout=30) for _ in range(5)]
+
+    throttled = [poll for poll in polls if poll.status_code == 429]
+    assert len(throttled) == 5  # 8 polls, 3 tokens (at most one more refilled while they ran)
+    assert throttled[0].headers["Retry-After"] == "1"
+    assert throttled[0].headers["Access-Control-Allow-Origin"] == "*"
+    assert error_code(throttled[0]) == "THROTTLED"
+    assert 429 not in {hold.status_code for hold in holds}  # the hold's own bucket (the stage default)
 
 
 def test_cors_preflight_follows_the_template(server: RunningServer) -> None:
@@ -106,6 +130,15 @@ def test_local_info_points_at_the_engine(server: RunningServer) -> None:
     assert set(info["tables"].values()) <= set(client.list_tables()["TableNames"])
     assert server.table_name("TicketlineTable") == info["tables"]["TicketlineTable"]
     assert info["parameters"]["StageName"] == "v1"
+
+
+def test_each_function_keeps_its_own_settings_in_a_shared_worker(server: RunningServer) -> None:
+    """The health check's variables hold no DynamoDB endpoint; the scheduler run after it in the same workers still
+    reaches DynamoDB Local: the layer's cached settings are per function, as per Lambda container."""
+    for _ in range(9):
+        assert requests.get(f"{server.url}/health", timeout=TIMEOUT).status_code == 200
+    for _ in range(3):
+        assert isinstance(server.run_schedule("Expire"), dict)
 
 
 def test_schedule_on_demand(server: RunningServer) -> None:

@@ -31,7 +31,16 @@ def test_preflight_allows_every_method_and_header_from_the_parameter() -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    ["UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"],
+    [
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "THROTTLED",
+        "INTEGRATION_TIMEOUT",
+        "REQUEST_TOO_LARGE",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    ],
 )
 def test_every_gateway_response_is_readable_cross_origin_and_in_the_error_shape(kind: str) -> None:
     response = API["GatewayResponses"][kind]
@@ -50,4 +59,20 @@ def test_unknown_routes_are_not_found_in_our_shape() -> None:
 
 
 def test_api_functions_know_the_allowed_origin() -> None:
-    assert "AllowedOrigins" in str(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["ALLOWED_ORIGINS"])
+    api_functions = [
+        resource["Properties"]
+        for resource in TEMPLATE["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and any(event["Type"] == "Api" for event in (resource["Properties"].get("Events") or {}).values())
+    ]
+    assert api_functions
+    for function in api_functions:
+        assert function["Environment"]["Variables"]["ALLOWED_ORIGINS"] == {"Ref": "AllowedOrigins"}
+
+
+def test_api_gateways_limits_answer_in_our_shape() -> None:
+    responses = API["GatewayResponses"]
+    assert responses["INTEGRATION_TIMEOUT"]["StatusCode"] == "504"
+    assert responses["REQUEST_TOO_LARGE"]["StatusCode"] == "413"
+    too_large = json.loads(responses["REQUEST_TOO_LARGE"]["ResponseTemplates"]["application/json"])
+    assert too_large["error"]["code"] == "PAYLOAD_TOO_LARGE"  # API.md's code for a body too large
