@@ -9,6 +9,7 @@ a shared item (see docs/QUEUE.md).
 from __future__ import annotations
 
 import math
+import random
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from ticketline import clock
 from ticketline.config import Settings, get_settings
 from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive
 from ticketline.models.queue import (
+    AdmissionRun,
     CounterReading,
     QueuePositionOut,
     QueueState,
@@ -28,11 +30,10 @@ from ticketline.models.queue import (
 )
 from ticketline.observability import logger, metrics
 from ticketline.repositories.queue import QueueRepository
+from ticketline.services.queue_timing import RUN_SETTLE_SECONDS, PollTiming, poll_timing, recorded_runs
 
-MIN_POLL_SECONDS = 2
-MAX_POLL_SECONDS = 30
-# One more second of poll interval per this many people ahead: far-back users poll less (read load).
-POSITIONS_PER_POLL_SECOND = 50
+# An ACTIVE token's holder polls at most this far apart (its window's end, or this).
+MAX_ACTIVE_POLL_SECONDS = 30
 # No join lasts longer: the queue functions stop at 15 s (template Globals Timeout), plus time for a write
 # already sent and for the index to show it. A drawn number whose token is not visible may be in flight that long.
 JOIN_WINDOW_SECONDS = 30
@@ -120,16 +121,30 @@ class QueueService:
             raise QueueTokenExpired()
         position = self._place(token, state)
         if status is TokenStatus.ACTIVE:
-            retry_after = max(1, min(MAX_POLL_SECONDS, (token.active_until or now) - now))
+            timing = PollTiming(0, max(1, min(MAX_ACTIVE_POLL_SECONDS, (token.active_until or now) - now)))
         else:
-            retry_after = min(MAX_POLL_SECONDS, MIN_POLL_SECONDS + position // POSITIONS_PER_POLL_SECOND)
+            timing = self._waiting_timing(position, state, clock.now())
         return QueuePositionOut(
             status=status,
             position=position,
             active_until=clock.to_iso(token.active_until)
             if status is TokenStatus.ACTIVE and token.active_until
             else None,
-            retry_after_seconds=retry_after,
+            retry_after_seconds=timing.retry_after_seconds,
+            estimated_wait_seconds=timing.estimated_wait_seconds,
+        )
+
+    def _waiting_timing(self, position: int, state: QueueState | None, now: float) -> PollTiming:
+        """Estimate and retry time from the recorded admission runs (queue_timing), returns spread at random."""
+        return poll_timing(
+            position,
+            runs=state.runs if state else (),
+            capacity=state.capacity if state else 1,
+            configured_interval=self.settings.admission_interval_seconds,
+            active_seconds=self.settings.active_token_ttl_seconds,
+            now=now,
+            jitter=random.random(),  # spreads returns; not a secret
+            settle_seconds=RUN_SETTLE_SECONDS + self.settings.queue_state_cache_seconds,
         )
 
     def require_active(self, concert_id: str, user_id: str, presented: str | None) -> QueueToken:
@@ -194,12 +209,14 @@ class QueueService:
         readings = _next_readings(state.readings, reading, now - JOIN_WINDOW_SECONDS)
         if in_flight:
             logger.info("slots held for joins in flight", extra={"concertId": concert_id, "inFlight": in_flight})
+        new_bound = self._past_released(state, state.admit_bound + free) if free > 0 else state.admit_bound
+        # Every run is recorded, moved or not: the poll's estimate and retry time come from the line's pace.
+        drawn = max((sequence_number(n, shard, state.shards) for shard, n in enumerate(issued) if n), default=0)
+        runs = recorded_runs(state.runs, AdmissionRun(at=reading.at, bound=new_bound, drawn=drawn))
         if free <= 0:
-            if readings != state.readings:
-                self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings)
+            self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings, runs)
             return RunSummary(concerts=1, admitted=len(entitled))
-        new_bound = self._past_released(state, state.admit_bound + free)
-        if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings):
+        if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings, runs):
             logger.info("another scheduler run moved the bound first", extra={"concertId": concert_id})
             return RunSummary(concerts=1, admitted=len(entitled))
         admitted = self._activate_up_to(replace(state, admit_bound=new_bound), new_bound, now)
