@@ -12,6 +12,7 @@ TITLES = {
     "hotkeys": "Hot keys at 10,000 joins per second",
     "coldstart": "Cold start (handler import time)",
     "dollars": "Dollars per million tickets",
+    "scale": "A sale at the deployed cadence (simulated)",
 }
 
 HEADER = """# Benchmarks
@@ -27,6 +28,7 @@ make that benchmark exit 1.
 | hotkeys | `make bench-hotkeys` | writes/reads per second on the busiest item and GSI partition at 10,000 joins/s |
 | coldstart | `make bench-coldstart` | import time of each handler in a fresh interpreter |
 | dollars | `make bench-dollars` | $ per million tickets sold and per million queue polls, from the measured units |
+| scale | `make bench-scale` | a 100,000-buyer sale in simulated time at admission every 60 s and 300 s, three polling rules |
 
 `make bench` runs them all (about 6 minutes here). The CI smoke version of the cost check is
 `tests/benchmarks/test_cost_smoke.py` (part of `make test`).
@@ -341,3 +343,7 @@ Not included: Cognito (free tier to 10,000 MAU, then per MAU), CloudWatch Logs i
 log lines, X-Ray traces, data transfer, and the scheduler (a few Lambda runs per minute per concert, plus 1 WRU
 per admitted token). The Lambda duration is this machine's in-process time against DynamoDB Local.
 """
+
+
+def scale(result: dict[str, Any]) -> str:
+    return f"## {TITLES['scale']}\n\n{machine_line(result)}\n"

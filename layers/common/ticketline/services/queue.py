@@ -30,7 +30,14 @@ from ticketline.models.queue import (
 )
 from ticketline.observability import logger, metrics
 from ticketline.repositories.queue import QueueRepository
-from ticketline.services.queue_timing import RUN_SETTLE_SECONDS, PollTiming, poll_timing, recorded_runs
+from ticketline.services.queue_timing import (
+    RUN_SETTLE_SECONDS,
+    LineView,
+    PollTiming,
+    line_view,
+    poll_timing,
+    recorded_runs,
+)
 
 # An ACTIVE token's holder polls at most this far apart (its window's end, or this).
 MAX_ACTIVE_POLL_SECONDS = 30
@@ -73,6 +80,8 @@ class QueueService:
         self.settings = settings or get_settings()
         self.repository = repository or QueueRepository(self.settings.table_name)
         self._cache = _StateCache(self.settings.queue_state_cache_seconds)
+        self._admission_interval = self.settings.admission_interval_seconds
+        self._line_views: dict[str, tuple[tuple[AdmissionRun, ...], LineView]] = {}
 
     # ---- request path ----
     def issue(self, concert_id: str, user_id: str) -> tuple[QueueTokenOut, bool]:
@@ -138,14 +147,23 @@ class QueueService:
         """Estimate and retry time from the recorded admission runs (queue_timing), returns spread at random."""
         return poll_timing(
             position,
-            runs=state.runs if state else (),
-            capacity=state.capacity if state else 1,
-            configured_interval=self.settings.admission_interval_seconds,
-            active_seconds=self.settings.active_token_ttl_seconds,
-            now=now,
+            self._line_view(state),
+            now,
             jitter=random.random(),  # spreads returns; not a secret
             settle_seconds=RUN_SETTLE_SECONDS + self.settings.queue_state_cache_seconds,
         )
+
+    def _line_view(self, state: QueueState | None) -> LineView:
+        """The runs' reading, worked out again only when a new state was read (same runs: same view)."""
+        if state is None:
+            return line_view((), 1, self._admission_interval, self.settings.active_token_ttl_seconds)
+        seen = self._line_views.get(state.concert_id)
+        if seen is None or seen[0] is not state.runs:
+            view = line_view(
+                state.runs, state.capacity, self._admission_interval, self.settings.active_token_ttl_seconds
+            )
+            seen = self._line_views[state.concert_id] = (state.runs, view)
+        return seen[1]
 
     def require_active(self, concert_id: str, user_id: str, presented: str | None) -> QueueToken:
         """Guard of every "ACTIVE token" endpoint: 401 unknown/foreign, 403 waiting, 410 expired."""

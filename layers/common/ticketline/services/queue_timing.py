@@ -94,32 +94,43 @@ def next_run_at(last_run: int, interval: float, now: float) -> float:
     return last_run + interval * math.ceil((now - last_run) / interval)
 
 
+@dataclass(frozen=True, slots=True)
+class LineView:
+    """What a queue state's runs say, worked out once per state read (the poll reuses it while the state is cached)."""
+
+    last_run: int | None
+    interval: float
+    pace: LinePace | None
+    fastest: int  # places per run assumed for retries
+    spread: float  # seconds over which returns after a run are spread
+
+
+def line_view(
+    runs: tuple[AdmissionRun, ...], capacity: int, configured_interval: int | None, active_seconds: int
+) -> LineView:
+    interval = admission_interval(runs, configured_interval)
+    pace = line_pace(runs, interval)
+    # Until the runs cover a whole ACTIVE window the pace seen is the opening's (everyone admitted is still
+    # shopping), slower than the pace to come: nothing to estimate from yet.
+    if pace is not None and pace.seconds_seen < active_seconds + interval:
+        pace = None
+    fastest = capacity if pace is None else min(capacity, math.ceil(pace.fastest * PACE_MARGIN))
+    spread = min(MAX_JITTER_SECONDS, max(1.0, active_seconds * JITTER_SHARE_OF_ACTIVE_TIME))
+    return LineView(runs[-1].at if runs else None, interval, pace, max(1, fastest), spread)
+
+
 def poll_timing(
-    position: int,
-    *,
-    runs: tuple[AdmissionRun, ...],
-    capacity: int,
-    configured_interval: int | None,
-    active_seconds: int,
-    now: float,
-    jitter: float,
-    settle_seconds: float = RUN_SETTLE_SECONDS,
+    position: int, line: LineView, now: float, jitter: float, settle_seconds: float = RUN_SETTLE_SECONDS
 ) -> PollTiming:
     """Estimate and retry time of a waiter at `position` (>= 1); `jitter` is uniform in [0, 1)."""
-    spread = min(MAX_JITTER_SECONDS, max(1.0, active_seconds * JITTER_SHARE_OF_ACTIVE_TIME))
-    if not runs:
-        return PollTiming(None, NO_HISTORY_RETRY_SECONDS + math.floor(jitter * spread))
-    interval = admission_interval(runs, configured_interval)
-    next_run = next_run_at(runs[-1].at, interval, now)
-    pace = line_pace(runs, interval)
+    if line.last_run is None:
+        return PollTiming(None, NO_HISTORY_RETRY_SECONDS + math.floor(jitter * line.spread))
+    next_run = next_run_at(line.last_run, line.interval, now)
     estimate = None
-    if pace is not None:
-        runs_to_wait = math.ceil(position / pace.mean)
-        estimate = max(0, math.ceil(next_run - now + (runs_to_wait - 1) * interval))
-    fastest = capacity
-    if pace is not None and pace.seconds_seen >= active_seconds + interval:
-        fastest = min(capacity, math.ceil(pace.fastest * PACE_MARGIN))
+    if line.pace is not None:
+        runs_to_wait = math.ceil(position / line.pace.mean)
+        estimate = max(0, math.ceil(next_run - now + (runs_to_wait - 1) * line.interval))
     # The first run that could reach the waiter at the fastest pace: coming back just after it is never late.
-    runs_to_skip = max(1, math.ceil(position / max(1, fastest)))
-    back_at = next_run + (runs_to_skip - 1) * interval + settle_seconds + jitter * spread
+    runs_to_skip = max(1, math.ceil(position / line.fastest))
+    back_at = next_run + (runs_to_skip - 1) * line.interval + settle_seconds + jitter * line.spread
     return PollTiming(estimate, max(1, math.ceil(back_at - now)))
