@@ -601,6 +601,30 @@ def targets(cadences: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
+def plot(cadences: list[dict[str, Any]], path: Any) -> None:
+    """Polls per second over each sale (the busiest second of each minute), 1,000,000 buyers (the run x 10)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(cadences), 1, figsize=(10, 3.6 * len(cadences)), squeeze=False)
+    for axis, cadence in zip(axes[:, 0], cadences, strict=True):
+        for rule in cadence["rules"]:
+            peaks = [count * SCALE_UP for count in rule["polls_per_second"]]
+            axis.plot(range(len(peaks)), peaks, label=rule["rule"], linewidth=1)
+        axis.axhline(API_GATEWAY_RPS_QUOTA, color="red", linestyle="--", linewidth=1, label="API Gateway quota")
+        axis.set_yscale("log")
+        axis.set_ylabel("polls / s (busiest second)")
+        model = cadence["model"]
+        axis.set_title(f"{model['buyers'] * SCALE_UP:,} buyers, admission every {model['admission_seconds']} s")
+        axis.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("minutes since the opening")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def _at_most(target: str, value: float | None, most: float) -> tuple[str, Any, bool]:
     return target, value, value is not None and value <= most
 
@@ -631,11 +655,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.no_save:
         return 0
+    plot(cadences, report.RESULTS_DIR / "scale.png")
     report.save(
         "scale",
         f"make bench-scale  (python -m benchmarks.scale --buyers {args.buyers} --cadences "
         f"{' '.join(map(str, args.cadences))})",
-        {"prices": dollars.PRICES | PRICES, "scale_up": SCALE_UP, "cadences": cadences, "targets": checks},
+        {
+            "prices": dollars.PRICES | PRICES,
+            "scale_up": SCALE_UP,
+            "quotas": {"api_gateway_rps": API_GATEWAY_RPS_QUOTA, "lambda_concurrency": LAMBDA_CONCURRENCY_QUOTA},
+            "cadences": cadences,
+            "targets": checks,
+            "plot": "benchmarks/scale.png",
+        },
     )
     return 0 if all(check["met"] for check in checks) else 1
 
