@@ -434,9 +434,10 @@ lapses at its time). Once the last seat is sold, a waiter's next poll and any jo
 the time to sell out). The figures marked 1M, for {model["buyers"] * up:,} buyers, are the same sale with
 buyers, capacity and seats times {up}: every position and every run's advance scale together, so waits and
 polls per waiter are the run's and request rates {up} times its (for `2 s + 1 s / 50 places` an upper
-bound: its 30 s cap comes sooner). A fixed-interval client gets the same answer at every poll between two runs: those polls are
-counted at their times and the service is called at the first poll after a run (for `fixed 20 s` and
-`every 2 s`, after the run that passes the waiter); `retryAfterSeconds` clients call it at every poll.
+bound: its 30 s cap comes sooner). A fixed-interval client gets the same answer at every poll between
+two runs: those polls are counted at their times and the service is called at the first poll after a run
+(for `fixed 20 s` and `every 2 s`, after the run that passes the waiter); `retryAfterSeconds` clients call
+it at every poll.
 Outcomes under `retryAfterSeconds`: {outcomes}.
 
 Columns: polls per waiter (every buyer who got WAIT) and per waiter admitted, median / p99; polls per
