@@ -33,6 +33,8 @@ RUN_SETTLE_SECONDS = 2
 JITTER_SHARE_OF_ACTIVE_TIME = 0.05
 MAX_JITTER_SECONDS = 30
 # The pace assumed for retries: the fastest run interval seen, with this margin (capped at capacity per run).
+# Not the mean plus a swing shrinking like sqrt(k) over k runs: admissions come in waves (a run's batch leaves
+# together about an ACTIVE window later), so several runs in a row can keep the fastest pace.
 PACE_MARGIN = 1.2
 # Before any run is recorded (a queue younger than one admission period) the phase of the runs is unknown.
 NO_HISTORY_RETRY_SECONDS = 30
