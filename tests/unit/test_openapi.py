@@ -135,7 +135,6 @@ _CODE = re.compile(r"`([A-Z][A-Z_]+)`")
 # Sentences where what is served is narrower than the team's contract (its v2 parts add fields or values):
 # each converges to the contract's wording when the issue named lands.
 _NARROWER_THAN_CONTRACT = {
-    '"WAIT"|"ACTIVE", "position", "activeUntil", "retryAfterSeconds"}`;': "#14 estimatedWaitSeconds",
     "## Catalog `POST /admin/concerts` — admin JWT.": "#13 GET /concerts comes first in the contract",
     'Body `{"title", "queueCapacity", "schedules":': "#13 salesOpenAt",
     "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0).": "#15 seatBlocks",
