@@ -143,3 +143,17 @@ def test_admission_records_every_run_and_the_poll_answers_from_them(aws, clock):
     assert last.estimated_wait_seconds == ACTIVE - 1 + 5 * ACTIVE
     admitted = queue.position("c1", "u27", tokens[27].token)
     assert admitted.status is TokenStatus.ACTIVE and admitted.estimated_wait_seconds == 0
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(None, 300), ("rate(1 minute)", 60)])
+def test_the_queue_functions_know_the_admission_schedule_the_template_deploys(rate: str | None, seconds: int):
+    from devserver import DEFAULT_TEMPLATE
+    from devserver.template import load_template
+
+    overrides = {"AdmissionScheduleRate": rate} if rate else None
+    functions = {f.logical_id: f for f in load_template(DEFAULT_TEMPLATE, overrides).functions}
+    environment = functions["QueuePositionFunction"].environment
+    settings = Settings(
+        table_name="t", idempotency_table_name="i", admission_schedule_rate=environment["ADMISSION_SCHEDULE_RATE"]
+    )
+    assert settings.admission_interval_seconds == seconds
