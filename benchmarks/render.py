@@ -362,6 +362,7 @@ def scale(result: dict[str, Any]) -> str:
                     f"{admitted['median']} / {admitted['p99']}",
                     r["polls_per_ticket"],
                     f"{r['routes']['GET queue/position']['peak_per_second'] * up:,}",
+                    f"{r['polls_peak_after_opening_per_second'] * up:,}",
                     f"{r['routes']['GET queue/position']['mean_per_second'] * up:,.0f}",
                     f"{r['all_routes_peak_per_second'] * up:,}",
                     f"{sum(route['peak_concurrency'] for route in r['routes'].values()) * up:,.0f}",
@@ -441,7 +442,8 @@ it at every poll.
 Outcomes under `retryAfterSeconds`: {outcomes}.
 
 Columns: polls per waiter (every buyer who got WAIT) and per waiter admitted, median / p99; polls per
-ticket sold; polls/s at {model["buyers"] * up:,} buyers, the busiest second and the mean over the sale; every route's
+ticket sold; polls/s at {model["buyers"] * up:,} buyers, the busiest second (the opening's, when every joiner
+asks its place), the busiest once the opening's joins are over, and the mean over the sale; every route's
 busiest second against API Gateway's {quotas["api_gateway_rps"]:,} requests/s account quota; Lambda
 concurrency at the busiest second of each route (requests/s x the handler's time, summed) against the
 {quotas["lambda_concurrency"]:,} default; the median over admitted waiters of |first estimate - actual wait| /
@@ -484,6 +486,7 @@ _SCALE_COLUMNS = (
     "polls / admitted waiter",
     "polls / ticket",
     "peak polls/s (1M)",
+    "after the opening",
     "mean polls/s (1M)",
     "peak requests/s, all routes (1M)",
     "Lambda concurrency (1M)",

@@ -434,6 +434,10 @@ class Sale:
             "outcomes": dict(sorted(outcomes.items())),
             "routes": routes,
             "all_routes_peak_per_second": int(all_requests.max()),
+            # After the opening's burst of joins (and each joiner's first poll): what polling itself costs.
+            "polls_peak_after_opening_per_second": int(
+                self.bins["GET queue/position"][int(self.model.opening_seconds) + self.model.admission_seconds :].max()
+            ),
             "estimate_error": {
                 "waiters": len(every_error),
                 "median": None if not every_error else round(median(every_error), 3),
@@ -596,6 +600,11 @@ def targets(cadences: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 sold_new is not None and sold_ref is not None and sold_new <= 1.1 * sold_ref,
             ),
             _at_most("median estimate error <= 25 %", new["estimate_error"]["median"], 0.25),
+            _at_most(
+                f"peak polls/s after the opening at {cadence['model']['buyers'] * SCALE_UP:,} buyers <= 3,000",
+                new["polls_peak_after_opening_per_second"] * SCALE_UP,
+                3_000,
+            ),
         ]
         checks += [{"admission_seconds": every, "target": t, "value": v, "met": bool(m)} for t, v, m in rows]
     return checks
