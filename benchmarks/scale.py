@@ -411,7 +411,7 @@ class Sale:
                 "mean_per_second": round(total / end, 1),
                 "peak_concurrency": round(int(counts.max()) * prices[route]["handler_ms"] / 1000, 1),
             }
-        all_requests = sum(self.bins.values())
+        all_requests: np.ndarray = np.sum(list(self.bins.values()), axis=0)
         return {
             "rule": self.rule.name,
             "waiters": len(waited),
@@ -508,7 +508,7 @@ def _dollars(
             items[item] += prices[route][item] * calls
     # Traces the default sampling rule keeps: the first request of each second (one reservoir for the account's
     # services), then 5 % of the rest.
-    per_second = sum(bins.values())
+    per_second: np.ndarray = np.sum(list(bins.values()), axis=0)
     reservoir = np.minimum(per_second, PRICES["xray_reservoir_per_second"])
     traced = float(reservoir.sum() + PRICES["xray_rate"] * (per_second - reservoir).sum())
     items["xray"] += traced * PRICES["xray_per_million_traces"] / 1e6

@@ -14,9 +14,11 @@ from ticketline.models.queue import AdmissionRun, TokenStatus
 from ticketline.repositories.queue import QueueRepository
 from ticketline.services.queue import QueueService
 from ticketline.services.queue_timing import (
-    NO_HISTORY_RETRY_SECONDS,
+    NO_HISTORY_MAX_SECONDS,
+    NO_HISTORY_MIN_SECONDS,
     RUN_SETTLE_SECONDS,
     RUNS_KEPT,
+    PollTiming,
     line_pace,
     line_view,
     next_run_at,
@@ -86,9 +88,13 @@ def test_a_run_due_and_not_recorded_yet_is_expected_at_once_and_a_missed_one_put
     assert next_run_at(1_000, 60, now=1_030) == 1_060
     assert next_run_at(1_000, 60, now=1_065) == 1_065  # late by 5 s: any moment now
     assert next_run_at(1_000, 60, now=1_130) == 1_180  # a run missed: the next on the schedule
+
+
+def test_before_any_run_is_recorded_the_retry_grows_with_the_distance_to_the_front():
     no_runs = line_view((), capacity=10, configured_interval=60, active_seconds=ACTIVE)
-    timing = poll_timing(5, no_runs, now=0, jitter=0.0)
-    assert (timing.estimated_wait_seconds, timing.retry_after_seconds) == (None, NO_HISTORY_RETRY_SECONDS)
+    assert poll_timing(1, no_runs, now=0, jitter=0.5) == PollTiming(None, NO_HISTORY_MIN_SECONDS)
+    assert poll_timing(500, no_runs, now=0, jitter=0.5) == PollTiming(None, NO_HISTORY_MIN_SECONDS + 10)
+    assert poll_timing(50_000, no_runs, now=0, jitter=0.5) == PollTiming(None, NO_HISTORY_MAX_SECONDS)
 
 
 def test_runs_seen_closer_together_than_the_schedule_set_the_interval():

@@ -36,8 +36,11 @@ MAX_JITTER_SECONDS = 30
 # Not the mean plus a swing shrinking like sqrt(k) over k runs: admissions come in waves (a run's batch leaves
 # together about an ACTIVE window later), so several runs in a row can keep the fastest pace.
 PACE_MARGIN = 1.2
-# Before any run is recorded (a queue younger than one admission period) the phase of the runs is unknown.
-NO_HISTORY_RETRY_SECONDS = 30
+# Before any run is recorded (a queue younger than one admission period) the phase of the runs is unknown: the
+# rule from before the runs were recorded, 2 s plus 1 s per 50 places ahead, at most 30 s.
+NO_HISTORY_MIN_SECONDS = 2
+NO_HISTORY_MAX_SECONDS = 30
+NO_HISTORY_PLACES_PER_SECOND = 50
 DEFAULT_ADMISSION_SECONDS = 300
 
 
@@ -126,7 +129,8 @@ def poll_timing(
 ) -> PollTiming:
     """Estimate and retry time of a waiter at `position` (>= 1); `jitter` is uniform in [0, 1)."""
     if line.last_run is None:
-        return PollTiming(None, NO_HISTORY_RETRY_SECONDS + math.floor(jitter * line.spread))
+        wait = NO_HISTORY_MIN_SECONDS + position // NO_HISTORY_PLACES_PER_SECOND
+        return PollTiming(None, min(NO_HISTORY_MAX_SECONDS, wait))
     next_run = next_run_at(line.last_run, line.interval, now)
     estimate = None
     if line.pace is not None:
