@@ -429,8 +429,8 @@ within {model["opening_seconds"]:g} s of the opening, the rest later (exponentia
 {model["patience_median_seconds"] / 60:g} min); an admitted buyer shops for a lognormal time (median
 {model["shopping_median_seconds"]:g} s), {model["buying_share"]:.0%} pay, the others abandon (their token
 lapses at its time). Once the last seat is sold, a waiter's next poll and any join answer 410 `SOLD_OUT`
-(issue 14's sold-out answer) and it stops. Every sale is run under each polling rule with the same buyers:
-`fixed 20 s` (a hosted waiting room's refresh), `2 s + 1 s / 50 places` (the rule before issue 14, at most
+(the contract's sold-out answer, built on another branch; without it waiters would poll on) and it stops.
+Every sale is run under each polling rule with the same buyers: `fixed 20 s` (a hosted waiting room's refresh), `2 s + 1 s / 50 places` (the rule before issue 14, at most
 30 s), `retryAfterSeconds` (the server's answer, docs/QUEUE.md "Polling") and `every 2 s` (the reference for
 the time to sell out). The figures marked 1M, for {model["buyers"] * up:,} buyers, are the same sale with
 buyers, capacity and seats times {up}: every position and every run's advance scale together, so waits and
@@ -467,8 +467,9 @@ per million WRU / RRU at each call's measured units (benchmarks/dollars.py's rul
 ${prices["cloudwatch_logs_per_gb"]} per GB ingested at {prices["log_bytes_per_invocation"]:,} bytes per invocation;
 X-Ray ${prices["xray_per_million_traces"]} per million traces recorded under the default sampling rule, 1 request/s
 then {prices["xray_rate"]:.0%}; WAF ${prices["waf_per_million_requests"]} per million requests when a web ACL is
-attached (none in template.yaml), plus its monthly fees). The scheduler's invocations and writes and the seat
-stream's batches are in Lambda and DynamoDB. Cognito bills per monthly active user, not per request: apart.
+attached (none in template.yaml), plus its monthly fees). The scheduler's invocations (at the cost run's
+handler times) and writes (4 WRU per admission, 3 per expiry) and the seat stream's batches (one per 10 holds,
+assumed) are in Lambda and DynamoDB. Cognito bills per monthly active user, not per request: apart.
 
 {table(["rule", "admission every s", *_LINE_ITEMS, "$ per 1M tickets", "1M-buyer sale $", "with WAF $"], item_rows)}
 
