@@ -430,8 +430,9 @@ within {model["opening_seconds"]:g} s of the opening, the rest later (exponentia
 {model["shopping_median_seconds"]:g} s), {model["buying_share"]:.0%} pay, the others abandon (their token
 lapses at its time). Once the last seat is sold, a waiter's next poll and any join answer 410 `SOLD_OUT`
 (the contract's sold-out answer, built on another branch; without it waiters would poll on) and it stops.
-Every sale is run under each polling rule with the same buyers: `fixed 20 s` (a hosted waiting room's refresh), `2 s + 1 s / 50 places` (the rule before issue 14, at most
-30 s), `retryAfterSeconds` (the server's answer, docs/QUEUE.md "Polling") and `every 2 s` (the reference for
+Every sale is run under each polling rule with the same buyers: `fixed 20 s` (a hosted waiting room's
+refresh), `2 s + 1 s / 50 places` (the rule before issue 14, at most 30 s), `retryAfterSeconds` (the server's
+answer, docs/QUEUE.md "Polling") and `every 2 s` (the reference for
 the time to sell out). The figures marked 1M, for {model["buyers"] * up:,} buyers, are the same sale with
 buyers, capacity and seats times {up}: every position and every run's advance scale together, so waits and
 polls per waiter are the run's and request rates {up} times its (for `2 s + 1 s / 50 places` an upper
