@@ -374,7 +374,7 @@ def scale(result: dict[str, Any]) -> str:
                     f"{r['dollars']['sale'] * up:,.2f}",
                 )
             )
-        sections.append(f"**Admission every {every} s.**\n\n{table(_SCALE_COLUMNS, rows)}")
+        sections.append(f"**Admission every {every} s.**\n\n{table(_SCALE_COLUMNS, rows)}\n\n{_reading(cadence)}")
     new_rule = {
         c["model"]["admission_seconds"]: next(r for r in c["rules"] if r["rule"] == "retryAfterSeconds")
         for c in result["cadences"]
@@ -500,6 +500,22 @@ _SCALE_COLUMNS = (
     "1M-buyer sale $",
 )
 _LINE_ITEMS = ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs", "xray")
+
+
+def _reading(cadence: dict[str, Any]) -> str:
+    """The ratios between the rules, in a sentence."""
+    by_rule = {r["rule"]: r for r in cadence["rules"]}
+    new = by_rule["retryAfterSeconds"]
+    ratios = ", ".join(
+        f"{by_rule[name]['polls_per_ticket'] / new['polls_per_ticket']:.0f}x fewer than `{name}`"
+        for name in ("2 s + 1 s / 50 places", "fixed 20 s", "every 2 s")
+        if name in by_rule and new["polls_per_ticket"]
+    )
+    reference = by_rule.get("every 2 s", {}).get("sold_out_after_seconds")
+    later = ""
+    if reference and new["sold_out_after_seconds"]:
+        later = f"; it sells out {(new['sold_out_after_seconds'] / reference - 1) * 100:.1f} % later than `every 2 s`"
+    return f"Polls per ticket under `retryAfterSeconds`: {ratios}{later}."
 
 
 def _share(value: float | None) -> str:
