@@ -459,6 +459,14 @@ Requests per route under `retryAfterSeconds`, {model["buyers"] * up:,} buyers (x
 
 {table(["route", "admission every s", "requests", "busiest second /s", "mean /s", "Lambda concurrency"], route_rows)}
 
+At the opening every joiner asks its place at once (the join answers no retry time: the contract gives the
+join no `retryAfterSeconds`), so the busiest second is the opening's: its joins plus their first polls, over
+API Gateway's quota at {model["buyers"] * up:,} buyers whatever the polling rule (the hot-keys benchmark and the
+lobby of issue 14 are about that burst; a quota raise or a WAF rate rule is the operator's part). After it,
+`retryAfterSeconds` keeps polls under the figure in the targets below. A waiter far back learns that the sale
+is over at its next poll, which can be hours away (the plot's tail after the last seat): its retry time is a
+share of the wait it was estimated, not of the sale.
+
 Dollars per million tickets by AWS line item, and the whole sale of {model["buyers"] * up:,} buyers
 (us-east-1 list prices: API
 Gateway REST ${prices["api_gateway_rest_per_million"]} per million; Lambda arm64 ${prices["lambda_arm64_per_gb_second"]}
