@@ -12,6 +12,7 @@ TITLES = {
     "hotkeys": "Hot keys at 10,000 joins per second",
     "coldstart": "Cold start (handler import time)",
     "dollars": "Dollars per million tickets",
+    "scale": "A sale at the deployed cadence (simulated)",
 }
 
 HEADER = """# Benchmarks
@@ -27,6 +28,7 @@ make that benchmark exit 1.
 | hotkeys | `make bench-hotkeys` | writes/reads per second on the busiest item and GSI partition at 10,000 joins/s |
 | coldstart | `make bench-coldstart` | import time of each handler in a fresh interpreter |
 | dollars | `make bench-dollars` | $ per million tickets sold and per million queue polls, from the measured units |
+| scale | `make bench-scale` | a 100,000-buyer sale in simulated time, admission every 60 s and 300 s, polling rules |
 
 `make bench` runs them all (about 6 minutes here). The CI smoke version of the cost check is
 `tests/benchmarks/test_cost_smoke.py` (part of `make test`).
@@ -343,3 +345,192 @@ Not included: Cognito (free tier to 10,000 MAU, then per MAU), CloudWatch Logs i
 log lines, X-Ray traces, data transfer, and the scheduler (a few Lambda runs per minute per concert, plus 1 WRU
 per admitted token). The Lambda duration is this machine's in-process time against DynamoDB Local.
 """
+
+
+def scale(result: dict[str, Any]) -> str:
+    up, quotas = result["scale_up"], result["quotas"]
+    model = result["cadences"][0]["model"]
+    sections = []
+    for cadence in result["cadences"]:
+        every = cadence["model"]["admission_seconds"]
+        rows = []
+        for r in cadence["rules"]:
+            polls, admitted = r["polls_per_waiter"], r["polls_per_admitted_waiter"]
+            lost, error = r["turn_time_lost"], r["estimate_error"]
+            rows.append(
+                (
+                    r["rule"],
+                    f"{polls['median']} / {polls['p99']}",
+                    f"{admitted['median']} / {admitted['p99']}",
+                    r["polls_per_ticket"],
+                    f"{r['routes']['GET queue/position']['peak_per_second'] * up:,}",
+                    f"{r['polls_peak_after_opening_per_second'] * up:,}",
+                    f"{r['routes']['GET queue/position']['mean_per_second'] * up:,.0f}",
+                    f"{r['all_routes_peak_per_second'] * up:,}",
+                    f"{sum(route['peak_concurrency'] for route in r['routes'].values()) * up:,.0f}",
+                    "-" if error["median"] is None else f"{error['median'] * 100:.0f} %",
+                    f"{_share(lost['p99'])} / {_share(lost['max'])}",
+                    _minutes(r["sold_out_after_seconds"]),
+                    r["dollars"]["polls_per_million_tickets"],
+                    r["dollars"]["per_million_tickets"],
+                    f"{r['dollars']['sale'] * up:,.2f}",
+                )
+            )
+        sections.append(f"**Admission every {every} s.**\n\n{table(_SCALE_COLUMNS, rows)}\n\n{_reading(cadence)}")
+    new_rule = {
+        c["model"]["admission_seconds"]: next(r for r in c["rules"] if r["rule"] == "retryAfterSeconds")
+        for c in result["cadences"]
+    }
+    route_rows = [
+        (
+            route,
+            every,
+            f"{figures['requests'] * up:,}",
+            f"{figures['peak_per_second'] * up:,}",
+            f"{figures['mean_per_second'] * up:,.0f}",
+            f"{figures['peak_concurrency'] * up:,.0f}",
+        )
+        for every, rule in new_rule.items()
+        for route, figures in rule["routes"].items()
+    ]
+    item_rows = [
+        (
+            r["rule"],
+            c["model"]["admission_seconds"],
+            *(r["dollars"]["per_million_tickets_items"][item] for item in _LINE_ITEMS),
+            r["dollars"]["per_million_tickets"],
+            f"{r['dollars']['sale'] * up:,.2f}",
+            f"{r['dollars']['sale_with_waf'] * up:,.2f}",
+        )
+        for c in result["cadences"]
+        for r in c["rules"]
+    ]
+    checks = [(c["admission_seconds"], c["target"], c["value"], _pass(c["met"])) for c in result["targets"]]
+    prices = result["prices"]
+    outcomes = "; ".join(
+        f"every {c['model']['admission_seconds']} s: "
+        + ", ".join(
+            f"{name} {count:,}"
+            for name, count in next(r for r in c["rules"] if r["rule"] == "retryAfterSeconds")["outcomes"].items()
+        )
+        for c in result["cadences"]
+    )
+    cpu = sum(r["cpu_seconds"] for c in result["cadences"] for r in c["rules"])
+    return f"""## {TITLES["scale"]}
+
+{machine_line(result)} CPU: {cpu:.0f} s for all the sales below.
+
+A sale of {model["buyers"]:,} buyers for {model["seats"]:,} seats (one ticket each), `queueCapacity`
+{model["capacity"]:,}, ACTIVE time {model["active_seconds"]} s, Expire every {model["expiry_seconds"]} s,
+Admit every 60 s and every 300 s (each run starts up to {model["run_delay_seconds"]:g} s late: EventBridge is
+not second-aligned), run in simulated time with the real `QueueService` (joins, polls, Expire and Admit) on
+an in-memory repository (`benchmarks/queue_fake.py`, the DynamoDB repository's interface and conditions in
+dicts: moto would take hours for this many requests). {model["opening_share"]:.0%} of the buyers join
+within {model["opening_seconds"]:g} s of the opening, the rest later (exponential, mean
+{model["late_mean_seconds"] / 60:g} min); a waiter gives up after a lognormal time (median
+{model["patience_median_seconds"] / 60:g} min); an admitted buyer shops for a lognormal time (median
+{model["shopping_median_seconds"]:g} s), {model["buying_share"]:.0%} pay, the others abandon (their token
+lapses at its time). Once the last seat is sold, a waiter's next poll and any join answer 410 `SOLD_OUT`
+(the contract's sold-out answer, built on another branch; without it waiters would poll on) and it stops.
+Every sale is run under each polling rule with the same buyers: `fixed 20 s` (a hosted waiting room's
+refresh), `2 s + 1 s / 50 places` (the rule before issue 14, at most 30 s), `retryAfterSeconds` (the server's
+answer, docs/QUEUE.md "Polling") and `every 2 s` (the reference for
+the time to sell out). The figures marked 1M, for {model["buyers"] * up:,} buyers, are the same sale with
+buyers, capacity and seats times {up}: every position and every run's advance scale together, so waits and
+polls per waiter are the run's and request rates {up} times its (for `2 s + 1 s / 50 places` an upper
+bound: its 30 s cap comes sooner). A fixed-interval client gets the same answer at every poll between
+two runs: those polls are counted at their times and the service is called at the first poll after a run
+(for `fixed 20 s` and `every 2 s`, after the run that passes the waiter); `retryAfterSeconds` clients call
+it at every poll.
+Outcomes under `retryAfterSeconds`: {outcomes}.
+
+Columns: polls per waiter (every buyer who got WAIT) and per waiter admitted, median / p99; polls per
+ticket sold; polls/s at {model["buyers"] * up:,} buyers, the busiest second (the opening's, when every joiner
+asks its place), the busiest once the opening's joins are over, and the mean over the sale; every route's
+busiest second against API Gateway's {quotas["api_gateway_rps"]:,} requests/s account quota; Lambda
+concurrency at the busiest second of each route (requests/s x the handler's time, summed) against the
+{quotas["lambda_concurrency"]:,} default; the median over admitted waiters of |first estimate - actual wait| /
+actual wait (the first estimate given: the line's pace is unknown until the runs cover an ACTIVE window, so the
+opening's waiters get theirs at a later poll); the share of the ACTIVE time lost between admission and the
+waiter's return, p99 / max; the time from the opening to the last seat sold; dollars of the polls and of
+every request per million tickets, and of the whole sale of {model["buyers"] * up:,} buyers.
+
+{(chr(10) * 2).join(sections)}
+
+Requests per route under `retryAfterSeconds`, {model["buyers"] * up:,} buyers (x{up}):
+
+{table(["route", "admission every s", "requests", "busiest second /s", "mean /s", "Lambda concurrency"], route_rows)}
+
+At the opening every joiner asks its place at once (the join answers no retry time: the contract gives the
+join no `retryAfterSeconds`), so the busiest second is the opening's: its joins plus their first polls, over
+API Gateway's quota at {model["buyers"] * up:,} buyers whatever the polling rule (the hot-keys benchmark and the
+lobby of issue 14 are about that burst; a quota raise or a WAF rate rule is the operator's part). After it,
+`retryAfterSeconds` keeps polls under the figure in the targets below. A waiter far back learns that the sale
+is over at its next poll, which can be hours away (the plot's tail after the last seat): its retry time is a
+share of the wait it was estimated, not of the sale.
+
+Dollars per million tickets by AWS line item, and the whole sale of {model["buyers"] * up:,} buyers
+(us-east-1 list prices: API
+Gateway REST ${prices["api_gateway_rest_per_million"]} per million; Lambda arm64 ${prices["lambda_arm64_per_gb_second"]}
+per GB-s and ${prices["lambda_per_million_requests"]} per million requests, each call at its cost-run handler time
+and template memory; DynamoDB on-demand ${prices["dynamodb_per_million_wru"]} / ${prices["dynamodb_per_million_rru"]}
+per million WRU / RRU at each call's measured units (benchmarks/dollars.py's rules); CloudWatch Logs
+${prices["cloudwatch_logs_per_gb"]} per GB ingested at {prices["log_bytes_per_invocation"]:,} bytes per invocation;
+X-Ray ${prices["xray_per_million_traces"]} per million traces recorded under the default sampling rule, 1 request/s
+then {prices["xray_rate"]:.0%}; WAF ${prices["waf_per_million_requests"]} per million requests when a web ACL is
+attached (none in template.yaml), plus its monthly fees). The scheduler's invocations (at the cost run's
+handler times) and writes (4 WRU per admission, 3 per expiry) and the seat stream's batches (one per 10 holds,
+assumed) are in Lambda and DynamoDB. Cognito bills per monthly active user, not per request: apart.
+
+{table(["rule", "admission every s", *_LINE_ITEMS, "$ per 1M tickets", "1M-buyer sale $", "with WAF $"], item_rows)}
+
+Targets (issue 14, under `retryAfterSeconds`):
+
+{table(["admission every s", "target", "value", "result"], checks)}
+
+![polls per second over the sale, each rule](benchmarks/scale.png)
+"""
+
+
+_SCALE_COLUMNS = (
+    "rule",
+    "polls / waiter",
+    "polls / admitted waiter",
+    "polls / ticket",
+    "peak polls/s (1M)",
+    "after the opening",
+    "mean polls/s (1M)",
+    "peak requests/s, all routes (1M)",
+    "Lambda concurrency (1M)",
+    "estimate error",
+    "ACTIVE time lost p99 / max",
+    "sold out after",
+    "$ polls / 1M tickets",
+    "$ / 1M tickets",
+    "1M-buyer sale $",
+)
+_LINE_ITEMS = ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs", "xray")
+
+
+def _reading(cadence: dict[str, Any]) -> str:
+    """The ratios between the rules, in a sentence."""
+    by_rule = {r["rule"]: r for r in cadence["rules"]}
+    new = by_rule["retryAfterSeconds"]
+    ratios = ", ".join(
+        f"{by_rule[name]['polls_per_ticket'] / new['polls_per_ticket']:.0f}x fewer than `{name}`"
+        for name in ("2 s + 1 s / 50 places", "fixed 20 s", "every 2 s")
+        if name in by_rule and new["polls_per_ticket"]
+    )
+    reference = by_rule.get("every 2 s", {}).get("sold_out_after_seconds")
+    later = ""
+    if reference and new["sold_out_after_seconds"]:
+        later = f"; it sells out {(new['sold_out_after_seconds'] / reference - 1) * 100:.1f} % later than `every 2 s`"
+    return f"Polls per ticket under `retryAfterSeconds`: {ratios}{later}."
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "not sold out" if seconds is None else f"{seconds / 60:.1f} min"

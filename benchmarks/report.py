@@ -15,7 +15,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "docs" / "benchmarks"
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
-ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars")
+ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars", "scale")
 
 
 def machine() -> dict[str, Any]:
@@ -101,6 +101,7 @@ def render() -> None:
         "hotkeys": sections.hotkeys,
         "coldstart": sections.coldstart,
         "dollars": sections.dollars,
+        "scale": sections.scale,
     }
     parts = [sections.HEADER]
     for name in ORDER:

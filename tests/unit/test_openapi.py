@@ -136,7 +136,6 @@ _CODE = re.compile(r"`([A-Z][A-Z_]+)`")
 # Sentences where what is served is narrower than the team's contract (its v2 parts add fields or values):
 # each converges to the contract's wording when the issue named lands.
 _NARROWER_THAN_CONTRACT = {
-    '"WAIT"|"ACTIVE", "position", "activeUntil", "retryAfterSeconds"}`;': "#14 estimatedWaitSeconds",
     "`POST /admin/concerts` — admin JWT.": "#15 Idempotency-Key required",
     "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0;": "#15 seatBlocks",
     "Before the concert's `salesOpenAt` a join is 409 `SALE_NOT_OPEN` with `Retry-After` (`PreQueueMinutes` is 0 "

@@ -45,11 +45,13 @@ def test_issue_then_poll_then_repeat(invoke, concert):
     assert waiting["status"] == "WAIT" and waiting["position"] == 1 and waiting["activeUntil"] is None
     position = poll(invoke, "bob", waiting["token"])
     assert position["statusCode"] == 200
+    # No admission run recorded yet: nothing to estimate from, and the runs' phase is unknown (queue_timing).
     assert json.loads(position["body"]) == {
         "status": "WAIT",
         "position": 1,
         "activeUntil": None,
         "retryAfterSeconds": 2,
+        "estimatedWaitSeconds": None,
     }
 
 

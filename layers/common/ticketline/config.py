@@ -5,6 +5,7 @@ default table, and a setting out of range is refused rather than silently replac
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from typing import Annotated
 
@@ -12,6 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Positive = Annotated[int, Field(ge=1)]
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def schedule_seconds(expression: str) -> int | None:
+    """Seconds between runs of an EventBridge `rate(...)` expression; None for a cron expression."""
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
 
 
 class SettingsError(RuntimeError):
@@ -34,6 +47,13 @@ class Settings(BaseModel):
     queue_state_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
     # The lobby (a WAIT token without a place before salesOpenAt) is not built yet: joining opens at salesOpenAt.
     pre_queue_minutes: Annotated[int, Field(ge=0, le=0)] = 0
+    # The Admit schedule (AdmissionScheduleRate): the poll times its retries to it.
+    admission_schedule_rate: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(5 minutes)"
+
+    @property
+    def admission_interval_seconds(self) -> int | None:
+        """Seconds between Admit runs; None for a cron schedule (the poll then goes by the runs it sees)."""
+        return schedule_seconds(self.admission_schedule_rate)
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -35,6 +35,16 @@ class CounterReading:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionRun:
+    """One admission run as the queue state records it: when it wrote (epoch seconds), the bound it left, and the
+    highest sequence number drawn by then (above the bound: people were still waiting)."""
+
+    at: int
+    bound: int
+    drawn: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueueState:
     """Per-concert admission state. Only concert creation and the scheduler write it."""
 
@@ -49,6 +59,8 @@ class QueueState:
     sales_open_at: int | None = None
     # The concert's sold-out figure (models.catalog.is_sold_out); None: not counted yet, never sold out.
     sellable_until: int | None = None
+    # The latest admission runs, oldest first: the line's pace for the poll's estimate and retry time.
+    runs: tuple[AdmissionRun, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +108,31 @@ class QueueTokenOut(ApiModel):
 
 class QueuePositionOut(ApiModel):
     model_config = with_examples(
-        {"status": "WAIT", "position": 12, "activeUntil": None, "retryAfterSeconds": 2},
-        {"status": "ACTIVE", "position": 0, "activeUntil": "2026-12-24T19:05:00Z", "retryAfterSeconds": 1},
+        {
+            "status": "WAIT",
+            "position": 1200,
+            "activeUntil": None,
+            "retryAfterSeconds": 243,
+            "estimatedWaitSeconds": 301,
+        },
+        {
+            "status": "ACTIVE",
+            "position": 0,
+            "activeUntil": "2026-12-24T19:05:00Z",
+            "retryAfterSeconds": 30,
+            "estimatedWaitSeconds": 0,
+        },
     )
 
     status: TokenStatus
     position: int = Field(ge=0, description="Place in line (1 = next to enter); 0 when ACTIVE.")
     active_until: str | None
-    retry_after_seconds: int = Field(ge=1, description="Poll again after this many seconds.")
+    retry_after_seconds: int = Field(
+        ge=1,
+        description="Poll again after this many seconds: a handful of polls whatever the wait, back in time to enter.",
+    )
+    estimated_wait_seconds: int | None = Field(
+        ge=0,
+        description="Expected seconds until the caller may enter, from the admissions seen; null until the line has "
+        "been seen to move; 0 when ACTIVE.",
+    )

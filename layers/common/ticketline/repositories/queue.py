@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
-from ticketline.models.queue import CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
+from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 
 DAY = 86_400
 TOKEN_RETENTION_SECONDS = 2 * DAY  # TTL tidies dead tokens; logic never relies on it
@@ -124,21 +124,30 @@ class QueueRepository:
         return token, state
 
     def save_admission(
-        self, concert_id: str, expected: int, new_bound: int, readings: tuple[CounterReading, ...]
+        self,
+        concert_id: str,
+        expected: int,
+        new_bound: int,
+        readings: tuple[CounterReading, ...],
+        runs: tuple[AdmissionRun, ...],
     ) -> bool:
-        """Set the bound (raised, or kept) and the counter readings, if the bound is still `expected`.
+        """Set the bound (raised, or kept), the counter readings and the run history, if the bound is still
+        `expected`.
 
         Optimistic: of two overlapping scheduler runs only one moves the bound. A run that loses only loses its
-        reading, which makes later runs more cautious, never less.
+        reading and its place in the history, which makes later runs more cautious, never less.
         """
         try:
             dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(state_key(concert_id)),
-                UpdateExpression="SET admitBound = :new, counterReadings = :readings",
+                UpdateExpression="SET admitBound = :new, counterReadings = :readings, admissionRuns = :runs",
                 ConditionExpression="admitBound = :expected",
                 ExpressionAttributeValues=values(
-                    new=new_bound, expected=expected, readings=[[r.at, *r.issued] for r in readings]
+                    new=new_bound,
+                    expected=expected,
+                    readings=[[r.at, *r.issued] for r in readings],
+                    runs=[[r.at, r.bound, r.drawn] for r in runs],
                 ),
             )
         except ClientError as error:
@@ -333,6 +342,10 @@ def _state(item: Item) -> QueueState:
         ),
         sales_open_at=optional_int(item.get("salesOpenAt")),
         sellable_until=optional_int(item.get("sellableUntil")),
+        runs=tuple(
+            AdmissionRun(at=int(at), bound=int(bound), drawn=int(drawn))
+            for at, bound, drawn in item.get("admissionRuns", [])
+        ),
     )
 
 

@@ -9,6 +9,7 @@ a shared item (see docs/QUEUE.md).
 from __future__ import annotations
 
 import math
+import random
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from ticketline.config import Settings, get_settings
 from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive, SaleNotOpen, SoldOut
 from ticketline.models.catalog import is_sold_out
 from ticketline.models.queue import (
+    AdmissionRun,
     CounterReading,
     QueuePositionOut,
     QueueState,
@@ -29,11 +31,17 @@ from ticketline.models.queue import (
 )
 from ticketline.observability import logger, metrics
 from ticketline.repositories.queue import QueueRepository
+from ticketline.services.queue_timing import (
+    RUN_SETTLE_SECONDS,
+    LineView,
+    PollTiming,
+    line_view,
+    poll_timing,
+    recorded_runs,
+)
 
-MIN_POLL_SECONDS = 2
-MAX_POLL_SECONDS = 30
-# One more second of poll interval per this many people ahead: far-back users poll less (read load).
-POSITIONS_PER_POLL_SECOND = 50
+# An ACTIVE token's holder polls at most this far apart (its window's end, or this).
+MAX_ACTIVE_POLL_SECONDS = 30
 # No join lasts longer: the queue functions stop at 15 s (template Globals Timeout), plus time for a write
 # already sent and for the index to show it. A drawn number whose token is not visible may be in flight that long.
 JOIN_WINDOW_SECONDS = 30
@@ -73,6 +81,8 @@ class QueueService:
         self.settings = settings or get_settings()
         self.repository = repository or QueueRepository(self.settings.table_name)
         self._cache = _StateCache(self.settings.queue_state_cache_seconds)
+        self._admission_interval = self.settings.admission_interval_seconds
+        self._line_views: dict[str, tuple[tuple[AdmissionRun, ...], LineView]] = {}
 
     # ---- request path ----
     def issue(self, concert_id: str, user_id: str) -> tuple[QueueTokenOut, bool]:
@@ -132,17 +142,40 @@ class QueueService:
             raise QueueTokenExpired()
         position = self._place(token, state)
         if status is TokenStatus.ACTIVE:
-            retry_after = max(1, min(MAX_POLL_SECONDS, (token.active_until or now) - now))
+            timing = PollTiming(0, max(1, min(MAX_ACTIVE_POLL_SECONDS, (token.active_until or now) - now)))
         else:
-            retry_after = min(MAX_POLL_SECONDS, MIN_POLL_SECONDS + position // POSITIONS_PER_POLL_SECOND)
+            timing = self._waiting_timing(position, state, clock.now())
         return QueuePositionOut(
             status=status,
             position=position,
             active_until=clock.to_iso(token.active_until)
             if status is TokenStatus.ACTIVE and token.active_until
             else None,
-            retry_after_seconds=retry_after,
+            retry_after_seconds=timing.retry_after_seconds,
+            estimated_wait_seconds=timing.estimated_wait_seconds,
         )
+
+    def _waiting_timing(self, position: int, state: QueueState | None, now: float) -> PollTiming:
+        """Estimate and retry time from the recorded admission runs (queue_timing), returns spread at random."""
+        return poll_timing(
+            position,
+            self._line_view(state),
+            now,
+            jitter=random.random(),  # spreads returns; not a secret
+            settle_seconds=RUN_SETTLE_SECONDS + self.settings.queue_state_cache_seconds,
+        )
+
+    def _line_view(self, state: QueueState | None) -> LineView:
+        """The runs' reading, worked out again only when a new state was read (same runs: same view)."""
+        if state is None:
+            return line_view((), 1, self._admission_interval, self.settings.active_token_ttl_seconds)
+        seen = self._line_views.get(state.concert_id)
+        if seen is None or seen[0] is not state.runs:
+            view = line_view(
+                state.runs, state.capacity, self._admission_interval, self.settings.active_token_ttl_seconds
+            )
+            seen = self._line_views[state.concert_id] = (state.runs, view)
+        return seen[1]
 
     def require_active(self, concert_id: str, user_id: str, presented: str | None) -> QueueToken:
         """Guard of every "ACTIVE token" endpoint: 401 unknown/foreign, 403 waiting, 410 expired."""
@@ -208,12 +241,14 @@ class QueueService:
         readings = _next_readings(state.readings, reading, now - JOIN_WINDOW_SECONDS)
         if in_flight:
             logger.info("slots held for joins in flight", extra={"concertId": concert_id, "inFlight": in_flight})
+        new_bound = self._past_released(state, state.admit_bound + free) if free > 0 else state.admit_bound
+        # Every run is recorded, moved or not: the poll's estimate and retry time come from the line's pace.
+        drawn = max((sequence_number(n, shard, state.shards) for shard, n in enumerate(issued) if n), default=0)
+        runs = recorded_runs(state.runs, AdmissionRun(at=reading.at, bound=new_bound, drawn=drawn))
         if free <= 0:
-            if readings != state.readings:
-                self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings)
+            self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings, runs)
             return RunSummary(concerts=1, admitted=len(entitled))
-        new_bound = self._past_released(state, state.admit_bound + free)
-        if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings):
+        if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings, runs):
             logger.info("another scheduler run moved the bound first", extra={"concertId": concert_id})
             return RunSummary(concerts=1, admitted=len(entitled))
         admitted = self._activate_up_to(replace(state, admit_bound=new_bound), new_bound, now)
