@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,6 @@ def test_the_template_environment_is_read_as_typed_settings(monkeypatch: pytest.
     ("name", "value", "says"),
     [
         ("TABLE_NAME", None, "TABLE_NAME: is not set"),
-        ("IDEMPOTENCY_TABLE_NAME", " ", "IDEMPOTENCY_TABLE_NAME: is not set"),
         ("MAX_HOLDS_PER_SCHEDULE", "0", "MAX_HOLDS_PER_SCHEDULE: Input should be greater than or equal to 1"),
         ("SEAT_HOLD_TTL_SECONDS", "five", "SEAT_HOLD_TTL_SECONDS: Input should be a valid integer"),
         ("QUEUE_COUNTER_SHARDS", "65", "QUEUE_COUNTER_SHARDS: Input should be less than or equal to 64"),
@@ -47,3 +47,17 @@ def test_a_function_without_its_table_name_fails_its_first_call(invoke: Callable
     # invoke runs the function with its template variables only: the tests' own TABLE_NAME does not leak in.
     with pytest.raises(SettingsError, match="TABLE_NAME"):
         invoke("wallet", load_event("wallet_balance.json"), without=frozenset({"TABLE_NAME"}))
+
+
+def test_only_a_function_that_keeps_idempotency_records_needs_their_table(
+    invoke: Callable[..., dict[str, Any]],
+) -> None:
+    # The wallet and the payments keep records: without the table's name a charge is a 500 (logged with the
+    # setting's name), never a charge without its idempotency. The other functions are not given the name at all.
+    assert Settings.model_validate({"table_name": "t"}).idempotency_table_name is None
+    with pytest.raises(SettingsError, match="IDEMPOTENCY_TABLE_NAME: is not set"):
+        Settings.model_validate({"table_name": "t"}).required_idempotency_table()
+    answer = invoke("wallet", load_event("wallet_charge.json"), without=frozenset({"IDEMPOTENCY_TABLE_NAME"}))
+    assert answer["statusCode"] == 500
+    balance = invoke("wallet", load_event("wallet_balance.json"))  # the same sample user: nothing was charged
+    assert (balance["statusCode"], json.loads(balance["body"])["balance"]) == (200, 0)

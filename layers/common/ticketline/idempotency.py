@@ -88,7 +88,7 @@ class IdempotentOperation:
             from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
             self._store = DynamoDBPersistenceLayer(
-                table_name=self.settings.idempotency_table_name, boto3_client=dynamodb()
+                table_name=self.settings.required_idempotency_table(), boto3_client=dynamodb()
             )
         return self._store
 
