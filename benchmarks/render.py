@@ -137,10 +137,12 @@ ActiveTokenTtlSeconds + 1 hour ago), so what they read follows the concerts on s
 
 {table(["concerts", "task", "requests", "read requests", "RRU", "WRU", "summary"], runs)}
 
-The former loop began every run by reading the whole registry (PK=QUEUES): here {former["requests"]} requests and
-{former["rru"]} RRU for that read alone, before its per-concert requests (a GetItem and Queries per concert ever
-created). The first Recount after a deploy reads the registry once to list concerts from before the listing;
-the pass that finds none left marks the backfill done, and no later run reads the registry.
+The former loop began every run by reading the whole registry (PK=QUEUES): here {former["requests"]} request(s) and
+{former["rru"]} RRU for that read alone, then went through every concert ever created: `Admit` a consistent
+GetItem of each ended concert's state (to learn it is off sale), `Expire` a Query of each one's ACTIVE tokens,
+so over {result["past"]:,} past concerts each of those runs made {result["past"]:,} requests more than it does now.
+The first Recount after a deploy reads the registry once to list concerts from before the listing; the pass
+that finds none left marks the backfill done, and no later run reads the registry.
 
 {table(["target", "figures", "result"], targets)}
 """
