@@ -128,6 +128,8 @@ bench-dollars: deps
 ## side (a few minutes of CPU; ARGS="--buyers 20000 --cadences 60"); needs docs/benchmarks/cost.json (bench-cost)
 bench-scale: deps
 	$(PY) -m benchmarks.scale $(ARGS)
+bench-scheduler: deps
+	$(PY) -m benchmarks.scheduler $(ARGS)
 
 ## operator-token: an operator's ID token for the deployed stack (ARGS="--stack ticketline --user ops@example.com")
 operator-token: deps

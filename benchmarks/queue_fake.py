@@ -63,8 +63,8 @@ class InMemoryQueueRepository(QueueRepository):
         queue.state = replace(queue.state, admit_bound=new_bound, readings=readings, runs=runs)
         return True
 
-    def concert_ids(self) -> Iterator[str]:
-        yield from list(self.queues)
+    def scheduled_concert_ids(self, ending_after: int) -> Iterator[str]:
+        yield from list(self.queues)  # the simulated sale's one concert is on sale throughout
 
     # ---- sequence ----
     def next_seq(self, concert_id: str, shard: int, shards: int) -> int:

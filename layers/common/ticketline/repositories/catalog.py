@@ -32,7 +32,7 @@ from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
 from ticketline.models.catalog import ScheduleRef, Seat, SeatCounts, SeatStatus
 from ticketline.observability import logger
-from ticketline.repositories.queue import is_condition_failure, state_key
+from ticketline.repositories.queue import LISTING_PARTITION, is_condition_failure, state_key
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's most items per BatchWriteItem
 BATCH_WRITE_ATTEMPTS = 8
@@ -42,8 +42,6 @@ SCHEDULE_PREFIX = "SCHEDULE#"
 SEAT_PREFIX = "SEAT#"
 # Sorts after every ISO date ("2...") and every id character: the upper bound of "SCHEDULE#<startsAt>#<sid>".
 _AFTER_ALL = "~"
-# The GSI2 partition of the concerts a client may discover, by the start of their last date ("by deadline").
-LISTING_PARTITION = "CONCERTS"
 
 
 def concert_key(concert_id: str) -> Item:
@@ -315,16 +313,6 @@ class CatalogRepository:
             )
         items = [from_raw(raw) for raw in dynamodb().query(**request)["Items"]]
         return items[:limit], len(items) > limit
-
-    def live_concert_ids(self, now: int) -> Iterator[str]:
-        """Every listed concert with a date that has not started (the periodic recount's work list)."""
-        for item in self._query(
-            IndexName="GSI2",
-            KeyConditionExpression="GSI2PK = :partition AND GSI2SK > :now",
-            ExpressionAttributeValues=values(partition=LISTING_PARTITION, now=now),
-            ProjectionExpression="concertId",
-        ):
-            yield str(item["concertId"])
 
     def schedule_and_free_seats(self, schedule_id: str, now: int) -> tuple[ScheduleRef | None, list[Seat]]:
         """The schedule's META and its free seats (never sold, or held by a lapsed hold): one Query, paginated."""

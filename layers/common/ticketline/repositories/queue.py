@@ -1,7 +1,10 @@
 """Queue items in the single table (see docs/DATA_MODEL.md).
 
 - QUEUE state   PK=CONCERT#<cid>          SK=QUEUE   capacity, shards, admitBound, counterReadings
-- registry      PK=QUEUES                 SK=<cid>   lets the scheduler find every queue
+- registry      PK=QUEUES                 SK=<cid>   every queue; `listed` once its concert is in the discovery
+                                                      listing (GSI2PK=CONCERTS, GSI2SK=its last date's start),
+                                                      which is what the scheduler walks (docs/QUEUE.md)
+- backfill mark PK=QUEUES#BACKFILL         SK=DONE    every registry entry is listed: nobody reads the registry
 - seq counter   PK=QSEQ#<cid>#<shard>     SK=QSEQ    n (sharded so issuing is not one hot item)
 - token         PK=QTOKEN#<cid>#<uid>     SK=QTOKEN  token, seq, status, activeUntil
     all:    GSI1PK=WAIT#<cid>#<shard>; WAIT: GSI1SK=seq (admission reads waiters in seq order),
@@ -24,6 +27,9 @@ from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, v
 from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 
 DAY = 86_400
+# The GSI2 partition of the concerts a client may discover, by the start of their last date ("by deadline").
+LISTING_PARTITION = "CONCERTS"
+_BACKFILL_MARK = {"PK": "QUEUES#BACKFILL", "SK": "DONE"}
 TOKEN_RETENTION_SECONDS = 2 * DAY  # TTL tidies dead tokens; logic never relies on it
 
 
@@ -91,7 +97,7 @@ class QueueRepository:
 
     def unlisted_concert_ids(self) -> Iterator[str]:
         """Concerts created before discovery existed, not yet backfilled into its listing (registry items without
-        `listed`); the filter reads the registry's small items once per run."""
+        `listed`). The filter reads the whole registry: callers stop asking once the backfill is marked done."""
         paginator = dynamodb().get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
@@ -102,6 +108,42 @@ class QueueRepository:
         ):
             for raw in page["Items"]:
                 yield str(from_raw(raw)["SK"])
+
+    def backfill_done(self) -> bool:
+        return "Item" in dynamodb().get_item(TableName=self.table, Key=to_raw(_BACKFILL_MARK))
+
+    def mark_backfill_done(self, now: int) -> None:
+        """Set once a pass over the registry found nothing left to list; from then on no run reads the registry."""
+        dynamodb().update_item(
+            TableName=self.table,
+            Key=to_raw(_BACKFILL_MARK),
+            UpdateExpression="SET doneAt = if_not_exists(doneAt, :now)",
+            ExpressionAttributeValues=values(now=now),
+        )
+
+    def concerts_ending_after(self, moment: int) -> Iterator[str]:
+        """Listed concerts whose last date starts after `moment`, by that start: one paginated Query of the listing
+        (GSI2), whose key condition leaves out every concert that ended before, however many there are."""
+        paginator = dynamodb().get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName="GSI2",
+            KeyConditionExpression="GSI2PK = :partition AND GSI2SK > :moment",
+            ExpressionAttributeValues=values(partition=LISTING_PARTITION, moment=moment),
+            ProjectionExpression="concertId",
+        ):
+            for raw in page["Items"]:
+                yield str(from_raw(raw)["concertId"])
+
+    def scheduled_concert_ids(self, ending_after: int) -> Iterator[str]:
+        """A scheduler run's work list, O(concerts on sale): the listed concerts whose last date starts after
+        `ending_after`, plus, until the backfill is done, the registry's concerts created before the listing."""
+        seen: set[str] = set()
+        for concert_id in self.concerts_ending_after(ending_after):
+            seen.add(concert_id)
+            yield concert_id
+        if not self.backfill_done():
+            yield from (concert_id for concert_id in self.unlisted_concert_ids() if concert_id not in seen)
 
     def mark_listed(self, concert_id: str) -> None:
         dynamodb().update_item(
@@ -155,17 +197,6 @@ class QueueRepository:
                 return False
             raise
         return True
-
-    def concert_ids(self) -> Iterator[str]:
-        paginator = dynamodb().get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table,
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues=values(pk="QUEUES"),
-            ProjectionExpression="SK",
-        ):
-            for raw in page["Items"]:
-                yield str(from_raw(raw)["SK"])
 
     # ---- sequence ----
     def next_seq(self, concert_id: str, shard: int, shards: int) -> int:

@@ -255,7 +255,7 @@ class CatalogService:
         listed = self._backfill_listing()
         now = clock.now()
         summary = RecountSummary(listed=listed)
-        for concert_id in self.repository.live_concert_ids(int(now)):
+        for concert_id in QueueRepository(self.settings.table_name).concerts_ending_after(int(now)):
             counted_at_ms = int(clock.now() * 1000)
             meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
             stale = [
@@ -275,16 +275,22 @@ class CatalogService:
         return summary
 
     def _backfill_listing(self) -> int:
-        """Concerts created before discovery: list them (idempotent; each registry entry is marked once done)."""
+        """Concerts created before discovery: list them (idempotent; each registry entry is marked once done). The
+        first pass that finds none left marks the backfill done, and later runs skip it for one GetItem."""
         queues = QueueRepository(self.settings.table_name)
-        listed = 0
+        if queues.backfill_done():
+            return 0
+        listed = pending = 0
         for concert_id in queues.unlisted_concert_ids():
+            pending += 1
             meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
             if meta is not None and entries:
                 listed += self.repository.list_concert(concert_id, [str(e["startsAt"]) for e in entries])
                 self.recount_dates(str(e["scheduleId"]) for e in entries)
                 self.recount_sold_out(concert_id)
             queues.mark_listed(concert_id)
+        if not pending:  # a second pass, so an entry written by an older version during the first one is not lost
+            queues.mark_backfill_done(int(clock.now()))
         if listed:
             logger.info("concerts listed for discovery (backfill)", extra={"concerts": listed})
         return listed

@@ -47,6 +47,9 @@ MAX_ACTIVE_POLL_SECONDS = 30
 JOIN_WINDOW_SECONDS = 30
 # The queue state keeps a counter reading at most this often: about JOIN_WINDOW / this many, whatever the run rate.
 READING_SPACING_SECONDS = 6
+# Expiry keeps walking a concert this long past its token lifetime after its last date started, so that runs
+# missed in that hour (a failed run, a paused schedule) still expire its last ACTIVE tokens.
+EXPIRY_GRACE_MARGIN_SECONDS = 3600
 
 
 @dataclass
@@ -191,7 +194,10 @@ class QueueService:
     def expire_due(self) -> RunSummary:
         summary = RunSummary()
         now = int(clock.now())
-        for concert_id in self.repository.concert_ids():
+        # Concerts whose last date started within the grace still hold ACTIVE tokens (none starts after that
+        # date: a poll answers SOLD_OUT rather than activate); holds lapse by their own index (lapse_due).
+        grace = self.settings.active_token_ttl_seconds + EXPIRY_GRACE_MARGIN_SECONDS
+        for concert_id in self.repository.scheduled_concert_ids(ending_after=now - grace):
             due = self.repository.active_tokens(concert_id, due_by=now)
             expired = sum(self.repository.expire(token, now) for token in due)
             summary += RunSummary(concerts=1, expired=expired)
@@ -201,7 +207,8 @@ class QueueService:
 
     def admit(self) -> RunSummary:
         summary = RunSummary()
-        for concert_id in self.repository.concert_ids():
+        # A concert whose last date has started is off sale (_admit_concert would only read it to learn that).
+        for concert_id in self.repository.scheduled_concert_ids(ending_after=int(clock.now())):
             summary += self._admit_concert(concert_id)
         if summary.admitted:
             metrics.add_metric(name="TokensAdmitted", unit="Count", value=summary.admitted)
