@@ -2,8 +2,8 @@
 
 Admission is a moving bound: every token whose sequence number is <= `admitBound` is entitled to be ACTIVE.
 Opening a queue sets the bound to its capacity (the first arrivals walk in); the scheduler raises it by the
-number of free slots. Nobody but the scheduler writes the queue's state, so issuing and polling never write
-a shared item (see docs/QUEUE.md).
+number of free slots. Nobody but the scheduler (and an operator's pause or capacity change) writes the queue's
+state, so issuing and polling never write a shared item; while paused nobody enters (see docs/QUEUE.md).
 """
 
 from __future__ import annotations
