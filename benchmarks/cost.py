@@ -54,6 +54,8 @@ RELEASE_AGAIN = "DELETE /reservations/{id}: released already"
 MY_TICKETS = "GET /reservations"
 CANCEL = "POST /reservations/{id}/cancellation"
 CANCEL_REPLAY = "POST /reservations/{id}/cancellation: same Idempotency-Key again"
+OPERATOR_SALE = "GET /admin/concerts/{id}: the operator's view of the sale"
+QUEUE_CHANGE = "PATCH /admin/concerts/{id}/queue: pause, resume"
 ADMIT_RUN = "scheduler Admit"
 EXPIRE_RUN = "scheduler Expire"
 RECOUNT_RUN = "scheduler Recount"
@@ -108,6 +110,8 @@ TARGETS = (
     Target("payment = 1 transaction", (PAY, PAY_SEVERAL), _one_transaction),
     Target("release = 1 write request", (RELEASE,), _one_write_request),
     Target("cancellation = 1 transaction", (CANCEL,), _one_transaction),
+    Target("operator's sale = 1 read request", (OPERATOR_SALE,), _one_read_request),
+    Target("queue change = 1 write request", (QUEUE_CHANGE,), _one_write_request),
     Target("no Scan, no Select=COUNT on a request path", (), _no_scan_or_count),
 )
 
@@ -200,6 +204,10 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
             reservation_id=held[user],
             seats=(seats // 2 + n, seats // 2 + capacity + n),
         )
+    call("GET", f"/admin/concerts/{concert_id}", OPERATOR_SALE, user="ops", admin=True)  # the operator watches,
+    for paused in (True, False):  # pauses and resumes
+        body = {"paused": paused}
+        call("PATCH", f"/admin/concerts/{concert_id}/queue", QUEUE_CHANGE, user="ops", admin=True, body=body)
     answers += background_runs(api)
     return answers
 

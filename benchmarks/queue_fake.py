@@ -51,14 +51,17 @@ class InMemoryQueueRepository(QueueRepository):
 
     def save_admission(
         self,
-        concert_id: str,
-        expected: int,
+        read: QueueState,
         new_bound: int,
         readings: tuple[CounterReading, ...],
         runs: tuple[AdmissionRun, ...],
     ) -> bool:
-        queue = self.queues[concert_id]
-        if queue.state.admit_bound != expected:
+        queue = self.queues[read.concert_id]
+        if (queue.state.admit_bound, queue.state.capacity, queue.state.paused) != (
+            read.admit_bound,
+            read.capacity,
+            False,
+        ):
             return False
         queue.state = replace(queue.state, admit_bound=new_bound, readings=readings, runs=runs)
         return True

@@ -38,6 +38,7 @@ class SaleResult:
     admit_runs: int = 0
     max_live_active: int = 0
     capacity_breaches: list[str] = field(default_factory=list)
+    operator_changes: list[dict[str, Any]] = field(default_factory=list)  # the bodies sent, in order
     entitled_left_waiting: list[str] = field(default_factory=list)
     holds_won: set[str] = field(default_factory=set)
     hold_attempts: int = 0
@@ -78,7 +79,27 @@ def payments_available(server: Any) -> bool:
     return response.status_code != 404
 
 
-def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: str = "buyer") -> SaleResult:
+def operator_plan(capacity: int) -> dict[int, dict[str, Any]]:
+    """Before which admission runs the operator changes the queue: pause for two runs, resume at half the
+    capacity (below what is live then: nobody enters until the live tokens are under it), then restore it."""
+    return {3: {"paused": True}, 5: {"paused": False, "capacity": max(1, capacity // 2)}, 9: {"capacity": capacity}}
+
+
+def _change_queue(server: Any, concert_id: str, body: dict[str, Any]) -> None:
+    response = requests.patch(
+        f"{server.url}/admin/concerts/{concert_id}/queue",
+        json=body,
+        headers={"Authorization": f"Bearer {server.token('sale-ops', admin=True)}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def run_sale(  # noqa: PLR0915 - the sale's threads share its state
+    server: Any, scale: Scale, *, capacity: int | None = None, prefix: str = "buyer", operate: bool = False
+) -> SaleResult:
+    """`operate`: an operator pauses, resumes and resizes the queue mid-sale (operator_plan); every run is then
+    checked against the pause and the capacity in force at it."""
     payments = payments_available(server)
     # Without payments nobody leaves: then everyone must fit at once.
     capacity = capacity if (capacity and payments) else scale.buyers
@@ -92,8 +113,17 @@ def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: 
     deadline = started + SALE_DEADLINE_SECONDS
     done = threading.Event()
 
+    plan = operator_plan(capacity) if operate else {}
+    in_force = {"paused": False, "capacity": capacity}
+    bound = capacity
+
     def scheduler() -> None:
+        nonlocal bound
         while not done.wait(ADMIT_EVERY_SECONDS):
+            if change := plan.get(result.admit_runs):
+                _change_queue(server, concert_id, change)
+                result.operator_changes.append(change)
+                in_force.update(change)
             try:
                 server.run_schedule("Admit")
             except requests.RequestException as error:  # a faulty run: the next one repairs (checked below)
@@ -102,8 +132,14 @@ def run_sale(server: Any, scale: Scale, *, capacity: int | None = None, prefix: 
             state = admissions(client, table)[concert_id]
             result.admit_runs += 1
             result.max_live_active = max(result.max_live_active, state.live_active)
-            if state.live_active > capacity:
-                result.capacity_breaches.append(f"{state.live_active} ACTIVE > capacity {capacity}")
+            moved, bound = state.admit_bound > bound, state.admit_bound
+            if moved and in_force["paused"]:
+                result.capacity_breaches.append(f"run {result.admit_runs} raised the bound to {bound} while paused")
+            # A run that admits leaves at most the capacity in force live; one that does not may find more (tokens
+            # admitted under a capacity since lowered), never more than the largest capacity.
+            limit = in_force["capacity"] if moved else max(capacity, in_force["capacity"])
+            if state.live_active > limit:
+                result.capacity_breaches.append(f"run {result.admit_runs}: {state.live_active} ACTIVE > {limit}")
 
     attempts_each = scale.hold_attempts // scale.buyers * 2  # losers try more; the total is capped below
     result.events["attempt_cap"] = scale.hold_attempts

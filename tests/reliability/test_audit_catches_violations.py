@@ -217,3 +217,21 @@ def test_a_released_hold_still_holding_its_seat_is_reported() -> None:
     reservation = next(i for i in items if i.get("reservationId") == held.reservation_id and i["SK"] == "RESERVATION")
     _put({**reservation, "status": "RELEASED"})
     _assert_reports("is RELEASED but its seat is still HELD")
+
+
+def test_tokens_admitted_before_a_capacity_was_lowered_pass_and_more_than_any_capacity_is_reported(
+    clock: Any,
+) -> None:
+    from ticketline.models.queue import QueueControlIn
+    from ticketline.services.operator import OperatorService
+    from ticketline.services.queue import QueueService
+
+    concert, _ = _sale(capacity=3)
+    for user in ("u1", "u2", "u3", "u4"):
+        QueueService().issue(concert.concert_id, user)
+    OperatorService().change_queue(concert.concert_id, QueueControlIn(capacity=1), "ops")
+    assert audit(_client(), TABLE, now=clock()).ok  # 3 live, capacity 1 now: admitted under 3, nobody cut short
+    waiting = next(i for i in scan_table(_client(), TABLE) if i.get("status") == "WAIT")
+    forced = {k: v for k, v in waiting.items() if k not in ("GSI1PK", "GSI1SK")}
+    _put(forced | {"status": "ACTIVE", "activeUntil": int(clock()) + 300, "GSI2PK": f"ACTIVE#{concert.concert_id}"})
+    _assert_reports("live ACTIVE tokens, capacity 3")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 
 from tests.reliability.conftest import SCALE, create_concert, ddb_client, record_figures
 from tests.support.audit import audit
@@ -60,11 +61,24 @@ def test_one_seat_many_concurrent_buyers_exactly_one_wins(reliable_server: Any) 
 def test_a_whole_sale_keeps_every_invariant(sale_server: Any) -> None:
     from tests.reliability.sale import PRICE, run_sale
 
-    sale = run_sale(sale_server, SCALE, capacity=max(10, SCALE.buyers // 2), prefix="sale")
+    sale = run_sale(sale_server, SCALE, capacity=max(10, SCALE.buyers // 2), prefix="sale", operate=True)
     record_figures("sale", **sale.figures())
     assert not sale.tally.bad, sale.tally.bad[:5]
     assert sale.report.ok, sale.report.summary()
-    assert not sale.capacity_breaches, sale.capacity_breaches[:5]  # live ACTIVE <= capacity after every run
+    # live ACTIVE <= the capacity in force after every run that admitted, and no run admitted while paused
+    assert not sale.capacity_breaches, sale.capacity_breaches[:5]
+    # the operator's pause, resume and capacity changes are all in the audit trail, with the operator's sub
+    trail = requests.get(
+        f"{sale_server.url}/admin/concerts/{sale.concert_id}",
+        headers={"Authorization": f"Bearer {sale_server.token('ops', admin=True)}"},
+        timeout=30,
+    ).json()["queueChanges"]
+    sent = [
+        {"paused": c.get("paused"), "capacity": c.get("capacity"), "operator": "sale-ops"}
+        for c in sale.operator_changes
+    ]
+    assert [{k: c[k] for k in ("paused", "capacity", "operator")} for c in trail] == sent
+    assert len(sent) == 3, sale.admit_runs  # the sale lasted past the plan's last change
     assert not sale.entitled_left_waiting
     own = sale.own
     # a released or cancelled seat is sold again: at most one live hold or sale per seat (the audit), more holds

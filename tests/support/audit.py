@@ -79,6 +79,8 @@ class _Tables:
     balances: dict[str, Item] = field(default_factory=dict)  # uid -> wallet balance item
     ledger: list[Item] = field(default_factory=list)  # charge and payment entries
     schedule_entries: dict[str, Item] = field(default_factory=dict)  # sid -> entry carrying availableSeats
+    # cid -> every capacity the queue has had: its creation's (META) and each operator change's (QCHANGE#)
+    capacities: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
 
 def sort_items(items: Iterable[Item]) -> _Tables:
@@ -87,6 +89,10 @@ def sort_items(items: Iterable[Item]) -> _Tables:
         pk, sk = str(item.get("PK", "")), str(item.get("SK", ""))
         if pk.startswith("CONCERT#") and sk == "QUEUE":
             tables.queues[str(item["concertId"])] = item
+        elif pk.startswith("CONCERT#") and sk == "META" and "queueCapacity" in item:
+            tables.capacities[pk.removeprefix("CONCERT#")].add(int(item["queueCapacity"]))
+        elif pk.startswith("CONCERT#") and sk.startswith("QCHANGE#") and "capacity" in item:
+            tables.capacities[pk.removeprefix("CONCERT#")].add(int(item["capacity"]))
         elif pk.startswith("CONCERT#") and sk.startswith("SCHEDULE#"):
             tables.schedule_entries[str(item["scheduleId"])] = item
         elif pk.startswith("QTOKEN#"):
@@ -363,8 +369,11 @@ def _audit_queue(tables: _Tables, report: AuditReport, now: float) -> None:  # n
             if count > 1:
                 report.fail(f"concert {cid}: {count} tokens share sequence number {seq}")
     for cid, count in live.items():
-        capacity = int(tables.queues[cid]["capacity"]) if cid in tables.queues else None
-        if capacity is not None and count > capacity:
+        if cid not in tables.queues:
+            continue
+        # A lowered capacity cuts no one's turn short: tokens admitted under a larger one stay live until they end.
+        capacity = max({int(tables.queues[cid]["capacity"]), *tables.capacities[cid]})
+        if count > capacity:
             report.fail(f"concert {cid}: {count} live ACTIVE tokens, capacity {capacity}")
     report.figures["live_active_tokens"] = sum(live.values())
 

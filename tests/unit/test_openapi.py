@@ -192,7 +192,8 @@ _IMPLIED_CODES = {
     "JWT": ("UNAUTHENTICATED",),
     "admin JWT": ("FORBIDDEN",),
     "queue token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED"),
-    "ACTIVE token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED", "QUEUE_TOKEN_NOT_ACTIVE"),
+    # As the auth a route asks ("user JWT + ACTIVE token"), not "the live ACTIVE tokens" of the operator's routes.
+    "+ ACTIVE token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED", "QUEUE_TOKEN_NOT_ACTIVE"),
     "Idempotency-Key": ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_IN_PROGRESS"),
     "Body": ("VALIDATION_ERROR", "UNSUPPORTED_MEDIA_TYPE", "PAYLOAD_TOO_LARGE"),  # API.md "Requests"
 }

@@ -123,7 +123,7 @@ def test_overlapping_scheduler_runs_move_the_bound_once(clock):
     assert stale is not None
     queue.admit()
     # A second run that read the state before the first one wrote it must not admit on top.
-    assert not repository.save_admission("c1", stale.admit_bound, stale.admit_bound + 2, (), ())
+    assert not repository.save_admission(stale, stale.admit_bound + 2, (), ())
     assert queue.admit().admitted == 0
     live = [t for t in repository.active_tokens("c1") if (t.active_until or 0) > clock()]
     assert len(live) == 2
@@ -135,7 +135,9 @@ def test_a_run_that_crashed_after_raising_the_bound_is_repaired_by_the_next(cloc
     waiter, _ = queue.issue("c1", "b")
     clock.advance(queue.settings.active_token_ttl_seconds)
     repository = QueueRepository()
-    assert repository.save_admission("c1", 1, 2, (), ())  # the run died here, before activating anyone
+    read = repository.get_state("c1", consistent=True)
+    assert read is not None
+    assert repository.save_admission(read, 2, (), ())  # the run died here, before activating anyone
     assert queue.admit().admitted == 1
     assert repository.get_token("c1", "b").status is TokenStatus.ACTIVE  # type: ignore[union-attr]
     assert queue.position("c1", "b", waiter.token).position == 0

@@ -8,7 +8,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -22,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from pydantic import ValidationError
 
 from ticketline.config import get_settings
 from ticketline.errors import (
@@ -115,6 +117,16 @@ def json_object_body(event: BaseProxyEvent) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationFailed.field("body", f"must be a JSON object, not {_json_kind(value)}")
     return value
+
+
+@contextmanager
+def body_errors() -> Iterator[None]:
+    """Around a body validated by hand (`Model.model_validate(json_object_body(...))`, after an auth check that must
+    come first): its errors answered like those of a body validated in the route's signature."""
+    try:
+        yield
+    except ValidationError as error:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from None
 
 
 class _DuplicateKey(ValueError):

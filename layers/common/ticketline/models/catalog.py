@@ -283,3 +283,53 @@ class Seat:
         if self.status is SeatStatus.FREE:
             return True
         return self.status is SeatStatus.HELD and (self.hold_expires_at or 0) <= now
+
+
+# ---- operators ----
+class SaleStatus(StrEnum):
+    ON_SALE = "ON_SALE"
+    SOLD_OUT = "SOLD_OUT"
+    ENDED = "ENDED"
+
+
+class SalesOut(ApiModel):
+    model_config = with_examples(
+        {"seats": 10000, "free": 6200, "held": 300, "sold": 3500, "cancelled": None, "revenue": None}
+    )
+
+    seats: int = Field(ge=0, description="Seats of every date.")
+    free: int = Field(ge=0, description="FREE seats of every date (the stream-fed figures).")
+    held: int = Field(ge=0, description="HELD seats of every date.")
+    sold: int = Field(ge=0, description="SOLD seats of every date.")
+    cancelled: int | None = Field(description="Tickets cancelled: not kept cheaply yet, always null.")
+    revenue: int | None = Field(description="Money taken (minor units): not kept cheaply yet, always null.")
+
+
+class ScheduleSalesOut(ApiModel):
+    model_config = with_examples(
+        {
+            "scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K",
+            "startsAt": "2030-12-24T19:00:00Z",
+            "free": 3100,
+            "held": 150,
+            "sold": 1750,
+        }
+    )
+
+    schedule_id: str
+    starts_at: str
+    free: int = Field(ge=0)
+    held: int = Field(ge=0)
+    sold: int = Field(ge=0)
+
+
+class FiguresAsOfOut(ApiModel):
+    model_config = with_examples({"seats": "2030-12-01T10:05:02Z", "queue": "2030-12-01T10:05:00Z"})
+
+    seats: str | None = Field(
+        description="ISO-8601 UTC start of the oldest seat recount the sales figures come from; null: none yet (the "
+        "figures are the creation's)."
+    )
+    queue: str | None = Field(
+        description="ISO-8601 UTC time of the admission run the waiting figure comes from; null: no run yet."
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ticketline.models import ApiModel, with_examples
+from ticketline.models.catalog import MAX_QUEUE_CAPACITY, FiguresAsOfOut, SalesOut, SaleStatus, ScheduleSalesOut
 
 # Ids we mint are URL-safe; anything else is refused before it reaches DynamoDB.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -46,7 +47,7 @@ class AdmissionRun:
 
 @dataclass(frozen=True, slots=True)
 class QueueState:
-    """Per-concert admission state. Only concert creation and the scheduler write it."""
+    """Per-concert admission state. Only concert creation, the scheduler and an operator's change write it."""
 
     concert_id: str
     capacity: int
@@ -61,6 +62,18 @@ class QueueState:
     sellable_until: int | None = None
     # The latest admission runs, oldest first: the line's pace for the poll's estimate and retry time.
     runs: tuple[AdmissionRun, ...] = ()
+    # An operator paused admission: no run raises the bound, no waiter walks in, no join enters (docs/QUEUE.md).
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChange:
+    """One operator change of a queue, as the audit trail keeps it: who (their `sub`), when, and what was set."""
+
+    at: int
+    operator: str
+    paused: bool | None
+    capacity: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,4 +148,89 @@ class QueuePositionOut(ApiModel):
         ge=0,
         description="Expected seconds until the caller may enter, from the admissions seen; null until the line has "
         "been seen to move; 0 when ACTIVE.",
+    )
+
+
+# ---- operators ----
+class QueueControlIn(ApiModel):
+    model_config = with_examples({"paused": True}, {"capacity": 500}, {"paused": False, "capacity": 200})
+
+    paused: bool | None = Field(default=None, strict=True, description="true: admission stops; false: it resumes.")
+    capacity: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_QUEUE_CAPACITY,
+        description="Most ACTIVE queue tokens at once, from the next admission run; lowering it admits nobody until "
+        "the live ACTIVE tokens fall under it and cuts no one's turn short.",
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.paused is None and self.capacity is None:
+            raise ValueError("give paused, capacity or both")
+        return self
+
+
+class QueueFiguresOut(ApiModel):
+    model_config = with_examples(
+        {
+            "capacity": 500,
+            "paused": True,
+            "waiting": 1200,
+            "active": None,
+            "admitted": 3500,
+            "estimatedWaitSeconds": None,
+        }
+    )
+
+    capacity: int = Field(description="Most ACTIVE queue tokens at once.")
+    paused: bool = Field(description="Admission is paused: nobody enters until it resumes.")
+    waiting: int = Field(
+        ge=0, description="People in line behind the admission bound at the last admission run (0 before any run)."
+    )
+    active: int | None = Field(description="Live ACTIVE tokens: not kept cheaply yet, always null.")
+    admitted: int = Field(ge=0, description="Queue places admitted so far (the admission bound).")
+    estimated_wait_seconds: int | None = Field(
+        description="Expected wait of the last in line, from the admission runs' pace; null until the line has been "
+        "seen to move, or while paused."
+    )
+
+
+class QueueChangeOut(ApiModel):
+    model_config = with_examples(
+        {"at": "2030-12-01T10:05:00Z", "operator": "3f1c9a2e-ops", "paused": True, "capacity": None}
+    )
+
+    at: str = Field(description="ISO-8601 UTC time of the change.")
+    operator: str = Field(description="The operator's `sub`.")
+    paused: bool | None = Field(description="What paused was set to; null: left as it was.")
+    capacity: int | None = Field(description="What capacity was set to; null: left as it was.")
+
+
+class ConcertSaleOut(ApiModel):
+    model_config = with_examples(
+        {
+            "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
+            "title": "Winter night",
+            "status": "ON_SALE",
+            "salesOpenAt": "2030-12-01T10:00:00Z",
+            "queue": QueueFiguresOut.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+            "sales": SalesOut.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+            "schedules": ScheduleSalesOut.model_config["json_schema_extra"]["examples"],  # type: ignore[index]
+            "figuresAsOf": FiguresAsOfOut.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+            "queueChanges": QueueChangeOut.model_config["json_schema_extra"]["examples"],  # type: ignore[index]
+        }
+    )
+
+    concert_id: str
+    title: str
+    status: SaleStatus = Field(description="ENDED once the last date has started; SOLD_OUT while nothing is left.")
+    sales_open_at: str
+    queue: QueueFiguresOut
+    sales: SalesOut
+    schedules: list[ScheduleSalesOut] = Field(description="Every date, soonest first.")
+    figures_as_of: FiguresAsOfOut = Field(description="How old the figures are.")
+    queue_changes: list[QueueChangeOut] = Field(
+        description="The audit trail: every pause, resume and capacity change, oldest first, with the operator's sub."
     )

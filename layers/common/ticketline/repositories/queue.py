@@ -1,6 +1,8 @@
 """Queue items in the single table (see docs/DATA_MODEL.md).
 
-- QUEUE state   PK=CONCERT#<cid>          SK=QUEUE   capacity, shards, admitBound, counterReadings
+- QUEUE state   PK=CONCERT#<cid>          SK=QUEUE   capacity, shards, admitBound, counterReadings, paused
+- queue change  PK=CONCERT#<cid>          SK=QCHANGE#<at>#<id>  an operator's change (audit trail): sub, paused?,
+                                                                capacity?
 - registry      PK=QUEUES                 SK=<cid>   every queue; `listed` once its concert is in the discovery
                                                       listing (GSI2PK=CONCERTS, GSI2SK=its last date's start),
                                                       which is what the scheduler walks (docs/QUEUE.md)
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -24,13 +27,22 @@ from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
-from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
+from ticketline.models.queue import (
+    AdmissionRun,
+    CounterReading,
+    QueueChange,
+    QueueState,
+    QueueToken,
+    TokenStatus,
+    sequence_number,
+)
 
 DAY = 86_400
 # The GSI2 partition of the concerts a client may discover, by the start of their last date ("by deadline").
 LISTING_PARTITION = "CONCERTS"
 _BACKFILL_MARK = {"PK": "QUEUES#BACKFILL", "SK": "DONE"}
 TOKEN_RETENTION_SECONDS = 2 * DAY  # TTL tidies dead tokens; logic never relies on it
+CHANGE_PREFIX = "QCHANGE#"
 
 
 def state_key(concert_id: str) -> Item:
@@ -156,38 +168,43 @@ class QueueRepository:
 
     def get_state(self, concert_id: str, consistent: bool = False) -> QueueState | None:
         raw = dynamodb().get_item(TableName=self.table, Key=to_raw(state_key(concert_id)), ConsistentRead=consistent)
-        return _state(from_raw(raw["Item"])) if "Item" in raw else None
+        return state_from_item(from_raw(raw["Item"])) if "Item" in raw else None
 
     def get_token_and_state(self, concert_id: str, user_id: str) -> tuple[QueueToken | None, QueueState | None]:
         """Both items in one BatchGetItem request: the whole cost of a position poll."""
         found = get_many(self.table, [token_key(concert_id, user_id), state_key(concert_id)], consistent=False)
         token = next((_token(item) for item in found if item["SK"] == "QTOKEN"), None)
-        state = next((_state(item) for item in found if item["SK"] == "QUEUE"), None)
+        state = next((state_from_item(item) for item in found if item["SK"] == "QUEUE"), None)
         return token, state
 
     def save_admission(
         self,
-        concert_id: str,
-        expected: int,
+        read: QueueState,
         new_bound: int,
         readings: tuple[CounterReading, ...],
         runs: tuple[AdmissionRun, ...],
     ) -> bool:
-        """Set the bound (raised, or kept), the counter readings and the run history, if the bound is still
-        `expected`.
+        """Set the bound (raised, or kept), the counter readings and the run history, if the bound and the capacity
+        are still those of the state the run `read` and admission is not paused.
 
         Optimistic: of two overlapping scheduler runs only one moves the bound. A run that loses only loses its
-        reading and its place in the history, which makes later runs more cautious, never less.
+        reading and its place in the history, which makes later runs more cautious, never less. A run that an
+        operator's change overtook loses the same way: it never admits past a capacity lowered or a pause set
+        since its read.
         """
         try:
             dynamodb().update_item(
                 TableName=self.table,
-                Key=to_raw(state_key(concert_id)),
+                Key=to_raw(state_key(read.concert_id)),
                 UpdateExpression="SET admitBound = :new, counterReadings = :readings, admissionRuns = :runs",
-                ConditionExpression="admitBound = :expected",
+                ConditionExpression="admitBound = :expected AND #capacity = :capacity AND "
+                "(attribute_not_exists(#paused) OR #paused = :running)",
+                ExpressionAttributeNames={"#capacity": "capacity", "#paused": "paused"},
                 ExpressionAttributeValues=values(
                     new=new_bound,
-                    expected=expected,
+                    expected=read.admit_bound,
+                    capacity=read.capacity,
+                    running=False,
                     readings=[[r.at, *r.issued] for r in readings],
                     runs=[[r.at, r.bound, r.drawn] for r in runs],
                 ),
@@ -195,6 +212,41 @@ class QueueRepository:
         except ClientError as error:
             if is_condition_failure(error):
                 return False
+            raise
+        return True
+
+    def change_queue(self, concert_id: str, change: QueueChange) -> bool:
+        """Set paused and/or capacity on an existing queue and record the change in its audit trail, all or nothing
+        (one transaction). False: the concert has no queue."""
+        assignments = {"paused": change.paused, "capacity": change.capacity}
+        given = {name: value for name, value in assignments.items() if value is not None}
+        try:
+            dynamodb().transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": to_raw(state_key(concert_id)),
+                            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in given),
+                            "ConditionExpression": "attribute_exists(PK)",
+                            "ExpressionAttributeNames": {f"#{name}": name for name in given},
+                            "ExpressionAttributeValues": values(**given),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_raw(_change_item(concert_id, change)),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                reasons = error.response.get("CancellationReasons", [])
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    return False
             raise
         return True
 
@@ -361,7 +413,7 @@ class QueueRepository:
         ]
 
 
-def _state(item: Item) -> QueueState:
+def state_from_item(item: Item) -> QueueState:
     return QueueState(
         concert_id=str(item["concertId"]),
         capacity=int(item["capacity"]),
@@ -377,7 +429,30 @@ def _state(item: Item) -> QueueState:
             AdmissionRun(at=int(at), bound=int(bound), drawn=int(drawn))
             for at, bound, drawn in item.get("admissionRuns", [])
         ),
+        paused=bool(item.get("paused", False)),
     )
+
+
+def change_from_item(item: Item) -> QueueChange:
+    return QueueChange(
+        at=int(item["at"]),
+        operator=str(item["operator"]),
+        paused=item.get("paused"),
+        capacity=optional_int(item.get("capacity")),
+    )
+
+
+def _change_item(concert_id: str, change: QueueChange) -> Item:
+    # Sorted by time; the random tail keeps two changes in the same second apart.
+    item: Item = {
+        "PK": state_key(concert_id)["PK"],
+        "SK": f"{CHANGE_PREFIX}{change.at:010d}#{secrets.token_hex(4)}",
+        "at": change.at,
+        "operator": change.operator,
+    }
+    return item | {
+        name: value for name, value in (("paused", change.paused), ("capacity", change.capacity)) if value is not None
+    }
 
 
 def optional_int(value: object) -> int | None:

@@ -2,8 +2,8 @@
 
 Admission is a moving bound: every token whose sequence number is <= `admitBound` is entitled to be ACTIVE.
 Opening a queue sets the bound to its capacity (the first arrivals walk in); the scheduler raises it by the
-number of free slots. Nobody but the scheduler writes the queue's state, so issuing and polling never write
-a shared item (see docs/QUEUE.md).
+number of free slots. Nobody but the scheduler (and an operator's pause or capacity change) writes the queue's
+state, so issuing and polling never write a shared item; while paused nobody enters (see docs/QUEUE.md).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class QueueService:
             return self._token_view(self._settle(existing, state, now), state), False
         shard = secrets.randbelow(state.shards)
         seq = self.repository.next_seq(concert_id, shard, state.shards)
-        entitled = seq <= state.admit_bound
+        entitled = seq <= state.admit_bound and not state.paused  # paused: the place is kept, entry waits
         token = QueueToken(
             concert_id=concert_id,
             user_id=user_id,
@@ -228,6 +228,8 @@ class QueueService:
         now = int(clock.now())
         if is_sold_out(state.sellable_until, now):
             return RunSummary(concerts=1)  # nothing to sell: nobody enters; waiters keep their places
+        if state.paused:
+            return RunSummary(concerts=1)  # an operator stopped admission: not even the repair lets anyone in
         # Repair first: waiters already entitled (a crashed run, or nobody polled) are ACTIVE from now on.
         entitled = self._activate_up_to(state, state.admit_bound, now)
         seen = {t.seq: t for t in [*self.repository.active_tokens(concert_id), *entitled]}
@@ -253,10 +255,10 @@ class QueueService:
         drawn = max((sequence_number(n, shard, state.shards) for shard, n in enumerate(issued) if n), default=0)
         runs = recorded_runs(state.runs, AdmissionRun(at=reading.at, bound=new_bound, drawn=drawn))
         if free <= 0:
-            self.repository.save_admission(concert_id, state.admit_bound, state.admit_bound, readings, runs)
+            self.repository.save_admission(state, state.admit_bound, readings, runs)
             return RunSummary(concerts=1, admitted=len(entitled))
-        if not self.repository.save_admission(concert_id, state.admit_bound, new_bound, readings, runs):
-            logger.info("another scheduler run moved the bound first", extra={"concertId": concert_id})
+        if not self.repository.save_admission(state, new_bound, readings, runs):
+            logger.info("another run or an operator changed the queue first", extra={"concertId": concert_id})
             return RunSummary(concerts=1, admitted=len(entitled))
         admitted = self._activate_up_to(replace(state, admit_bound=new_bound), new_bound, now)
         logger.info("admitted", extra={"concertId": concert_id, "bound": new_bound, "admitted": len(admitted)})
@@ -307,7 +309,7 @@ class QueueService:
 
     def _settle(self, token: QueueToken, state: QueueState, now: int) -> QueueToken:
         """A waiter the bound has passed walks in at its next request, without waiting for the scheduler."""
-        if token.status is not TokenStatus.WAIT or token.seq > state.admit_bound:
+        if token.status is not TokenStatus.WAIT or token.seq > state.admit_bound or state.paused:
             return token
         active_until = now + self.settings.active_token_ttl_seconds
         if self.repository.activate(token, active_until):
