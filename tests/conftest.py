@@ -151,6 +151,13 @@ def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     return call
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on moto is a component test: `-m "not component"` leaves the pure logic alone."""
+    for item in items:
+        if "aws" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.component)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The template's grants against what the handlers used, once the whole suite has passed (`make test`)."""
     from devserver import iam
