@@ -16,13 +16,13 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: operator-token bench bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars bench-scale bench-scheduler run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
+.PHONY: lock pure operator-token bench bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars bench-scale bench-scheduler run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt layers/common/requirements.txt
+$(VENV)/.installed: requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	@touch $@
 
 $(DDB_LOCAL)/.installed:
@@ -32,16 +32,44 @@ $(DDB_LOCAL)/.installed:
 
 deps: $(VENV)/.installed $(DDB_LOCAL)/.installed
 
+# pip-compile (pip-tools) in a throwaway venv, straight from PyPI (no local wheel mirrors): every file's hash of each
+# pinned version, so the arm64 wheels `sam build` fetches for the layer verify too.
+LOCK_VENV := .venv-lock
+PIP_COMPILE = env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
+	--strip-extras --allow-unsafe --index-url https://pypi.org/simple --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+LOCK_ARGS ?=
+
+$(LOCK_VENV)/.installed:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet pip-tools==7.6.2
+	@touch $@
+
+## lock: re-pin the *.in files into the hashed *.txt locks (keeps pins; LOCK_ARGS=--upgrade or
+## LOCK_ARGS="--upgrade-package pydantic" to move them). The layer first: the app's lock is constrained by it.
+lock: $(LOCK_VENV)/.installed
+	$(PIP_COMPILE) -o layers/common/requirements.txt layers/common/requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-checkov.txt requirements-checkov.in
+
 ## run: the whole API on http://127.0.0.1:3000 (ARGS="--port 8080 --expiry-rate 2 --admission-rate 2 ...")
 run: deps
 	$(PY) -m devserver $(ARGS)
 
-## test: unit tests on moto + integration tests over HTTP on DynamoDB Local
+## test: the whole suite, as CI runs it: unit, component (moto) and slow tests, integration tests over HTTP on
+## DynamoDB Local, the short reliability runs, devserver's own tests
 test: deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# tests/unit uses neither schemathesis's nor anyio's pytest plugin: not loading them saves seconds per run.
+UNIT_PLUGINS := -p no:schemathesis -p no:anyio
+
+## unit: the fast layer of the pyramid: tests/unit, pure and on moto, without the tests marked `slow`
 unit: deps
-	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(UNIT_PLUGINS) tests/unit -m "not slow" $(PYTEST_ARGS)
+
+## pure: tests/unit without moto (no test marked `component`) nor `slow`
+pure: deps
+	$(PY) -m pytest -q $(UNIT_PLUGINS) tests/unit -m "not component and not slow" $(PYTEST_ARGS)
 
 integration: deps
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
@@ -82,7 +110,7 @@ $(SAM_VENV)/.installed:
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes -r requirements-checkov.txt
 	@touch $@
 
 ## template: the deploy rehearsal: cfn-lint, sam validate --lint, and checkov (accepted findings: .checkov.yaml)

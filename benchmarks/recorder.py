@@ -44,7 +44,6 @@ class DynamoRequest:
     seconds: float = 0.0
     error_code: str | None = None
     consumed: list[dict[str, Any]] = field(default_factory=list)  # as reported by the engine
-    cancellation_codes: list[str] = field(default_factory=list)  # TransactionCanceled: one code per action
     images_before: dict[ItemKey, dict[str, Any] | None] = field(default_factory=dict)  # raw items (track_images)
     images_after: dict[ItemKey, dict[str, Any] | None] = field(default_factory=dict)
 
@@ -181,9 +180,6 @@ class RequestLog:
         request.seconds = time.perf_counter() - request.started
         if http_response.status_code >= 300:
             request.error_code = parsed.get("Error", {}).get("Code", "Unknown")
-            request.cancellation_codes = [
-                str(reason.get("Code", "None")) for reason in parsed.get("CancellationReasons", [])
-            ]
         consumed = parsed.get("ConsumedCapacity")
         if isinstance(consumed, dict):
             request.consumed = [consumed]

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,8 +112,3 @@ def render() -> None:
             parts.append(renderers[name](result))
     parts.append(sections.METHOD)
     DOC_PATH.write_text("\n".join(parts).rstrip() + "\n")
-
-
-def command_line() -> str:
-    module = Path(sys.argv[0]).parent.name + "." + Path(sys.argv[0]).stem if sys.argv else "benchmarks"
-    return " ".join(["python -m", module, *sys.argv[1:]])

@@ -71,7 +71,6 @@ class Sale:
         self.polls_per_buyer: Counter[int] = Counter()
         self._due: list[Due] = []
         self._lock = threading.Condition()
-        self._active_steps = 0
         self._done = 0
         self.started = 0.0
         self.rng = random.Random(11)

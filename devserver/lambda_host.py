@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -130,17 +131,26 @@ class LambdaHost:
 
 def _load_module(function: FunctionSpec) -> ModuleType:
     # Every function's entry is app.py: a unique module name keeps them apart in sys.modules.
-    module_name = f"_devserver_function_{function.logical_id}"
-    spec = importlib.util.spec_from_file_location(module_name, function.handler_file)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {function.handler_file}")
-    # As under /opt/python on Lambda, for good: handlers may import lazily, long after loading.
-    for layer_dir in function.layer_dirs:
+    return load_module(f"_devserver_function_{function.logical_id}", function.handler_file, function.layer_dirs)
+
+
+def load_module(module_name: str, path: Path, layer_dirs: Iterable[Path] = ()) -> ModuleType:
+    """The module in `path`, executed afresh under `module_name`, with `layer_dirs` importable for good (as under
+    /opt/python on Lambda: handlers may import lazily, long after loading). The one loader of handler files and
+    scripts for the local server, the OpenAPI writer and the tests."""
+    for layer_dir in layer_dirs:
         if str(layer_dir) not in sys.path:
             sys.path.insert(0, str(layer_dir))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[module_name] = module
+    sys.modules[module_name] = module  # before executing it, as the import system does (dataclasses look it up)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
     return module
 
 

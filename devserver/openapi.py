@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dis
-import importlib.util
 import inspect
 import json
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devserver import DEFAULT_TEMPLATE, PROJECT_ROOT
-from devserver.lambda_host import temporary_environment
+from devserver.lambda_host import load_module, temporary_environment
 from devserver.template import ApiRoute, FunctionSpec, Template, load_template
 
 DOCUMENT_PATH = PROJECT_ROOT / "docs" / "openapi.json"
@@ -144,17 +143,8 @@ def _security_scheme() -> dict[str, Any]:
 
 def _load_resolver(function: FunctionSpec) -> Any:
     """The function's `app` resolver, from its handler file, with its layers importable as on Lambda."""
-    for layer_dir in function.layer_dirs:
-        if str(layer_dir) not in sys.path:
-            sys.path.insert(0, str(layer_dir))
-    module_name = f"_openapi_function_{function.logical_id}"
-    spec = importlib.util.spec_from_file_location(module_name, function.handler_file)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {function.handler_file}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     with temporary_environment(function.environment):  # its services read their validated settings on import
-        spec.loader.exec_module(module)
+        module = load_module(f"_openapi_function_{function.logical_id}", function.handler_file, function.layer_dirs)
     resolver = getattr(module, "app", None)
     if resolver is None or not hasattr(resolver, "get_openapi_schema"):
         raise AttributeError(f"{function.handler_file} has no Powertools resolver named `app`")

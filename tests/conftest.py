@@ -7,7 +7,6 @@ inherited by those servers); when the whole suite ran and passed, a grant no tes
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import tempfile
@@ -19,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from devserver.iam import RolePolicy
-    from devserver.template import Template
+    from devserver.proxy import LambdaContext
+    from devserver.template import FunctionSpec, Template
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,10 +51,29 @@ def template() -> Template:
     return load_template(ROOT / "template.yaml")
 
 
+def function_spec(function: str) -> FunctionSpec:
+    """The template's function whose code is functions/<function>/."""
+    (spec,) = (spec for spec in template().functions if spec.code_dir.name == function)
+    return spec
+
+
 def role_of(function: str) -> RolePolicy:
     """The IAM role of the function whose code is functions/<function>/."""
-    (role,) = (spec.role for spec in template().functions if spec.code_dir.name == function)
-    return role
+    return function_spec(function).role
+
+
+def lambda_context(function: str) -> LambdaContext:
+    """The context Lambda gives functions/<function>/'s handler (the local server's, from the template)."""
+    from devserver.proxy import LambdaContext
+
+    return LambdaContext(function_spec(function))
+
+
+def load_handler(function: str, module_name: str) -> ModuleType:
+    """functions/<function>/app.py, executed afresh (its module-level clients made inside the current moto)."""
+    from devserver.lambda_host import load_module
+
+    return load_module(module_name, ROOT / "functions" / function / "app.py")
 
 
 class FakeClock:
@@ -98,17 +119,6 @@ def aws() -> Iterator[None]:
     dynamodb.cache_clear()
 
 
-class LambdaContext:
-    function_name = "test"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "test-request"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 10_000
-
-
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
     """A sample event from events/, with top-level keys replaced (e.g. body=..., pathParameters=...)."""
     event: dict[str, Any] = json.loads((ROOT / "events" / name).read_text())
@@ -125,23 +135,27 @@ def invoke(aws: None) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     def call(function: str, event: dict[str, Any], without: frozenset[str] = frozenset()) -> dict[str, Any]:
         """`without`: variables the template gives the function that this call leaves out (a broken deployment)."""
         # The function's own template variables, and none of the others', as on Lambda (and the local server).
-        (spec_of_function,) = (spec for spec in template().functions if spec.code_dir.name == function)
+        spec_of_function = function_spec(function)
         own = {name: value for name, value in spec_of_function.environment.items() if name not in without}
-        spec = importlib.util.spec_from_file_location(f"test_fn_{function}", ROOT / "functions" / function / "app.py")
-        assert spec is not None and spec.loader is not None
         get_settings.cache_clear()
         try:
             with (
                 temporary_environment(own, unset=template().environment_names - own.keys()),
                 iam.enforcer().acting_as(spec_of_function.role),
             ):
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)  # fresh module per call: new clients inside this test's moto
-                return dict(module.lambda_handler(event, LambdaContext()))
+                module = load_handler(function, f"test_fn_{function}")  # fresh per call: clients in this test's moto
+                return dict(module.lambda_handler(event, lambda_context(function)))
         finally:
             get_settings.cache_clear()
 
     return call
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on moto is a component test: `-m "not component"` leaves the pure logic alone."""
+    for item in items:
+        if "aws" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.component)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

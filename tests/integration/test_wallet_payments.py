@@ -3,7 +3,6 @@ payments of one hold and concurrent charges of one wallet, and the DynamoDB requ
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
 from collections import Counter
@@ -15,7 +14,7 @@ import pytest
 import requests
 from boto3.dynamodb.conditions import Key
 
-from tests.conftest import ROOT, LambdaContext, load_event, role_of
+from tests.conftest import lambda_context, load_event, load_handler, role_of
 from tests.integration.api import TIMEOUT, bearer, buyer, create_concert, error_code, hold, table
 
 pytestmark = pytest.mark.integration
@@ -282,19 +281,14 @@ def measured(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
 
     def measure(function: str, event: dict[str, Any], who: str, **headers: str) -> tuple[int, Any, list]:
         if function not in modules:
-            spec = importlib.util.spec_from_file_location(
-                f"measured_{function}", ROOT / "functions" / function / "app.py"
-            )
-            assert spec is not None and spec.loader is not None
-            modules[function] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(modules[function])
+            modules[function] = load_handler(function, f"measured_{function}")
         event["requestContext"]["authorizer"]["claims"]["sub"] = who
         for name, value in headers.items():
             event["headers"][name] = value
             event["multiValueHeaders"][name] = [value]
         calls.clear()
         with iam.enforcer().acting_as(role_of(function)):
-            response = modules[function].lambda_handler(event, LambdaContext())
+            response = modules[function].lambda_handler(event, lambda_context(function))
         return response["statusCode"], json.loads(response["body"]), list(calls)
 
     yield measure

@@ -252,6 +252,7 @@ def test_seats_lists_free_and_lapsed_seats_only(clock):
     assert bob.seats() == [1, 2, 3, 4, 5]  # lapsed holds are free at once
 
 
+@pytest.mark.slow  # 5,000 seats written on moto
 def test_seats_pages_through_a_big_schedule(clock):
     concert = create(seats=5000)
     assert len(Buyer(concert, "alice").seats()) == 5000
@@ -600,6 +601,7 @@ def test_the_scheduler_skips_a_paid_reservation_and_drops_it_from_the_index(cloc
     assert item(seat_key(concert.schedules[0].schedule_id, 1))["status"] == "HELD"
 
 
+@pytest.mark.slow
 def test_the_scheduler_works_in_bounded_batches(clock, monkeypatch):
     monkeypatch.setattr("ticketline.services.reservations.LAPSE_MAX_PER_BUCKET", 2)
     monkeypatch.setattr("ticketline.services.reservations.LAPSE_BATCH", 1)

@@ -16,6 +16,8 @@ import pytest
 from benchmarks.coldstart import LAYER_DIR, _environment
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # each probe is a new interpreter importing a handler from scratch
+
 _PROBE = """
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])

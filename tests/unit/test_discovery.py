@@ -5,13 +5,12 @@ single-threaded; the races are in tests/integration/test_discovery_sold_out.py."
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, LambdaContext, load_event
+from tests.conftest import ROOT, lambda_context, load_event, load_handler
 from tests.support.streams import deliver_stream_records
 from ticketline import clock as ticketline_clock
 from ticketline.db import dynamodb, from_raw, to_raw
@@ -50,13 +49,7 @@ def create(
 
 
 def handler(function: str) -> Any:
-    spec = importlib.util.spec_from_file_location(
-        f"test_discovery_{function}", ROOT / "functions" / function / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_handler(function, f"test_discovery_{function}")
 
 
 def get(path_event: str, query: dict[str, str] | None = None, concert_id: str | None = None) -> dict[str, Any]:
@@ -67,7 +60,7 @@ def get(path_event: str, query: dict[str, str] | None = None, concert_id: str | 
     }
     if concert_id is not None:
         changes |= {"pathParameters": {"concertId": concert_id}, "path": f"/concerts/{concert_id}"}
-    response = dict(handler("seats").lambda_handler(load_event(path_event, **changes), LambdaContext()))
+    response = dict(handler("seats").lambda_handler(load_event(path_event, **changes), lambda_context("seats")))
     response["json"] = json.loads(response["body"])
     return response
 
@@ -215,7 +208,7 @@ def test_a_sale_opening_after_the_last_date_is_400_naming_it(clock):
     }
     event = load_event("admin_create_concert.json", body=json.dumps(body))
     event["requestContext"]["authorizer"]["claims"]["cognito:groups"] = "admin"
-    response = handler("admin").lambda_handler(event, LambdaContext())
+    response = handler("admin").lambda_handler(event, lambda_context("admin"))
     assert response["statusCode"] == 400
     assert [d["field"] for d in json.loads(response["body"])["error"]["details"]] == ["salesOpenAt"]
 
@@ -224,7 +217,7 @@ def test_the_join_answers_409_sale_not_open_through_its_handler(clock):
     concert = create(salesOpenAt=ticketline_clock.to_iso(clock() + 90))
     event = load_event("issue_token.json", pathParameters={"concertId": concert.concert_id})
     event["path"] = f"/concerts/{concert.concert_id}/queue/tokens"
-    response = handler("issue_token").lambda_handler(event, LambdaContext())
+    response = handler("issue_token").lambda_handler(event, lambda_context("issue_token"))
     assert response["statusCode"] == 409 and response["multiValueHeaders"]["Retry-After"] == ["90"]
     assert json.loads(response["body"])["error"]["code"] == "SALE_NOT_OPEN"
 
@@ -326,7 +319,7 @@ def test_a_date_whose_recount_fails_fails_only_its_records(clock, monkeypatch):
 
     monkeypatch.setattr(module.catalog.repository, "count_seats", failing)
     records = [seat_change(good_id, 1, "100"), seat_change(bad_id, 1, "200"), seat_change(bad_id, 2, "300")]
-    result = module.lambda_handler({"Records": records}, LambdaContext())
+    result = module.lambda_handler({"Records": records}, lambda_context("seat_availability"))
     assert result == {"batchItemFailures": [{"itemIdentifier": "200"}, {"itemIdentifier": "300"}]}
     entry = item(concert_schedule_key(good.concert_id, good.schedules[0].starts_at, good_id))
     assert entry["availableSeats"] == 1  # the good date was stored all the same
@@ -343,7 +336,7 @@ def test_the_periodic_recount_heals_a_figure_a_lost_batch_left_wrong(clock):
     assert not get("get_concert.json", concert_id=concert.concert_id)["json"]["soldOut"]
     clock.advance(300)
     summary = handler("scheduler").lambda_handler(
-        json.loads((ROOT / "events/scheduler_recount.json").read_text()), LambdaContext()
+        json.loads((ROOT / "events/scheduler_recount.json").read_text()), lambda_context("scheduler")
     )
     assert summary == {"task": "recount", "concerts": 1, "dates": 1, "listed": 0}
     entry = item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))

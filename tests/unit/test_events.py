@@ -3,7 +3,6 @@ handler (on moto) without a 5xx. Routes are discovered from the template: a new 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,10 @@ import pytest
 
 from devserver import iam
 from devserver.event_filter import matches
+from devserver.lambda_host import load_module
+from devserver.proxy import LambdaContext
 from devserver.template import ApiRoute, FunctionSpec, ScheduleEvent, StreamEvent, load_template
-from tests.conftest import ROOT, LambdaContext
+from tests.conftest import ROOT
 
 TEMPLATE = load_template(ROOT / "template.yaml")
 EVENTS = {path.name: json.loads(path.read_text()) for path in sorted((ROOT / "events").glob("*.json"))}
@@ -84,11 +85,8 @@ def test_every_event_belongs_to_a_route_a_schedule_or_a_stream() -> None:
 
 
 def _handler(function: FunctionSpec) -> Any:
-    module_name = f"test_events_{function.logical_id}"
-    spec = importlib.util.spec_from_file_location(module_name, function.handler_file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # fresh module per test: its clients are made inside this test's moto
+    # Fresh module per test: its clients are made inside this test's moto.
+    module = load_module(f"test_events_{function.logical_id}", function.handler_file)
     handler = getattr(module, function.handler_attribute)
 
     def under_its_role(event: Any, context: Any) -> Any:
@@ -112,7 +110,9 @@ def test_each_route_event_runs_through_its_handler_without_a_5xx(route: ApiRoute
     if found is None:
         pytest.fail(f"no event for {route.method} {route.path}")
     name, event = found
-    response = _handler(function_of(route.function_id))(json.loads(json.dumps(event)), LambdaContext())
+    response = _handler(function_of(route.function_id))(
+        json.loads(json.dumps(event)), LambdaContext(function_of(route.function_id))
+    )
     assert isinstance(response, dict) and isinstance(response.get("statusCode"), int), name
     assert response["statusCode"] < 500, f"{name}: {response['statusCode']} {response.get('body')}"
     body = json.loads(response["body"]) if response.get("body") else None
@@ -124,7 +124,9 @@ def test_each_route_event_runs_through_its_handler_without_a_5xx(route: ApiRoute
 def test_each_schedule_event_runs_through_its_handler(schedule: ScheduleEvent, seeded: None) -> None:
     found = schedule_event_for(schedule)
     assert found is not None
-    result = _handler(function_of(schedule.function_id))(dict(found[1]), LambdaContext())
+    result = _handler(function_of(schedule.function_id))(
+        dict(found[1]), LambdaContext(function_of(schedule.function_id))
+    )
     assert isinstance(result, dict)
 
 
@@ -132,7 +134,9 @@ def test_each_schedule_event_runs_through_its_handler(schedule: ScheduleEvent, s
 def test_each_stream_event_runs_through_its_handler(stream: StreamEvent, seeded: None) -> None:
     found = stream_event_for(stream)
     assert found is not None
-    result = _handler(function_of(stream.function_id))(json.loads(json.dumps(found[1])), LambdaContext())
+    result = _handler(function_of(stream.function_id))(
+        json.loads(json.dumps(found[1])), LambdaContext(function_of(stream.function_id))
+    )
     assert result == {"batchItemFailures": []}  # the sample's date is not in the seeded table: nothing to recount
 
 

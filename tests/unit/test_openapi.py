@@ -29,6 +29,7 @@ def test_the_committed_document_is_current(document: dict[str, Any]) -> None:
     assert committed == render(document), "docs/openapi.json is stale: run `make openapi` and commit it"
 
 
+@pytest.mark.slow  # runs `python -m devserver.openapi --check` in a new interpreter
 def test_check_mode_fails_on_a_stale_file(tmp_path, document: dict[str, Any]) -> None:
     stale = tmp_path / "openapi.json"
     stale.write_text(render(document).replace("Ticketline API", "Old API"))

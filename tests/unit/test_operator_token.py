@@ -4,7 +4,6 @@ template is checked for them too."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
+from devserver.lambda_host import load_module
 from devserver.template import _CloudFormationLoader
 from tests.conftest import ROOT
 
@@ -22,11 +22,7 @@ PASSWORD = "Correct-horse-9"
 
 
 def load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("operator_token", ROOT / "scripts" / "operator_token.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("operator_token", ROOT / "scripts" / "operator_token.py")
 
 
 def test_operators_have_a_password_client_and_buyers_keep_srp_only() -> None:
