@@ -1,6 +1,7 @@
 """`python -m devserver` end to end, on Ticketline's own template and DynamoDB Local."""
 
 import json
+import math
 import os
 import re
 import signal
@@ -92,6 +93,7 @@ def test_polls_are_throttled_across_workers_as_the_template_says_and_holds_are_n
     overrides = {"QueuePollRateLimit": "1", "QueuePollBurstLimit": "3"}
     with running_server(overrides, workers=4) as running:
         headers = {"Authorization": f"Bearer {running.token('alice')}"}
+        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=8) as pool:
             polls = list(
                 pool.map(
@@ -99,10 +101,11 @@ def test_polls_are_throttled_across_workers_as_the_template_says_and_holds_are_n
                     range(8),
                 )
             )
+        refilled = math.ceil(time.monotonic() - started)  # 1 token a second while they ran
         holds = [requests.post(f"{running.url}/reservations", headers=headers, timeout=30) for _ in range(5)]
 
     throttled = [poll for poll in polls if poll.status_code == 429]
-    assert len(throttled) == 5  # 8 polls, 3 tokens (at most one more refilled while they ran)
+    assert max(1, 5 - refilled) <= len(throttled) <= 5  # 8 polls, 3 tokens and what refilled while they ran
     assert throttled[0].headers["Retry-After"] == "1"
     assert throttled[0].headers["Access-Control-Allow-Origin"] == "*"
     assert error_code(throttled[0]) == "THROTTLED"

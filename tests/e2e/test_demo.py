@@ -86,8 +86,10 @@ def sign_in_and_join(page: Any, server: RunningServer, concert_id: str, user: st
     expect(page.get_by_test_id("who")).to_have_text(f"signed in as {user}")
     expect(page.get_by_test_id("concert-id")).to_have_value(concert_id)
     page.get_by_test_id("join").click()
-    # The join has answered (the status block shows); only then may a test join over HTTP as the same user.
-    expect(page.get_by_test_id("queue-badge")).to_have_text(re.compile("WAIT|ACTIVE"))
+    # The join has answered (the status block shows); only then may a test join over HTTP as the same user. The
+    # first join a worker serves loads the function (a cold start, its role's translation): more than the default 5 s
+    # on a busy CI machine.
+    expect(page.get_by_test_id("queue-badge")).to_have_text(re.compile("WAIT|ACTIVE"), timeout=20_000)
 
 
 def hold_a_seat(page: Any, seat: int, sold: int) -> None:
