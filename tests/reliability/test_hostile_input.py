@@ -26,6 +26,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
 ]
 TIMEOUT = 30
+# Both fuzzers: reproducible (derandomized, no example database), no deadline on a loaded machine.
+FUZZ_SETTINGS = settings(
+    max_examples=SCALE.hostile_examples,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 
 
 # ---- the OpenAPI document ----
@@ -72,14 +81,7 @@ def test_fuzzed_requests_never_get_a_5xx_nor_break_the_schema(
         stats["operations"] += 1
 
         @given(case=operation.as_strategy())
-        @settings(
-            max_examples=SCALE.hostile_examples,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
+        @FUZZ_SETTINGS
         def fuzz(case: Any) -> None:
             headers = dict(fuzz_target["headers"])
             headers.update(case.headers or {})
@@ -166,14 +168,7 @@ def _mutation_fuzzer(
     keys = st.none() | st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)
 
     @given(case=cases, content_type=st.sampled_from(MUTATED_CONTENT_TYPES), key=keys)
-    @settings(
-        max_examples=SCALE.hostile_examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZ_SETTINGS
     def fuzz(case: Any, content_type: str | None, key: str | None) -> None:
         request = case.as_transport_kwargs(base_url=server.url)
         headers = {
