@@ -122,10 +122,10 @@ def api_types(items: dict[str, float], requests: int, jwt_gb_seconds: float) -> 
     http["sale_with_waf"] = http["sale"] + waf + cloudfront
     return {
         "requests": requests,
-        "REST API": {name: round(value, 6) for name, value in rest.items()},
-        "HTTP API": {name: round(value, 6) for name, value in http.items()},
-        "saving": round(rest["sale"] - http["sale"], 6),
-        "saving_with_waf": round(rest["sale_with_waf"] - http["sale_with_waf"], 6),
+        "REST API": {name: round(value, 8) for name, value in rest.items()},
+        "HTTP API": {name: round(value, 8) for name, value in http.items()},
+        "saving": round(rest["sale"] - http["sale"], 8),
+        "saving_with_waf": round(rest["sale_with_waf"] - http["sale_with_waf"], 8),
     }
 
 
