@@ -576,6 +576,7 @@ def identity(sale: Sale) -> dict[str, Any]:
         lobby_minutes=LOBBY_MINUTES,
         opening_seconds=sale.model.opening_seconds,
         ahead_hours=AHEAD_REFRESH_HOURS,
+        sold_out_at=sale.sold_out_at,
     )
 
 

@@ -61,8 +61,10 @@ def test_cognito_calls_follow_the_id_tokens_lifetime(sale: dict[str, Any]) -> No
     assert template_default["refreshes_in_line_per_buyer"] < default_hour["refreshes_in_line_per_buyer"]
     for plan in identity["plans"]:
         assert plan["calls_per_buyer"] == pytest.approx(1 + plan["refreshes_in_line_per_buyer"], abs=1e-3)
+        assert plan["refreshes_after_sold_out_per_buyer"] <= plan["refreshes_in_line_per_buyer"]
+        assert plan["busiest_minute_per_second"] <= plan["peak_per_second"]
     # Refreshing ahead spreads the opening's calls over hours: its busiest second is far below the join's.
-    assert ahead["peak_per_second"] * 3 < template_default["peak_per_second"]
+    assert ahead["busiest_minute_per_second"] * 3 < template_default["busiest_minute_per_second"]
     assert identity["buyers"] == MODEL.buyers * scale.SCALE_UP
     assert identity["mau_dollars"] == dollars.mau_dollars(identity["buyers"])
 
