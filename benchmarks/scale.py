@@ -542,9 +542,9 @@ def _dollars(
         prices["GET queue/position"][item] for item in ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs")
     )
     return {
-        "sale": round(total, 2),
-        "sale_items": {item: round(dollars_, 2) for item, dollars_ in items.items()},
-        "sale_with_waf": round(total + waf, 2),
+        "sale": round(total, 4),
+        "sale_items": {item: round(dollars_, 4) for item, dollars_ in items.items()},
+        "sale_with_waf": round(total + waf, 4),
         "per_million_tickets": round(total * per_million, 2),
         "per_million_tickets_items": {item: round(d * per_million, 2) for item, d in items.items()},
         "polls_per_million_tickets": round(polls * poll_price * per_million, 2),
