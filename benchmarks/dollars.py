@@ -8,10 +8,14 @@ when present: polls, hold attempts per ticket).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from benchmarks import cost, render, report
 
@@ -20,6 +24,10 @@ PRICES = {
     "lambda_arm64_per_gb_second": 0.0000133334,
     "lambda_per_million_requests": 0.20,
     "api_gateway_rest_per_million": 3.50,
+    "api_gateway_http_per_million": 1.00,  # first 300 million a month
+    # An HTTP API takes WAF only through a CloudFront distribution in front of it: its HTTPS requests (US, Europe).
+    "cloudfront_https_per_million": 1.00,
+    "waf_per_million_requests": 0.60,  # only with a web ACL attached (EnableWaf), plus its monthly fees
     "dynamodb_per_million_wru": 0.625,
     "dynamodb_per_million_rru": 0.125,
 }
@@ -78,6 +86,141 @@ def call_price(row: dict[str, Any], memory_mb: int) -> dict[str, float]:
         )
         / 1e6,
     }
+
+
+# Cognito (issue 14 item 6). Sign-in and token refresh share the user pools' UserAuthentication category: 120
+# requests/s per account and region by default, adjustable (bought in Service Quotas). Quotas: https://docs.aws.amazon.com
+# /cognito/latest/developerguide/quotas.html; the refresh grant's share of it: https://repost.aws/questions/
+# QUFRuNyMQ_RVu3KimZTSc4Zw. Per monthly active user (any sign-in or refresh in the month), apart from the sale.
+COGNITO = {
+    "as_of": "2025-06 (AWS list prices, us-east-1)",
+    "user_authentication_rps_quota": 120,
+    "cognito_default_id_token_minutes": 60,
+    "free_mau": 10_000,
+    "essentials_per_mau": 0.015,  # the tier new user pools get
+    "lite_per_mau": ((100_000, 0.0055), (1_000_000, 0.0046), (10_000_000, 0.00325), (math.inf, 0.0025)),
+}
+
+
+def api_types(items: dict[str, float], requests: int, jwt_gb_seconds: float) -> dict[str, Any]:
+    """The same requests behind the template's REST API and behind an HTTP API, in dollars.
+
+    `items` are the sale's line items on REST (its `api_gateway` is `requests` at the REST price). On an HTTP API
+    only these change: the gateway's price; the JWT verified in each function (so that a refusal keeps the API's
+    error shape: the HTTP API's JWT authorizer answers a fixed body), `jwt_gb_seconds` of Lambda; and WAF,
+    which an HTTP API takes only through CloudFront. X-Ray is the same: without API Gateway tracing, the functions'
+    active tracing starts the traces, under the same sampling rule."""
+    others = sum(items.values()) - items["api_gateway"]
+    rest_gateway = requests * PRICES["api_gateway_rest_per_million"] / 1e6
+    http_gateway = requests * PRICES["api_gateway_http_per_million"] / 1e6
+    jwt_lambda = jwt_gb_seconds * PRICES["lambda_arm64_per_gb_second"]
+    waf = requests * PRICES["waf_per_million_requests"] / 1e6
+    cloudfront = requests * PRICES["cloudfront_https_per_million"] / 1e6
+    rest = {"api_gateway": rest_gateway, "jwt_in_function": 0.0, "sale": others + rest_gateway}
+    http = {"api_gateway": http_gateway, "jwt_in_function": jwt_lambda, "sale": others + http_gateway + jwt_lambda}
+    rest["sale_with_waf"] = rest["sale"] + waf
+    http["sale_with_waf"] = http["sale"] + waf + cloudfront
+    return {
+        "requests": requests,
+        "REST API": {name: round(value, 8) for name, value in rest.items()},
+        "HTTP API": {name: round(value, 8) for name, value in http.items()},
+        "saving": round(rest["sale"] - http["sale"], 8),
+        "saving_with_waf": round(rest["sale_with_waf"] - http["sale_with_waf"], 8),
+    }
+
+
+@functools.cache
+def jwt_verify_milliseconds(rounds: int = 300) -> float:
+    """CPU time to verify one Cognito-style RS256 ID token with PyJWT, the key already fetched (JWKS cached)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"sub": "buyer", "token_use": "id", "exp": int(time.time()) + 3600}, key, algorithm="RS256")
+    public = key.public_key()
+    started = time.process_time()
+    for _ in range(rounds):
+        jwt.decode(token, public, algorithms=["RS256"], options={"verify_aud": False})
+    return (time.process_time() - started) * 1000 / rounds
+
+
+def cognito_plans(
+    joins: np.ndarray,
+    last_requests: np.ndarray,
+    opening: float,
+    *,
+    scale_up: int,
+    id_token_minutes: int,
+    lobby_minutes: int,
+    opening_seconds: float,
+    ahead_hours: float,
+    sold_out_at: float | None,
+) -> dict[str, Any]:
+    """UserAuthentication calls (a sign-in or a refresh each) of one sale's buyers under three plans.
+
+    A buyer's app holds an ID token from its first call (its join) to its last request; a token expires
+    `validity` after it was issued and the next request refreshes it (counted at the expiry: an upper bound on
+    how close together refreshes fall, since the next poll comes later and at a spread time). Plans: Cognito's
+    default hour with the token taken at the join; the template's `id_token_minutes`, the same way; and that
+    validity with the opening's joiners (the first `opening_seconds`) refreshing ahead, at a random moment in the
+    `ahead_hours` before the lobby opens (`lobby_minutes` before the opening), which spreads their calls.
+    Refreshes after `sold_out_at` are counted apart: a waiter far back whose next poll learns SOLD_OUT. The busiest
+    second is the 100,000-buyer run's times `scale_up` (noisy where calls are sparse); the busiest minute's mean
+    rate is the steadier figure to size a quota by."""
+    rng = np.random.default_rng(14)
+    opening_cohort = joins < opening + opening_seconds
+    lobby_opens = opening - lobby_minutes * 60
+    ahead = np.where(opening_cohort, lobby_opens - rng.uniform(0, ahead_hours * 3600, len(joins)), joins)
+    plans = [
+        (
+            f"ID token {COGNITO['cognito_default_id_token_minutes']} min (Cognito's default), issued at the join",
+            COGNITO["cognito_default_id_token_minutes"],
+            joins,
+        ),
+        (f"ID token {id_token_minutes} min (template default), issued at the join", id_token_minutes, joins),
+        (
+            f"ID token {id_token_minutes} min, the opening's joiners refresh ahead over {ahead_hours:g} h before the "
+            "lobby",
+            id_token_minutes,
+            ahead,
+        ),
+    ]
+    quota = COGNITO["user_authentication_rps_quota"]
+    rows = []
+    for name, minutes, issued in plans:
+        validity = minutes * 60
+        refreshes = np.maximum(0, np.floor((last_requests - issued) / validity)).astype(np.int64)
+        refreshed = [issued[refreshes >= k] + k * validity for k in range(1, int(refreshes.max(initial=0)) + 1)]
+        seconds = np.concatenate([issued, *refreshed])
+        per_second = np.bincount((seconds - seconds.min()).astype(np.int64)) * scale_up
+        minute = np.convolve(per_second, np.ones(60) / 60, mode="valid") if len(per_second) >= 60 else per_second
+        late = sum(int((times >= sold_out_at).sum()) for times in refreshed) if sold_out_at is not None else 0
+        rows.append(
+            {
+                "plan": name,
+                "id_token_minutes": minutes,
+                "calls_per_buyer": round(1 + float(refreshes.mean()), 3),
+                "refreshes_in_line_per_buyer": round(float(refreshes.mean()), 3),
+                "refreshes_after_sold_out_per_buyer": round(late / len(joins), 3),
+                "buyers_refreshing_in_line": int((refreshes > 0).sum()) * scale_up,
+                "peak_per_second": int(per_second.max()),
+                "busiest_minute_per_second": round(float(minute.max())),
+            }
+        )
+    buyers = len(joins) * scale_up
+    return {"quota_per_second": quota, "buyers": buyers, "plans": rows, "mau_dollars": mau_dollars(buyers)}
+
+
+def mau_dollars(users: int) -> dict[str, float]:
+    """A month with `users` active users, per Cognito tier (the first COGNITO['free_mau'] free)."""
+    billed = max(0, users - COGNITO["free_mau"])
+    lite, below = 0.0, COGNITO["free_mau"]
+    for upto, price in COGNITO["lite_per_mau"]:
+        lite += max(0, min(users, upto) - below) * price
+        below = upto
+        if users <= upto:
+            break
+    return {"essentials": round(billed * COGNITO["essentials_per_mau"], 2), "lite": round(lite, 2)}
 
 
 def compute() -> dict[str, Any]:

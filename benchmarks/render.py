@@ -441,6 +441,23 @@ def scale(result: dict[str, Any]) -> str:
     ]
     checks = [(c["admission_seconds"], c["target"], c["value"], _pass(c["met"])) for c in result["targets"]]
     prices = result["prices"]
+    api_rows = [
+        (
+            r["rule"],
+            c["model"]["admission_seconds"],
+            f"{r['dollars']['api_types']['requests'] * up:,}",
+            f"{r['dollars']['api_types']['REST API']['sale'] * up:,.2f}",
+            f"{r['dollars']['api_types']['HTTP API']['sale'] * up:,.2f}",
+            f"{r['dollars']['api_types']['saving'] * up:,.2f}",
+            f"{r['dollars']['api_types']['REST API']['sale_with_waf'] * up:,.2f}",
+            f"{r['dollars']['api_types']['HTTP API']['sale_with_waf'] * up:,.2f}",
+            f"{r['dollars']['per_ticket']:.6f}",
+            f"{r['dollars']['per_buyer']:.7f}",
+        )
+        for c in result["cadences"]
+        for r in c["rules"]
+        if "api_types" in r["dollars"]
+    ]
     outcomes = "; ".join(
         f"every {c['model']['admission_seconds']} s: "
         + ", ".join(
@@ -518,12 +535,95 @@ assumed) are in Lambda and DynamoDB. Cognito bills per monthly active user, not 
 
 {table(["rule", "admission every s", *_LINE_ITEMS, "$ per 1M tickets", "1M-buyer sale $", "with WAF $"], item_rows)}
 
+{_api_types(api_rows, prices, up, model)}
+
+{_identity(result)}
+
 Targets (issue 14, under `retryAfterSeconds`):
 
 {table(["admission every s", "target", "value", "result"], checks)}
 
 ![polls per second over the sale, each rule](benchmarks/scale.png)
 """
+
+
+def _api_types(rows: list[tuple[Any, ...]], prices: dict[str, Any], up: int, model: dict[str, Any]) -> str:
+    """The whole sale behind the template's REST API and behind an HTTP API, from the same requests."""
+    if not rows:
+        return ""
+    columns = [
+        "rule",
+        "admission every s",
+        "requests (1M)",
+        "REST API $",
+        "HTTP API $",
+        "HTTP saves $",
+        "REST + WAF $",
+        "HTTP + CloudFront + WAF $",
+        "REST $ per ticket",
+        "REST $ per buyer",
+    ]
+    return f"""The whole sale of {model["buyers"] * up:,} buyers behind the template's REST API and behind an HTTP API,
+from the same requests (benchmarks/dollars.py `api_types`): only API Gateway's price changes (REST
+${prices["api_gateway_rest_per_million"]}, HTTP ${prices["api_gateway_http_per_million"]} per million), plus, on HTTP,
+each function verifying the JWT itself (PyJWT, RS256, the key set cached; its CPU time measured here and billed at the
+function's memory) so that a refusal keeps the API's error shape. X-Ray is the same (the functions' active tracing
+starts the traces). WAF attaches to a REST stage directly; an HTTP API takes it only through CloudFront, whose
+requests are ${prices["cloudfront_https_per_million"]} per million more. Per ticket sold and per buyer in line, on REST
+(docs/DESIGN.md: why the API stays REST).
+
+{table(columns, rows)}"""
+
+
+def _identity(result: dict[str, Any]) -> str:
+    """Cognito's calls (sign-ins and refreshes share one quota) and its per-user price, apart from the sale."""
+    rows = [
+        (
+            c["model"]["admission_seconds"],
+            plan["plan"],
+            plan["calls_per_buyer"],
+            plan["refreshes_in_line_per_buyer"],
+            plan["refreshes_after_sold_out_per_buyer"],
+            f"{plan['buyers_refreshing_in_line']:,}",
+            f"{plan['peak_per_second']:,}",
+            f"{plan['busiest_minute_per_second']:,}",
+        )
+        for c in result["cadences"]
+        for r in c["rules"]
+        if r["rule"] == "retryAfterSeconds" and "identity" in r
+        for plan in r["identity"]["plans"]
+    ]
+    if not rows:
+        return ""
+    identity = next(r["identity"] for c in result["cadences"] for r in c["rules"] if "identity" in r)
+    mau = identity["mau_dollars"]
+    columns = [
+        "admission every s",
+        "plan",
+        "Cognito calls / buyer",
+        "refreshes in line / buyer",
+        "of which after the sell-out",
+        "buyers refreshing in line",
+        "busiest second /s",
+        "busiest minute, mean /s",
+    ]
+    return f"""Cognito under `retryAfterSeconds`, {identity["buyers"]:,} buyers (docs/DESIGN.md "Identity that lasts the
+wait"). Each buyer's app holds an ID token from its join to its last request (its last poll, or the end of its
+shopping); a token past its lifetime is refreshed at the next request, counted at the expiry itself (an upper bound
+on how close refreshes fall). A sign-in and a refresh are each one call on the user pools' UserAuthentication
+quota, {identity["quota_per_second"]} requests/s per account and region by default (adjustable, bought in Service
+Quotas). The third plan: the opening's joiners (the first {result["cadences"][0]["model"]["opening_seconds"]:g} s)
+refresh at a random moment in the hours before the lobby opens; later joiners sign in as they join. A refresh after
+the last seat was sold is a waiter far back whose next poll learns `SOLD_OUT`; an app that reads the public concert's
+`soldOut` (no JWT, cached) before refreshing makes none of those. The busiest second is the run's times
+{result["scale_up"]} (noisy where calls are sparse); the busiest minute's mean rate is the figure to size a quota by.
+
+{table(columns, rows)}
+
+Cognito's per-user price is apart from the sale (it follows the operator's users: a buyer active in several sales
+in a month counts once): {identity["buyers"]:,} monthly active users cost ${mau["essentials"]:,.2f} a month on the
+Essentials tier (new pools' default: $0.015 per MAU past 10,000 free) or ${mau["lite"]:,.2f} on Lite ($0.0055 per MAU
+to 100,000, $0.0046 to 1,000,000, then less; us-east-1 list prices, 2025-06)."""
 
 
 _SCALE_COLUMNS = (

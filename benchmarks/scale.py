@@ -50,6 +50,7 @@ HORIZON_SECONDS = 4 * 86_400  # per-second request bins
 API_GATEWAY_RPS_QUOTA = 10_000  # account, per region (burst 5,000)
 LAMBDA_CONCURRENCY_QUOTA = 1_000  # account default, per region
 SCALE_UP = 10  # the 1,000,000-buyer sale: the 100,000 one times ten
+SALE_DOLLARS_TARGET = 40.0  # issue 14: the whole 1,000,000-buyer sale's requests on AWS
 
 # Extra AWS line items (us-east-1 list prices, 2025-06), beside dollars.PRICES.
 PRICES = {
@@ -58,11 +59,12 @@ PRICES = {
     "xray_per_million_traces": 5.00,
     "xray_reservoir_per_second": 1,  # the default sampling rule: 1 request/s, then 5 % of the rest
     "xray_rate": 0.05,
-    "waf_per_million_requests": 0.60,  # only with a WAF web ACL attached (not in template.yaml)
 }
 SCHEDULER_MS = {"admit": 85.0, "expire": 48.0}  # the cost run's scheduler rows
 SCHEDULER_WRU = {"admitted": 4.0, "expired": 3.0}  # activation: table + GSI1 move + GSI2; expiry: table + GSI2
 HOLDS_PER_STREAM_BATCH = 10  # SeatAvailabilityFunction batches (assumed)
+LOBBY_MINUTES = 30  # the contract's PreQueueMinutes default: the earliest join, so the earliest token in use
+AHEAD_REFRESH_HOURS = 2.0  # the opening's joiners refresh their token at a random moment in these hours before it
 
 # Route -> (cost-run label its units and handler time come from, template function).
 ROUTES = {
@@ -487,8 +489,9 @@ def route_prices() -> dict[str, dict[str, float]]:
         price = dollars.call_price(rows[label], memory[function])
         prices[route] = price | {
             "handler_ms": rows[label]["handler_ms_median"],
+            "memory_mb": memory[function],
             "cloudwatch_logs": PRICES["log_bytes_per_invocation"] / 1e9 * PRICES["cloudwatch_logs_per_gb"],
-            "waf": PRICES["waf_per_million_requests"] / 1e6,
+            "waf": dollars.PRICES["waf_per_million_requests"] / 1e6,
         }
     return prices
 
@@ -527,19 +530,54 @@ def _dollars(
     items["cloudwatch_logs"] += (invocations + batches) * prices["GET queue/position"]["cloudwatch_logs"]
     total = sum(items.values())
     waf = sum(prices[route]["waf"] * figures["requests"] for route, figures in routes.items())
+    # The same requests behind an HTTP API, each function verifying the JWT itself (issue 14 item 4).
+    verify_seconds = dollars.jwt_verify_milliseconds() / 1000
+    jwt_gb_seconds = sum(
+        figures["requests"] * verify_seconds * prices[route]["memory_mb"] / 1024 for route, figures in routes.items()
+    )
+    requests = sum(figures["requests"] for figures in routes.values())
     per_million = 1e6 / max(1, tickets)
     polls = routes["GET queue/position"]["requests"]
     poll_price = sum(
         prices["GET queue/position"][item] for item in ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs")
     )
     return {
-        "sale": round(total, 2),
-        "sale_items": {item: round(dollars_, 2) for item, dollars_ in items.items()},
-        "sale_with_waf": round(total + waf, 2),
+        "sale": round(total, 4),
+        "sale_items": {item: round(dollars_, 4) for item, dollars_ in items.items()},
+        "sale_with_waf": round(total + waf, 4),
         "per_million_tickets": round(total * per_million, 2),
         "per_million_tickets_items": {item: round(d * per_million, 2) for item, d in items.items()},
         "polls_per_million_tickets": round(polls * poll_price * per_million, 2),
+        "per_ticket": round(total / max(1, tickets), 8),
+        "api_types": dollars.api_types(items, requests, jwt_gb_seconds),
     }
+
+
+def identity(sale: Sale) -> dict[str, Any]:
+    """Cognito's calls in this sale (benchmarks/dollars.py cognito_plans): each buyer holds an ID token from its join
+    to its last request, at the template's ID token validity and lobby time."""
+    from devserver import DEFAULT_TEMPLATE
+    from devserver.template import load_template
+
+    parameters = load_template(DEFAULT_TEMPLATE).parameters
+    shopping = np.minimum(np.array(sale.buyers.shopping), sale.model.active_seconds)
+    last = np.array(
+        [
+            max(w.last_poll, (w.admitted_at or 0.0) + (shopping[n] if w.admitted_at is not None else 0.0), join)
+            for n, (w, join) in enumerate(zip(sale.waiters, sale.buyers.join_at, strict=True))
+        ]
+    )
+    return dollars.cognito_plans(
+        np.array(sale.buyers.join_at),
+        last,
+        sale.opening,
+        scale_up=SCALE_UP,
+        id_token_minutes=int(parameters["IdTokenValidityMinutes"]),
+        lobby_minutes=LOBBY_MINUTES,
+        opening_seconds=sale.model.opening_seconds,
+        ahead_hours=AHEAD_REFRESH_HOURS,
+        sold_out_at=sale.sold_out_at,
+    )
 
 
 def run_cadence(model: SaleModel, rules: Sequence[Rule]) -> dict[str, Any]:
@@ -559,6 +597,8 @@ def run_cadence(model: SaleModel, rules: Sequence[Rule]) -> dict[str, Any]:
             sale.run()
         figures = sale.figures(prices)
         figures["cpu_seconds"] = round(time.process_time() - started, 1)
+        figures["dollars"]["per_buyer"] = round(figures["dollars"]["per_ticket"] * sale.sold / model.buyers, 9)
+        figures["identity"] = identity(sale)
         results.append(figures)
         print(_summary_line(model, figures))
     return {"model": model.__dict__, "rules": results}
@@ -604,6 +644,11 @@ def targets(cadences: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"peak polls/s after the opening at {cadence['model']['buyers'] * SCALE_UP:,} buyers <= 3,000",
                 new["polls_peak_after_opening_per_second"] * SCALE_UP,
                 3_000,
+            ),
+            _at_most(
+                f"the {cadence['model']['buyers'] * SCALE_UP:,}-buyer sale's requests cost <= $40",
+                round(new["dollars"]["sale"] * SCALE_UP, 2),
+                SALE_DOLLARS_TARGET,
             ),
         ]
         checks += [{"admission_seconds": every, "target": t, "value": v, "met": bool(m)} for t, v, m in rows]

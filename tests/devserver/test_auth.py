@@ -8,6 +8,7 @@ from devserver.auth import (
     mint_token,
     verify_token,
 )
+from devserver.token import deployed_id_token_seconds
 from devserver.token import main as token_main
 
 
@@ -89,6 +90,13 @@ def test_token_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert claims["sub"] == "bob"
     assert claims["cognito:groups"] == ["admin"]
     assert claims["exp"] - claims["iat"] == 60
+
+
+def test_token_cli_lives_as_long_as_a_deployed_id_token_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    token_main(["--user", "bob"])
+
+    claims = verify_token(capsys.readouterr().out.strip())
+    assert claims["exp"] - claims["iat"] == deployed_id_token_seconds()
 
 
 @pytest.mark.parametrize(
