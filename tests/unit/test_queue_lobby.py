@@ -20,7 +20,9 @@ pytestmark = pytest.mark.usefixtures("aws")
 def lobby_queue(clock, opens_in: int, capacity: int = 2, shards: int = 2, concert_id: str = "c1") -> QueueService:
     repository = QueueRepository()
     now = int(clock())
-    put_new(repository.table, repository.new_queue_items(concert_id, capacity, shards, now, sales_open_at=now + opens_in))
+    put_new(
+        repository.table, repository.new_queue_items(concert_id, capacity, shards, now, sales_open_at=now + opens_in)
+    )
     return QueueService()
 
 
