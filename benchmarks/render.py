@@ -66,6 +66,10 @@ slot for a lognormal shopping time (median {model["shopping_median_seconds"]:g} 
 
 {table(["joins", "without the lobby", "with the lobby"], rows)}
 
+At 1,000,000 buyers (the same model times 10, as the section above scales) both columns are ten times these: the
+lobby turns the opening's burst into the window's trickle, so the hot-keys benchmark's burst is what a sale
+without a lobby (`PreQueueMinutes` 0) must be provisioned for.
+
 With the lobby: **{sale["lobby_size"]:,}** waited in it; the line formed (first admission)
 **{sale["line_formed_after_seconds"]} s** after the opening (the first Admit run 30 s after it). Spearman's rank
 correlation between arrival time and admission order: **{sale["lobby_rank_correlation_arrival_vs_admission"]}**

@@ -252,7 +252,8 @@ class QueueService:
         return summary
 
     def _admit_concert(self, concert_id: str) -> RunSummary:
-        """Cost O(admitted + capacity + shards + numbers drawn in the join window), never O(waiting).
+        """Cost O(admitted + capacity + shards + numbers drawn in the join window), never O(waiting); while the lobby
+        is let in, `free` lobby keys read in order instead of raising the bound (_lobby_step).
 
         Every number <= the bound is counted as occupied unless it is known to be free: it is live ACTIVE or
         entitled WAIT (occupied), not drawn yet (kept for the next arrival), drawn in the join window with no
