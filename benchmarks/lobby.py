@@ -198,6 +198,7 @@ class LobbyOpening:
         lobby = [b for b in order if self.join_at[b] < self.opening]
         after = [b for b in order if self.join_at[b] >= self.opening]
         bot = len(self.join_at) - 1
+        last_of_lobby = max((rank[m] for m in lobby), default=-1)
         lobby_polls = sorted(self.polls[b] for b in lobby)
         seconds = np.floor(np.asarray(self.poll_times) - self.opening).astype(np.int64)
         formed = [s for s in seconds if s >= 0]
@@ -213,11 +214,7 @@ class LobbyOpening:
             "after_opening_rank_correlation_arrival_vs_admission": _spearman(
                 [self.join_at[b] for b in after], [rank[b] for b in after]
             ),
-            "arrivals_after_opening_admitted_before_a_lobby_member": sum(
-                rank[b] < max(rank[m] for m in lobby) for b in after
-            )
-            if lobby
-            else 0,
+            "arrivals_after_opening_admitted_before_a_lobby_member": sum(rank[b] < last_of_lobby for b in after),
             "bot_admission_rank": rank.get(bot),
             "polls_per_lobby_waiter": {
                 "median": lobby_polls[len(lobby_polls) // 2] if lobby_polls else None,
