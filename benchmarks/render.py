@@ -71,7 +71,8 @@ lobby turns the opening's burst into the window's trickle, so the hot-keys bench
 without a lobby (`PreQueueMinutes` 0) must be provisioned for.
 
 With the lobby: **{sale["lobby_size"]:,}** waited in it; the line formed (first admission)
-**{sale["line_formed_after_seconds"]} s** after the opening (the first Admit run 30 s after it). Spearman's rank
+**{sale["line_formed_after_seconds"]} s** after the opening (the first Admit run at least 30 s after it: 30 s
+to 30 s + the admission interval, by the runs' phase). Spearman's rank
 correlation between arrival time and admission order: **{sale["lobby_rank_correlation_arrival_vs_admission"]}**
 within the lobby (random: about ±{1 / max(1, sale["lobby_size"] - 1) ** 0.5:.3f} by chance), and
 **{sale["after_opening_rank_correlation_arrival_vs_admission"]}** among the {sale["arrived_after_opening"]:,} who
@@ -80,7 +81,7 @@ arrived after the opening (first come, first served). Arrivals after the opening
 (0-based: right behind the whole lobby). Polls per lobby waiter: median {polls["median"]}, p99 {polls["p99"]}
 (the join's poll, the return at its run, the polls of the line after); peak polls per second before the opening
 {sale["peak_polls_per_second_before_opening"]:,}, from the opening {sale["peak_polls_per_second_from_opening"]:,}
-(the lobby's returns are spread by place, the front first). Per join: two DynamoDB requests, as any join; per
+(the lobby's returns are spread by place, the front first; times 10 at 1,000,000 buyers). Per join: two DynamoDB requests, as any join; per
 admission run: about `free` lobby keys read, nothing per waiter (docs/QUEUE.md, "The lobby").
 """
 
