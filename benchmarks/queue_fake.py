@@ -4,17 +4,18 @@ simulated clock in seconds (benchmarks/scale.py). Single-threaded: each method i
 DynamoDB request is (a conditional write either applies or answers "condition failed").
 
 What it keeps, per concert: the queue state, the sequence counters, every token by (concert, user), the token
-holding each sequence number (GSI1 `WAIT#` at +seq or -seq), the WAIT numbers of each shard in order, and the
-ACTIVE tokens (GSI2 `ACTIVE#`).
+holding each sequence number (GSI1 `WAIT#` at +seq or -seq), the WAIT numbers of each shard in order, the lobby's
+tokens by place key (GSI1 `LOBBY#`) and the ACTIVE tokens (GSI2 `ACTIVE#`).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
-from ticketline.repositories.queue import QueueRepository
+from ticketline.repositories.queue import LobbyProgress, QueueRepository
 
 
 @dataclass
@@ -24,7 +25,11 @@ class _Queue:
     by_seq: dict[int, QueueToken] = field(default_factory=dict)  # GSI1: the token (or stand-in) at each number
     waiting: list[list[int]] = field(default_factory=list)  # per shard, WAIT numbers in order (some since moved on)
     waiting_from: list[int] = field(default_factory=list)  # per shard, index of the first number maybe still WAIT
-    active: dict[int, QueueToken] = field(default_factory=dict)  # GSI2: ACTIVE tokens by number
+    active: dict[str, QueueToken] = field(default_factory=dict)  # GSI2: ACTIVE tokens by user
+    lobby_joins: int = 0  # the counters' `lobby` attribute, summed
+    lobby: list[tuple[int, str]] = field(default_factory=list)  # GSI1 LOBBY#: (place key, user), sorted on read
+    lobby_sorted: bool = True
+    lobby_from: int = 0  # index of the first lobby entry maybe still WAIT
 
 
 class InMemoryQueueRepository(QueueRepository):
@@ -36,8 +41,19 @@ class InMemoryQueueRepository(QueueRepository):
         self.tokens: dict[tuple[str, str], QueueToken] = {}
 
     # ---- state ----
-    def create_queue(self, concert_id: str, capacity: int, shards: int, now: int) -> None:
-        state = QueueState(concert_id=concert_id, capacity=capacity, shards=shards, admit_bound=capacity)
+    def create_queue(
+        self, concert_id: str, capacity: int, shards: int, now: int, sales_open_at: int | None = None
+    ) -> None:
+        """As concert creation does: with a lobby when the sale opens later (PreQueueMinutes > 0 assumed)."""
+        lobby = sales_open_at is not None and sales_open_at > now
+        state = QueueState(
+            concert_id=concert_id,
+            capacity=capacity,
+            shards=shards,
+            admit_bound=0 if lobby else capacity,
+            sales_open_at=sales_open_at,
+            lobby_done=not lobby,
+        )
         self.queues[concert_id] = _Queue(
             state=state, counters=[0] * shards, waiting=[[] for _ in range(shards)], waiting_from=[0] * shards
         )
@@ -55,15 +71,24 @@ class InMemoryQueueRepository(QueueRepository):
         new_bound: int,
         readings: tuple[CounterReading, ...],
         runs: tuple[AdmissionRun, ...],
+        lobby: LobbyProgress | None = None,
     ) -> bool:
         queue = self.queues[read.concert_id]
-        if (queue.state.admit_bound, queue.state.capacity, queue.state.paused) != (
-            read.admit_bound,
-            read.capacity,
-            False,
-        ):
+        seen = (queue.state.admit_bound, queue.state.capacity, queue.state.paused, queue.state.lobby_bound)
+        if seen != (read.admit_bound, read.capacity, False, read.lobby_bound):
             return False
-        queue.state = replace(queue.state, admit_bound=new_bound, readings=readings, runs=runs)
+        progress = lobby or LobbyProgress.of(read)
+        queue.state = replace(
+            queue.state,
+            admit_bound=new_bound,
+            readings=readings,
+            runs=runs,
+            lobby_done=progress.done,
+            lobby_size=progress.size,
+            lobby_formed=progress.formed,
+            lobby_bound=progress.bound,
+            lobby_admitted=progress.admitted,
+        )
         return True
 
     def scheduled_concert_ids(self, ending_after: int) -> Iterator[str]:
@@ -75,8 +100,12 @@ class InMemoryQueueRepository(QueueRepository):
         counters[shard] += 1
         return sequence_number(counters[shard], shard, shards)
 
-    def issued_counts(self, concert_id: str, shards: int) -> list[int]:
-        return list(self.queues[concert_id].counters)
+    def count_lobby_join(self, concert_id: str, shard: int) -> None:
+        self.queues[concert_id].lobby_joins += 1
+
+    def counter_counts(self, concert_id: str, shards: int) -> tuple[list[int], int]:
+        queue = self.queues[concert_id]
+        return list(queue.counters), queue.lobby_joins
 
     # ---- tokens ----
     def get_token(self, concert_id: str, user_id: str, consistent: bool = False) -> QueueToken | None:
@@ -132,6 +161,36 @@ class InMemoryQueueRepository(QueueRepository):
                 found.append(token)
         yield from found
 
+    def lobby_waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:
+        queue = self._sorted_lobby(concert_id)
+        start = queue.lobby_from
+        while start < len(queue.lobby) and self._lobby_waiting(queue, concert_id, start) is None:
+            start += 1  # moved on since: the index no longer holds them at +lobbyKey
+        queue.lobby_from = start
+        end = bisect.bisect_right(queue.lobby, (bound, "\uffff"))
+        found = [self._lobby_waiting(queue, concert_id, i) for i in range(start, end)]
+        yield from (t for t in found if t is not None and t.shard == shard)
+
+    def lobby_waiting_after(self, concert_id: str, shards: int, after: int, wanted: int) -> Iterator[QueueToken]:
+        queue = self._sorted_lobby(concert_id)
+        for index in range(bisect.bisect_right(queue.lobby, (after, "\uffff")), len(queue.lobby)):
+            token = self._lobby_waiting(queue, concert_id, index)
+            if token is not None:
+                yield token
+
+    def _sorted_lobby(self, concert_id: str) -> _Queue:
+        queue = self.queues[concert_id]
+        if not queue.lobby_sorted:
+            queue.lobby.sort()
+            queue.lobby_sorted, queue.lobby_from = True, 0
+        return queue
+
+    def _lobby_waiting(self, queue: _Queue, concert_id: str, index: int) -> QueueToken | None:
+        """The lobby entry's token if it still waits at that key (not activated, not replaced)."""
+        key, user = queue.lobby[index]
+        token = self.tokens[(concert_id, user)]
+        return token if token.lobby_key == key and token.status is TokenStatus.WAIT else None
+
     def arrived_between(self, concert_id: str, shard: int, low: int, high: int) -> Iterator[QueueToken]:
         queue = self.queues[concert_id]
         shards = queue.state.shards
@@ -145,11 +204,17 @@ class InMemoryQueueRepository(QueueRepository):
 
     def _store(self, token: QueueToken) -> None:
         queue = self.queues[token.concert_id]
+        new = (token.concert_id, token.user_id) not in self.tokens
         self.tokens[(token.concert_id, token.user_id)] = token
-        queue.by_seq[token.seq] = token
-        if token.status is TokenStatus.WAIT:
-            queue.waiting[token.shard].append(token.seq)  # numbers are drawn in order within a shard
-        if token.status is TokenStatus.ACTIVE:
-            queue.active[token.seq] = token
+        if token.lobby_key is not None:
+            if new:
+                queue.lobby.append((token.lobby_key, token.user_id))
+                queue.lobby_sorted = False
         else:
-            queue.active.pop(token.seq, None)
+            queue.by_seq[token.seq] = token
+            if token.status is TokenStatus.WAIT:
+                queue.waiting[token.shard].append(token.seq)  # numbers are drawn in order within a shard
+        if token.status is TokenStatus.ACTIVE:
+            queue.active[token.user_id] = token
+        else:
+            queue.active.pop(token.user_id, None)

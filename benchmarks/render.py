@@ -13,6 +13,7 @@ TITLES = {
     "coldstart": "Cold start (handler import time)",
     "dollars": "Dollars per million tickets",
     "scale": "A sale at the deployed cadence (simulated)",
+    "lobby": "The lobby: the opening with and without it (simulated)",
     "scheduler": "Scheduler runs against the history (10,000 past concerts, 50 live)",
 }
 
@@ -30,11 +31,60 @@ make that benchmark exit 1.
 | coldstart | `make bench-coldstart` | import time of each handler in a fresh interpreter |
 | dollars | `make bench-dollars` | $ per million tickets sold and per million queue polls, from the measured units |
 | scale | `make bench-scale` | a 100,000-buyer sale in simulated time, admission every 60 s and 300 s, polling rules |
+| lobby | `make bench-scale` | the opening of a 100,000-buyer sale with and without the lobby: joins/s, order, polls |
 | scheduler | `make bench-scheduler` | each scheduler task's requests and RRU: 50 live concerts, then 10,000 past more |
 
 `make bench` runs them all (about 6 minutes here). The CI smoke version of the cost check is
 `tests/benchmarks/test_cost_smoke.py` (part of `make test`).
 """
+
+
+def lobby(result: dict[str, Any]) -> str:
+    model, sale = result["model"], result["with_lobby"]
+    without, joined = result["joins_without_lobby"], result["joins_with_lobby"]
+    polls = sale["polls_per_lobby_waiter"]
+    rows = [
+        ["peak joins per second", f"{without['peak_joins_per_second']:,}", f"{joined['peak_joins_per_second']:,}"],
+        [
+            "joins in the opening second",
+            f"{without['joins_in_the_opening_second']:,}",
+            f"{joined['joins_in_the_opening_second']:,}",
+        ],
+    ]
+    return f"""## {TITLES["lobby"]}
+
+{machine_line(result)}
+
+benchmarks/lobby.py: {model["buyers"]:,} buyers, capacity {model["capacity"]:,}, admission every
+{model["admission_seconds"]} s, `PreQueueMinutes` {model["lobby_minutes"]}. {model["opening_share"]:.0%} mean to be
+there at the opening: without a lobby (a first-come line) they arrive in its first seconds (exponential, mean
+{model["rush_mean_seconds"]:g} s); with it, during the lobby's window, more of them towards the opening (exponential
+back from it, mean {model["lobby_mean_seconds"]:g} s). The rest arrive after the opening (mean
+{model["late_mean_seconds"]:g} s later), and a bot joins at the opening's first millisecond. The real `QueueService`
+and scheduler on the in-memory repository; every waiter follows `retryAfterSeconds`; an admitted buyer holds its
+slot for a lognormal shopping time (median {model["shopping_median_seconds"]:g} s), then pays.
+
+{table(["joins", "without the lobby", "with the lobby"], rows)}
+
+At 1,000,000 buyers (the same model times 10, as the section above scales) both columns are ten times these: the
+lobby turns the opening's burst into the window's trickle, so the hot-keys benchmark's burst is what a sale
+without a lobby (`PreQueueMinutes` 0) must be provisioned for.
+
+With the lobby: **{sale["lobby_size"]:,}** waited in it; the line formed (first admission)
+**{sale["line_formed_after_seconds"]} s** after the opening (the first Admit run at least 30 s after it: 30 s
+to 30 s + the admission interval, by the runs' phase). Spearman's rank
+correlation between arrival time and admission order: **{sale["lobby_rank_correlation_arrival_vs_admission"]}**
+within the lobby (random: about ±{1 / max(1, sale["lobby_size"] - 1) ** 0.5:.3f} by chance), and
+**{sale["after_opening_rank_correlation_arrival_vs_admission"]}** among the {sale["arrived_after_opening"]:,} who
+arrived after the opening (first come, first served). Arrivals after the opening admitted before a lobby member:
+**{sale["arrivals_after_opening_admitted_before_a_lobby_member"]}**; the bot entered **#{sale["bot_admission_rank"]}**
+(0-based: right behind the whole lobby). Polls per lobby waiter: median {polls["median"]}, p99 {polls["p99"]}
+(the join's poll, the return at its run, the polls of the line after); peak polls per second before the opening
+{sale["peak_polls_per_second_before_opening"]:,}, from the opening {sale["peak_polls_per_second_from_opening"]:,}
+(the lobby's returns are spread by place, the front first; times 10 at 1,000,000 buyers). Per join: two DynamoDB requests, as any join; per
+admission run: about `free` lobby keys read, nothing per waiter (docs/QUEUE.md, "The lobby").
+"""
+
 
 METHOD = """## Method notes
 

@@ -14,7 +14,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "docs" / "benchmarks"
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
-ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars", "scale", "scheduler")
+ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars", "scale", "lobby", "scheduler")
 
 
 def machine() -> dict[str, Any]:
@@ -101,6 +101,7 @@ def render() -> None:
         "coldstart": sections.coldstart,
         "dollars": sections.dollars,
         "scale": sections.scale,
+        "lobby": sections.lobby,
         "scheduler": sections.scheduler,
     }
     parts = [sections.HEADER]

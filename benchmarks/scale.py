@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import cost, dollars, report
+from benchmarks import cost, dollars, lobby, report
 from benchmarks.hotkeys import SimulatedClock, simulated_queue
 from benchmarks.inprocess import NullWriter
 from benchmarks.queue_fake import InMemoryQueueRepository
@@ -701,6 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             admission_seconds=every,
         )
         cadences.append(run_cadence(model, [r for r in RULES if r.name in args.rules]))
+    lobby.main([f"--buyers={args.buyers}", *(["--no-save"] if args.no_save else [])])  # docs/benchmarks/lobby.json
     checks = targets(cadences) if {NEW_RULE, REFERENCE_RULE} <= set(args.rules) else []
     for check in checks:
         print(

@@ -291,7 +291,9 @@ function applyQueueState(status, position, activeUntil, retryAfterSeconds) {
   badge.textContent = status.replace("_", " ");
   badge.className = "badge " + status.toLowerCase();
   if (status === "WAIT") {
-    $("queue-line").textContent = position === 1 ? "You are next in line" : `${position} people ahead of you`;
+    $("queue-line").textContent = position === null
+      ? "In the lobby: everyone here gets a place in a random order when the sale opens"
+      : position === 1 ? "You are next in line" : `${position} people ahead of you`;
     $("queue-detail").textContent = `Checking again in ${retryAfterSeconds} s. Keep this page open.`;
     schedulePoll(retryAfterSeconds);
   } else if (status === "ACTIVE") {

@@ -187,17 +187,18 @@ def test_an_unknown_concert_is_404(clock):
 
 
 # ---- salesOpenAt ----
-def test_joining_before_the_sale_opens_is_409_with_retry_after(clock):
-    opens = ticketline_clock.to_iso(clock() + 600)
+def test_joining_before_the_lobby_opens_is_409_with_retry_after(clock):
+    lobby = QueueService().settings.pre_queue_minutes * 60
+    opens = ticketline_clock.to_iso(clock() + lobby + 600)
     concert = create(salesOpenAt=opens)
     assert concert.sales_open_at == opens
     with pytest.raises(SaleNotOpen) as refused:
         QueueService().issue(concert.concert_id, "alice")
-    assert refused.value.headers() == {"Retry-After": "600"}
+    assert refused.value.headers() == {"Retry-After": "600"}  # until the lobby opens, PreQueueMinutes before
     assert get("get_concert.json", concert_id=concert.concert_id)["json"]["salesOpenAt"] == opens
     clock.advance(600)
     token, created = QueueService().issue(concert.concert_id, "alice")
-    assert created and token.status is TokenStatus.ACTIVE
+    assert created and token.status is TokenStatus.WAIT and token.position is None  # the lobby
 
 
 def test_a_sale_opening_after_the_last_date_is_400_naming_it(clock):
@@ -214,7 +215,7 @@ def test_a_sale_opening_after_the_last_date_is_400_naming_it(clock):
 
 
 def test_the_join_answers_409_sale_not_open_through_its_handler(clock):
-    concert = create(salesOpenAt=ticketline_clock.to_iso(clock() + 90))
+    concert = create(salesOpenAt=ticketline_clock.to_iso(clock() + QueueService().settings.pre_queue_minutes * 60 + 90))
     event = load_event("issue_token.json", pathParameters={"concertId": concert.concert_id})
     event["path"] = f"/concerts/{concert.concert_id}/queue/tokens"
     response = handler("issue_token").lambda_handler(event, lambda_context("issue_token"))

@@ -139,8 +139,6 @@ _CODE = re.compile(r"`([A-Z][A-Z_]+)`")
 _NARROWER_THAN_CONTRACT = {
     "`POST /admin/concerts` — admin JWT.": "#15 Idempotency-Key required",
     "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0;": "#15 seatBlocks",
-    "Before the concert's `salesOpenAt` a join is 409 `SALE_NOT_OPEN` with `Retry-After` (`PreQueueMinutes` is 0 "
-    "until the lobby is built).": "the lobby (real-scale issue)",
     '[{"number", "price"}]}`:': "#15 sections and paging",
 }
 

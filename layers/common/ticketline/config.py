@@ -45,8 +45,8 @@ class Settings(BaseModel):
     max_tickets_per_user: Positive = 8
     cancellation_cutoff_hours: Annotated[int, Field(ge=0)] = 24
     queue_state_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
-    # The lobby (a WAIT token without a place before salesOpenAt) is not built yet: joining opens at salesOpenAt.
-    pre_queue_minutes: Annotated[int, Field(ge=0, le=0)] = 0
+    # Joining opens this long before salesOpenAt, into the lobby (a WAIT token with no place until the line forms).
+    pre_queue_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
     # The Admit schedule (AdmissionScheduleRate): the poll times its retries to it.
     admission_schedule_rate: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(5 minutes)"
 

@@ -22,6 +22,10 @@ class TokenStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+# A lobby token's place key is drawn uniformly from [1, LOBBY_KEYS]: the lobby is lined up in key order.
+LOBBY_KEYS = 2**53  # exact in a DynamoDB number and in a float
+
+
 def sequence_number(drawn: int, shard: int, shards: int) -> int:
     """The `drawn`-th number of shard s is s+1, s+1+K, s+1+2K, ...: interleaved, globally unique, ordered per shard."""
     return (drawn - 1) * shards + shard + 1
@@ -64,6 +68,17 @@ class QueueState:
     runs: tuple[AdmissionRun, ...] = ()
     # An operator paused admission: no run raises the bound, no waiter walks in, no join enters (docs/QUEUE.md).
     paused: bool = False
+    # The lobby (docs/QUEUE.md, "The lobby"): False while joins before salesOpenAt may wait in it and it has not
+    # been let into the line yet; while False no arrival after the opening is entitled (admit_bound stays 0).
+    lobby_done: bool = True
+    # Lobby joins counted by the last admission run (final once the line has formed).
+    lobby_size: int = 0
+    # The first admission run at least JOIN_WINDOW_SECONDS after salesOpenAt formed the line: the lobby's order is
+    # fixed, positions are given.
+    lobby_formed: bool = False
+    # Lobby tokens with a place key <= lobby_bound are entitled; lobby_admitted of them were let in so far.
+    lobby_bound: int = 0
+    lobby_admitted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +101,8 @@ class QueueToken:
     status: TokenStatus
     issued_at: int
     active_until: int | None
+    # A lobby token's random place key (its seq is 0: it drew no number); None for a token drawn after the opening.
+    lobby_key: int | None = None
 
     def effective_status(self, now: float) -> TokenStatus:
         """An ACTIVE token past its time is EXPIRED even before the scheduler writes so."""
@@ -115,7 +132,11 @@ class QueueTokenOut(ApiModel):
     token: str = Field(examples=["q1Yk2m...opaque"], description="Send it as X-Queue-Token.")
     concert_id: str
     status: TokenStatus
-    position: int = Field(ge=0, description="Place in line (1 = next to enter); 0 when ACTIVE.")
+    position: int | None = Field(
+        ge=0,
+        description="Place in line (1 = next to enter); 0 when ACTIVE; null while the line forms (the lobby, until "
+        "the first admission run after salesOpenAt).",
+    )
     active_until: str | None = Field(description="ISO-8601 UTC end of the ACTIVE window; null while waiting.")
 
 
@@ -138,7 +159,11 @@ class QueuePositionOut(ApiModel):
     )
 
     status: TokenStatus
-    position: int = Field(ge=0, description="Place in line (1 = next to enter); 0 when ACTIVE.")
+    position: int | None = Field(
+        ge=0,
+        description="Place in line (1 = next to enter); 0 when ACTIVE; null while the line forms (the lobby, until "
+        "the first admission run after salesOpenAt).",
+    )
     active_until: str | None
     retry_after_seconds: int = Field(
         ge=1,

@@ -7,10 +7,12 @@
                                                       listing (GSI2PK=CONCERTS, GSI2SK=its last date's start),
                                                       which is what the scheduler walks (docs/QUEUE.md)
 - backfill mark PK=QUEUES#BACKFILL         SK=DONE    every registry entry is listed: nobody reads the registry
-- seq counter   PK=QSEQ#<cid>#<shard>     SK=QSEQ    n (sharded so issuing is not one hot item)
-- token         PK=QTOKEN#<cid>#<uid>     SK=QTOKEN  token, seq, status, activeUntil
+- seq counter   PK=QSEQ#<cid>#<shard>     SK=QSEQ    n (sharded so issuing is not one hot item), lobby (lobby joins)
+- token         PK=QTOKEN#<cid>#<uid>     SK=QTOKEN  token, seq, status, activeUntil, lobbyKey (lobby tokens)
     all:    GSI1PK=WAIT#<cid>#<shard>; WAIT: GSI1SK=seq (admission reads waiters in seq order),
             ACTIVE/EXPIRED: GSI1SK=-seq (admission sees which drawn numbers have arrived)
+    lobby:  GSI1PK=LOBBY#<cid>#<shard>; WAIT: GSI1SK=lobbyKey (the line-up reads the lobby in key order),
+            once ACTIVE: GSI1SK=0 (seq 0: out of every key range)
     ACTIVE: GSI2PK=ACTIVE#<cid>,       GSI2SK=activeUntil (expiry reads the due ones)
 - released seq  PK=QRELEASED#<cid>#<seq>  SK=RELEASED  an EXPIRED stand-in at GSI1SK=-seq for a number whose join
                                                       lost its user's token to a concurrent join (rare)
@@ -18,16 +20,19 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 import secrets
 from collections.abc import Iterator
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
 from ticketline.models.queue import (
+    LOBBY_KEYS,
     AdmissionRun,
     CounterReading,
     QueueChange,
@@ -45,6 +50,21 @@ TOKEN_RETENTION_SECONDS = 2 * DAY  # TTL tidies dead tokens; logic never relies 
 CHANGE_PREFIX = "QCHANGE#"
 
 
+@dataclass(frozen=True, slots=True)
+class LobbyProgress:
+    """The lobby's part of the queue state, as an admission run saves it."""
+
+    done: bool
+    size: int
+    formed: bool
+    bound: int
+    admitted: int
+
+    @classmethod
+    def of(cls, state: QueueState) -> Self:
+        return cls(state.lobby_done, state.lobby_size, state.lobby_formed, state.lobby_bound, state.lobby_admitted)
+
+
 def state_key(concert_id: str) -> Item:
     return {"PK": f"CONCERT#{concert_id}", "SK": "QUEUE"}
 
@@ -59,6 +79,10 @@ def _counter_key(concert_id: str, shard: int) -> Item:
 
 def _wait_partition(concert_id: str, shard: int) -> str:
     return f"WAIT#{concert_id}#{shard}"
+
+
+def _lobby_partition(concert_id: str, shard: int) -> str:
+    return f"LOBBY#{concert_id}#{shard}"
 
 
 def _active_partition(concert_id: str) -> str:
@@ -84,17 +108,20 @@ class QueueRepository:
         sales_open_at: int | None = None,
         sellable_until: int | None = None,
     ) -> list[Item]:
-        """Items that open a concert's queue: the first `capacity` arrivals enter at once (from `sales_open_at`).
+        """Items that open a concert's queue: the first `capacity` arrivals enter at once (from `sales_open_at`), or,
+        when the sale opens later and PreQueueMinutes allows a lobby, nobody until the lobby has been let in.
 
         The state also carries the concert's sold-out figure (`sellableUntil`, kept by the stream consumer) so
         that a join, a poll and an admission run learn it from the read they already make."""
+        lobby = sales_open_at is not None and sales_open_at > now and get_settings().pre_queue_minutes > 0
         return [
             {
                 **state_key(concert_id),
                 "concertId": concert_id,
                 "capacity": capacity,
                 "shards": shards,
-                "admitBound": capacity,
+                "admitBound": 0 if lobby else capacity,
+                "lobbyDone": not lobby,
                 "createdAt": now,
                 "salesOpenAt": sales_open_at,
                 "sellableUntil": sellable_until,
@@ -183,22 +210,27 @@ class QueueRepository:
         new_bound: int,
         readings: tuple[CounterReading, ...],
         runs: tuple[AdmissionRun, ...],
+        lobby: LobbyProgress | None = None,
     ) -> bool:
-        """Set the bound (raised, or kept), the counter readings and the run history, if the bound and the capacity
-        are still those of the state the run `read` and admission is not paused.
+        """Set the bound (raised, or kept), the counter readings, the run history and the lobby's progress, if the
+        bounds and the capacity are still those of the state the run `read` and admission is not paused.
 
         Optimistic: of two overlapping scheduler runs only one moves the bound. A run that loses only loses its
         reading and its place in the history, which makes later runs more cautious, never less. A run that an
         operator's change overtook loses the same way: it never admits past a capacity lowered or a pause set
         since its read.
         """
+        progress = lobby or LobbyProgress.of(read)
         try:
             dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(state_key(read.concert_id)),
-                UpdateExpression="SET admitBound = :new, counterReadings = :readings, admissionRuns = :runs",
+                UpdateExpression="SET admitBound = :new, counterReadings = :readings, admissionRuns = :runs, "
+                "lobbyDone = :done, lobbySize = :size, lobbyFormed = :formed, lobbyBound = :lobbyBound, "
+                "lobbyAdmitted = :admitted",
                 ConditionExpression="admitBound = :expected AND #capacity = :capacity AND "
-                "(attribute_not_exists(#paused) OR #paused = :running)",
+                "(attribute_not_exists(#paused) OR #paused = :running) AND "
+                "(attribute_not_exists(lobbyBound) OR lobbyBound = :expectedLobbyBound)",
                 ExpressionAttributeNames={"#capacity": "capacity", "#paused": "paused"},
                 ExpressionAttributeValues=values(
                     new=new_bound,
@@ -207,6 +239,12 @@ class QueueRepository:
                     running=False,
                     readings=[[r.at, *r.issued] for r in readings],
                     runs=[[r.at, r.bound, r.drawn] for r in runs],
+                    done=progress.done,
+                    size=progress.size,
+                    formed=progress.formed,
+                    lobbyBound=progress.bound,
+                    admitted=progress.admitted,
+                    expectedLobbyBound=read.lobby_bound,
                 ),
             )
         except ClientError as error:
@@ -262,13 +300,28 @@ class QueueRepository:
         )
         return sequence_number(int(from_raw(response["Attributes"])["n"]), shard, shards)
 
+    def count_lobby_join(self, concert_id: str, shard: int) -> None:
+        """Count a lobby join on the shard's counter item (the lobby's size; a lobby token draws no number)."""
+        dynamodb().update_item(
+            TableName=self.table,
+            Key=to_raw(_counter_key(concert_id, shard)),
+            UpdateExpression="ADD lobby :one",
+            ExpressionAttributeValues=values(one=1),
+        )
+
     def issued_counts(self, concert_id: str, shards: int) -> list[int]:
         """How many sequence numbers each shard has handed out (strongly consistent)."""
+        return self.counter_counts(concert_id, shards)[0]
+
+    def counter_counts(self, concert_id: str, shards: int) -> tuple[list[int], int]:
+        """Numbers each shard has handed out, and the lobby joins counted over all shards (one strongly consistent
+        BatchGetItem)."""
         keys = [_counter_key(concert_id, shard) for shard in range(shards)]
-        counts = [0] * shards
+        counts, lobby = [0] * shards, 0
         for item in get_many(self.table, keys, consistent=True):
-            counts[int(str(item["PK"]).rsplit("#", 1)[1])] = int(item["n"])
-        return counts
+            counts[int(str(item["PK"]).rsplit("#", 1)[1])] = int(item.get("n", 0))
+            lobby += int(item.get("lobby", 0))
+        return counts, lobby
 
     # ---- tokens ----
     def get_token(self, concert_id: str, user_id: str, consistent: bool = False) -> QueueToken | None:
@@ -375,6 +428,24 @@ class QueueRepository:
         """WAIT tokens of one shard with seq <= bound, lowest first."""
         yield from self._gsi1_range(concert_id, shard, 1, bound)
 
+    def lobby_waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:
+        """WAIT lobby tokens of one shard with a place key <= bound (entitled, not activated yet)."""
+        yield from self._gsi1_range(concert_id, shard, 1, bound, partition=_lobby_partition(concert_id, shard))
+
+    def lobby_waiting_after(self, concert_id: str, shards: int, after: int, wanted: int) -> Iterator[QueueToken]:
+        """WAIT lobby tokens with a place key > after, in key order over every shard: the next in the lobby's line.
+
+        Each shard's partition is read in pages of about its share of `wanted`, lazily: reading the next `wanted`
+        costs about `wanted` items plus a page per shard, whatever the lobby's size."""
+        page = max(10, math.ceil(wanted * 1.2 / shards))
+        per_shard = [
+            self._gsi1_range(
+                concert_id, shard, after + 1, LOBBY_KEYS, partition=_lobby_partition(concert_id, shard), page_size=page
+            )
+            for shard in range(shards)
+        ]
+        yield from heapq.merge(*per_shard, key=lambda token: token.lobby_key or 0)
+
     def arrived_between(self, concert_id: str, shard: int, low: int, high: int) -> Iterator[QueueToken]:
         """Tokens of one shard past WAIT (ACTIVE or EXPIRED) with low <= seq <= high."""
         yield from self._gsi1_range(concert_id, shard, -high, -low)
@@ -384,13 +455,25 @@ class QueueRepository:
         token value)."""
         return sum(1 for token in self.arrived_between(concert_id, shard, low, high) if not token.token)
 
-    def _gsi1_range(self, concert_id: str, shard: int, low: int, high: int) -> Iterator[QueueToken]:
+    def _gsi1_range(
+        self,
+        concert_id: str,
+        shard: int,
+        low: int,
+        high: int,
+        *,
+        partition: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[QueueToken]:
         paginator = dynamodb().get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
             IndexName="GSI1",
             KeyConditionExpression="GSI1PK = :partition AND GSI1SK BETWEEN :low AND :high",
-            ExpressionAttributeValues=values(partition=_wait_partition(concert_id, shard), low=low, high=high),
+            ExpressionAttributeValues=values(
+                partition=partition or _wait_partition(concert_id, shard), low=low, high=high
+            ),
+            PaginationConfig={"PageSize": page_size} if page_size else {},
         ):
             for raw in page["Items"]:
                 yield _token(from_raw(raw))
@@ -430,6 +513,12 @@ def state_from_item(item: Item) -> QueueState:
             for at, bound, drawn in item.get("admissionRuns", [])
         ),
         paused=bool(item.get("paused", False)),
+        # A state written before the lobby existed had none: its concert opened first come, first served.
+        lobby_done=bool(item.get("lobbyDone", True)),
+        lobby_size=int(item.get("lobbySize", 0)),
+        lobby_formed=bool(item.get("lobbyFormed", False)),
+        lobby_bound=int(item.get("lobbyBound", 0)),
+        lobby_admitted=int(item.get("lobbyAdmitted", 0)),
     )
 
 
@@ -471,6 +560,7 @@ def _token(item: Item) -> QueueToken:
         status=TokenStatus(item["status"]),
         issued_at=int(item["issuedAt"]),
         active_until=int(active_until) if active_until is not None else None,
+        lobby_key=optional_int(item.get("lobbyKey")),
     )
 
 
@@ -485,10 +575,16 @@ def _token_item(token: QueueToken) -> Item:
         "status": token.status.value,
         "issuedAt": token.issued_at,
         "activeUntil": token.active_until,
-        # Every token stays in its shard's GSI1 partition: WAIT at +seq, once past WAIT at -seq.
+        # Every token stays in its shard's GSI1 partition: WAIT at +seq, once past WAIT at -seq; a lobby token in
+        # its shard's lobby partition at +lobbyKey while it waits.
         "GSI1PK": _wait_partition(token.concert_id, token.shard),
         "GSI1SK": token.seq if token.status is TokenStatus.WAIT else -token.seq,
     }
+    if token.lobby_key is not None:
+        item["lobbyKey"] = token.lobby_key
+        item["GSI1PK"] = _lobby_partition(token.concert_id, token.shard)
+        if token.status is TokenStatus.WAIT:
+            item["GSI1SK"] = token.lobby_key
     if token.status is TokenStatus.WAIT:
         item["ttl"] = token.issued_at + TOKEN_RETENTION_SECONDS
     elif token.status is TokenStatus.ACTIVE and token.active_until is not None:

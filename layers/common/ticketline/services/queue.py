@@ -4,6 +4,9 @@ Admission is a moving bound: every token whose sequence number is <= `admitBound
 Opening a queue sets the bound to its capacity (the first arrivals walk in); the scheduler raises it by the
 number of free slots. Nobody but the scheduler (and an operator's pause or capacity change) writes the queue's
 state, so issuing and polling never write a shared item; while paused nobody enters (see docs/QUEUE.md).
+
+The lobby: a join before salesOpenAt draws no number but a random place key; the first admission run once no
+lobby join can be in flight lets the lobby in by key order ahead of every number drawn after the opening.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from hmac import compare_digest
+from itertools import islice
 
 from ticketline import clock
 from ticketline.config import Settings, get_settings
 from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive, SaleNotOpen, SoldOut
 from ticketline.models.catalog import is_sold_out
 from ticketline.models.queue import (
+    LOBBY_KEYS,
     AdmissionRun,
     CounterReading,
     QueuePositionOut,
@@ -30,12 +35,14 @@ from ticketline.models.queue import (
     sequence_number,
 )
 from ticketline.observability import logger, metrics
-from ticketline.repositories.queue import QueueRepository
+from ticketline.repositories.queue import LobbyProgress, QueueRepository
 from ticketline.services.queue_timing import (
     RUN_SETTLE_SECONDS,
     LineView,
     PollTiming,
+    first_run_from,
     line_view,
+    opening_timing,
     poll_timing,
     recorded_runs,
 )
@@ -89,10 +96,11 @@ class QueueService:
 
     # ---- request path ----
     def issue(self, concert_id: str, user_id: str) -> tuple[QueueTokenOut, bool]:
-        """The caller's live token (created=False) or a new one at the back of the line (created=True).
+        """The caller's live token (created=False) or a new one at the back of the line (created=True); before
+        salesOpenAt a lobby token (a random place key, no number).
 
-        409 SALE_NOT_OPEN before the concert's sale opens, 410 SOLD_OUT while it is sold out (no token either way;
-        both are learnt from the queue state the join reads anyway)."""
+        409 SALE_NOT_OPEN before the lobby opens, 410 SOLD_OUT while it is sold out (no token either way; both are
+        learnt from the queue state the join reads anyway)."""
         state = self._state(concert_id)
         now = int(clock.now())
         self._require_open(state, now)
@@ -103,24 +111,30 @@ class QueueService:
         if existing is not None and existing.effective_status(now) is not TokenStatus.EXPIRED:
             return self._token_view(self._settle(existing, state, now), state), False
         shard = secrets.randbelow(state.shards)
-        seq = self.repository.next_seq(concert_id, shard, state.shards)
-        entitled = seq <= state.admit_bound and not state.paused  # paused: the place is kept, entry waits
+        in_lobby = state.sales_open_at is not None and now < state.sales_open_at
+        if in_lobby:
+            self.repository.count_lobby_join(concert_id, shard)
         token = QueueToken(
             concert_id=concert_id,
             user_id=user_id,
             token=secrets.token_urlsafe(32),
-            seq=seq,
+            seq=0 if in_lobby else self.repository.next_seq(concert_id, shard, state.shards),
             shard=shard,
-            status=TokenStatus.ACTIVE if entitled else TokenStatus.WAIT,
+            status=TokenStatus.WAIT,
             issued_at=now,
-            active_until=now + self.settings.active_token_ttl_seconds if entitled else None,
+            active_until=None,
+            # Uniform over the keys whatever the arrival time: the lobby's order owes nothing to being first.
+            lobby_key=secrets.randbelow(LOBBY_KEYS) + 1 if in_lobby else None,
         )
+        if self._entitled(token, state):  # paused, or a lobby not let in yet: the place is kept, entry waits
+            token = replace(token, status=TokenStatus.ACTIVE, active_until=now + self.settings.active_token_ttl_seconds)
         winner = self.repository.put_token(token, replacing=existing.token if existing else None)
         if winner is not None:  # a concurrent request of the same user won; its token is the caller's
-            self.repository.release_seq(token)  # else the scheduler holds our number's slot as a join in flight
+            if not in_lobby:  # else the scheduler holds our number's slot as a join in flight
+                self.repository.release_seq(token)
             return self._token_view(winner, state), False
-        metrics.add_metric(name="TokensIssued", unit="Count", value=1)
-        logger.info("queue token issued", extra={"concertId": concert_id, "seq": seq, "status": token.status})
+        metrics.add_metric(name="LobbyJoins" if in_lobby else "TokensIssued", unit="Count", value=1)
+        logger.info("queue token issued", extra={"concertId": concert_id, "seq": token.seq, "status": token.status})
         return self._token_view(token, state), True
 
     def position(self, concert_id: str, user_id: str, presented: str | None) -> QueuePositionOut:
@@ -146,8 +160,10 @@ class QueueService:
         position = self._place(token, state)
         if status is TokenStatus.ACTIVE:
             timing = PollTiming(0, max(1, min(MAX_ACTIVE_POLL_SECONDS, (token.active_until or now) - now)))
+        elif position is None and state is not None:
+            timing = self._forming_timing(token, state, clock.now())
         else:
-            timing = self._waiting_timing(position, state, clock.now())
+            timing = self._waiting_timing(position or 1, state, clock.now())
         return QueuePositionOut(
             status=status,
             position=position,
@@ -163,6 +179,27 @@ class QueueService:
         return poll_timing(
             position,
             self._line_view(state),
+            now,
+            jitter=random.random(),  # spreads returns; not a secret
+            settle_seconds=RUN_SETTLE_SECONDS + self.settings.queue_state_cache_seconds,
+        )
+
+    def _forming_timing(self, token: QueueToken, state: QueueState, now: float) -> PollTiming:
+        """A waiter before the line forms (the lobby, or a join just after the opening): back after the run that forms
+        it, or the run that could reach its place then. A lobby token's place is about its key's share of the lobby
+        counted so far (which only grows: the guess errs early), so the lobby's returns are spread by their places,
+        the front first, not all in the opening's second."""
+        lobby = max(1, state.lobby_size)
+        if token.lobby_key is not None:
+            place = max(1, math.ceil(token.lobby_key / LOBBY_KEYS * lobby))
+        else:
+            place = lobby + token.seq
+        view = self._line_view(state)
+        forms_at = first_run_from((state.sales_open_at or 0) + JOIN_WINDOW_SECONDS, view.last_run, view.interval, now)
+        return opening_timing(
+            place,
+            view,
+            forms_at,
             now,
             jitter=random.random(),  # spreads returns; not a secret
             settle_seconds=RUN_SETTLE_SECONDS + self.settings.queue_state_cache_seconds,
@@ -215,7 +252,8 @@ class QueueService:
         return summary
 
     def _admit_concert(self, concert_id: str) -> RunSummary:
-        """Cost O(admitted + capacity + shards + numbers drawn in the join window), never O(waiting).
+        """Cost O(admitted + capacity + shards + numbers drawn in the join window), never O(waiting); while the lobby
+        is let in, `free` lobby keys read in order instead of raising the bound (_lobby_step).
 
         Every number <= the bound is counted as occupied unless it is known to be free: it is live ACTIVE or
         entitled WAIT (occupied), not drawn yet (kept for the next arrival), drawn in the join window with no
@@ -231,10 +269,10 @@ class QueueService:
         if state.paused:
             return RunSummary(concerts=1)  # an operator stopped admission: not even the repair lets anyone in
         # Repair first: waiters already entitled (a crashed run, or nobody polled) are ACTIVE from now on.
-        entitled = self._activate_up_to(state, state.admit_bound, now)
-        seen = {t.seq: t for t in [*self.repository.active_tokens(concert_id), *entitled]}
-        occupying = {t.seq for t in entitled} | {t.seq for t in seen.values() if _live(t, now)}
-        issued = self.repository.issued_counts(concert_id, state.shards)
+        entitled = [*self._activate_up_to(state, state.admit_bound, now), *self._activate_lobby_up_to(state, now)]
+        seen = {_number(t): t for t in [*self.repository.active_tokens(concert_id), *entitled]}
+        occupying = {_number(t) for t in entitled} | {n for n, t in seen.items() if _live(t, now)}
+        issued, lobby_size = self.repository.counter_counts(concert_id, state.shards)
         reading = CounterReading(at=math.ceil(clock.now()), issued=tuple(issued))
         in_flight = 0
         for shard, (first, last) in enumerate(_drawn_lately(state, issued, now - JOIN_WINDOW_SECONDS)):
@@ -250,19 +288,49 @@ class QueueService:
         readings = _next_readings(state.readings, reading, now - JOIN_WINDOW_SECONDS)
         if in_flight:
             logger.info("slots held for joins in flight", extra={"concertId": concert_id, "inFlight": in_flight})
+        lobby, let_in = self._lobby_step(state, lobby_size, free, now)
+        if not state.lobby_done:  # numbers drawn after the opening wait behind the lobby: their bound stays 0 ...
+            free = free - len(let_in) if lobby.done else 0  # ... until it is through; then the rest of the slots
         new_bound = self._past_released(state, state.admit_bound + free) if free > 0 else state.admit_bound
-        # Every run is recorded, moved or not: the poll's estimate and retry time come from the line's pace.
+        # Every run is recorded, moved or not: the poll's estimate and retry time come from the line's pace, in
+        # places (the lobby's, then the numbers drawn after the opening).
         drawn = max((sequence_number(n, shard, state.shards) for shard, n in enumerate(issued) if n), default=0)
-        runs = recorded_runs(state.runs, AdmissionRun(at=reading.at, bound=new_bound, drawn=drawn))
-        if free <= 0:
-            self.repository.save_admission(state, state.admit_bound, readings, runs)
-            return RunSummary(concerts=1, admitted=len(entitled))
-        if not self.repository.save_admission(state, new_bound, readings, runs):
+        run = AdmissionRun(at=reading.at, bound=lobby.admitted + new_bound, drawn=lobby.size + drawn)
+        runs = recorded_runs(state.runs, run)
+        if not self.repository.save_admission(state, new_bound, readings, runs, lobby):
             logger.info("another run or an operator changed the queue first", extra={"concertId": concert_id})
             return RunSummary(concerts=1, admitted=len(entitled))
-        admitted = self._activate_up_to(replace(state, admit_bound=new_bound), new_bound, now)
-        logger.info("admitted", extra={"concertId": concert_id, "bound": new_bound, "admitted": len(admitted)})
+        active_until = now + self.settings.active_token_ttl_seconds
+        admitted = [token for token in let_in if self.repository.activate(token, active_until)]
+        if new_bound > state.admit_bound:
+            admitted += self._activate_up_to(replace(state, admit_bound=new_bound), new_bound, now)
+        if admitted:
+            logger.info("admitted", extra={"concertId": concert_id, "bound": new_bound, "admitted": len(admitted)})
         return RunSummary(concerts=1, admitted=len(entitled) + len(admitted))
+
+    def _lobby_step(
+        self, state: QueueState, counted: int, free: int, now: int
+    ) -> tuple[LobbyProgress, list[QueueToken]]:
+        """The lobby's progress after this run, and the lobby tokens it lets in (the next `free` by place key).
+
+        Before the line can form the run only counts the lobby. It forms at the first run JOIN_WINDOW_SECONDS after
+        salesOpenAt (no lobby join can still be in flight, so none lands behind a key already passed): from then
+        on each run reads the next `free` keys in order, O(free + shards), never the whole lobby. The lobby is
+        through when fewer than `free` are left."""
+        progress = LobbyProgress.of(state)
+        if state.lobby_done:
+            return progress, []
+        if state.sales_open_at is None or now < state.sales_open_at + JOIN_WINDOW_SECONDS:
+            return replace(progress, size=counted), []
+        progress = replace(progress, size=counted, formed=True)
+        if free <= 0:
+            return progress, []
+        next_in_line = self.repository.lobby_waiting_after(state.concert_id, state.shards, state.lobby_bound, free)
+        let_in = list(islice(next_in_line, free))
+        if len(let_in) < free:
+            admitted = max(counted, progress.admitted + len(let_in))
+            return replace(progress, done=True, bound=LOBBY_KEYS, admitted=admitted), let_in
+        return replace(progress, bound=let_in[-1].lobby_key or 0, admitted=progress.admitted + len(let_in)), let_in
 
     # ---- helpers ----
     def _state(self, concert_id: str) -> QueueState:
@@ -275,10 +343,12 @@ class QueueService:
         return state
 
     def _require_open(self, state: QueueState, now: int) -> None:
-        """Joining opens PreQueueMinutes before salesOpenAt (0 until the lobby exists: docs/QUEUE.md)."""
+        """Joining opens PreQueueMinutes before salesOpenAt, into the lobby; at salesOpenAt for a queue created with
+        no lobby (its sale was open at creation, or PreQueueMinutes was 0)."""
         if state.sales_open_at is None:
             return
-        opens_at = state.sales_open_at - self.settings.pre_queue_minutes * 60
+        lobby_minutes = 0 if state.lobby_done else self.settings.pre_queue_minutes
+        opens_at = state.sales_open_at - lobby_minutes * 60
         if now < opens_at:
             raise SaleNotOpen(
                 retry_after_seconds=opens_at - now,
@@ -299,6 +369,8 @@ class QueueService:
 
     def _activate_up_to(self, state: QueueState, bound: int, now: int) -> list[QueueToken]:
         """Activate every WAIT token with seq <= bound; returns them, now ACTIVE (whoever activated them)."""
+        if bound <= 0:
+            return []
         active_until = now + self.settings.active_token_ttl_seconds
         activated: list[QueueToken] = []
         for shard in range(state.shards):
@@ -307,9 +379,21 @@ class QueueService:
                 activated.append(token)
         return activated
 
+    def _activate_lobby_up_to(self, state: QueueState, now: int) -> list[QueueToken]:
+        """Activate every WAIT lobby token the lobby's bound has passed (a run that crashed after its write)."""
+        if state.lobby_bound <= 0:
+            return []
+        active_until = now + self.settings.active_token_ttl_seconds
+        activated: list[QueueToken] = []
+        for shard in range(state.shards):
+            for token in self.repository.lobby_waiting_up_to(state.concert_id, shard, state.lobby_bound):
+                self.repository.activate(token, active_until)
+                activated.append(token)
+        return activated
+
     def _settle(self, token: QueueToken, state: QueueState, now: int) -> QueueToken:
         """A waiter the bound has passed walks in at its next request, without waiting for the scheduler."""
-        if token.status is not TokenStatus.WAIT or token.seq > state.admit_bound or state.paused:
+        if token.status is not TokenStatus.WAIT or not self._entitled(token, state):
             return token
         active_until = now + self.settings.active_token_ttl_seconds
         if self.repository.activate(token, active_until):
@@ -324,10 +408,29 @@ class QueueService:
         return token
 
     @staticmethod
-    def _place(token: QueueToken, state: QueueState | None) -> int:
+    def _entitled(token: QueueToken, state: QueueState) -> bool:
+        """Entitled to be ACTIVE: a lobby token the lobby's bound has passed, or, once the lobby is through, a number
+        <= admitBound. Never while paused."""
+        if state.paused:
+            return False
+        if token.lobby_key is not None:
+            return token.lobby_key <= state.lobby_bound
+        return state.lobby_done and token.seq <= state.admit_bound
+
+    @staticmethod
+    def _place(token: QueueToken, state: QueueState | None) -> int | None:
+        """1 = next to enter; None while the line forms. In a formed lobby a token's place is estimated from its key:
+        the keys are uniform, so about (key - bound) / (LOBBY_KEYS - bound) of those left are ahead of it (off by
+        about the square root of that count, 0.1 % of a million)."""
         if token.status is not TokenStatus.WAIT or state is None:
             return 0
-        return max(1, token.seq - state.admit_bound)
+        if not state.lobby_done and not state.lobby_formed:
+            return None
+        left = max(0, state.lobby_size - state.lobby_admitted) if not state.lobby_done else 0
+        if token.lobby_key is not None:
+            share = (token.lobby_key - state.lobby_bound) / (LOBBY_KEYS - state.lobby_bound or 1)
+            return max(1, min(left, math.ceil(share * left)))
+        return max(1, left + token.seq - state.admit_bound)
 
     def _token_view(self, token: QueueToken, state: QueueState) -> QueueTokenOut:
         active = token.status is TokenStatus.ACTIVE
@@ -338,6 +441,11 @@ class QueueService:
             position=self._place(token, state),
             active_until=clock.to_iso(token.active_until) if active and token.active_until else None,
         )
+
+
+def _number(token: QueueToken) -> int | str:
+    """What tells tokens apart in a run's count: the number, or a lobby token's user (lobby tokens have no number)."""
+    return token.seq if token.lobby_key is None else token.user_id
 
 
 def _live(token: QueueToken, now: int) -> bool:

@@ -140,3 +140,28 @@ def poll_timing(
     runs_to_skip = max(1, math.ceil(position / line.fastest))
     back_at = next_run + (runs_to_skip - 1) * line.interval + settle_seconds + jitter * line.spread
     return PollTiming(estimate, max(1, math.ceil(back_at - now)))
+
+
+def first_run_from(moment: float, last_run: int | None, interval: float, now: float) -> float:
+    """When the first admission run at or after `moment` should land (now, or the next run, once it has passed)."""
+    if last_run is None:
+        return max(moment, now)
+    if moment > now:
+        return last_run + interval * max(1, math.ceil((moment - last_run) / interval))
+    return next_run_at(last_run, interval, now)
+
+
+def opening_timing(
+    place: int,
+    line: LineView,
+    forms_at: float,
+    now: float,
+    *,
+    jitter: float,
+    settle_seconds: float = RUN_SETTLE_SECONDS,
+) -> PollTiming:
+    """Retry time of a waiter whose line forms at `forms_at` (the lobby): back just after the first run that could
+    reach `place` (>= 1) from then on, at the fastest pace; no estimate until the line has formed."""
+    runs_to_skip = max(1, math.ceil(place / line.fastest))
+    back_at = max(now, forms_at) + (runs_to_skip - 1) * line.interval + settle_seconds + jitter * line.spread
+    return PollTiming(None, max(1, math.ceil(back_at - now)))
