@@ -202,6 +202,7 @@ class WalletRules(RuleBasedStateMachine):
                 assert entry["balanceAfter"] == running >= 0
 
 
+@pytest.mark.slow  # 15 random runs of 25 steps, each checked against the ledger on moto: ~20 s of CPU alone
 def test_the_wallet_rules_hold_through_random_steps(aws: None) -> None:
     run_state_machine_as_test(
         WalletRules,
