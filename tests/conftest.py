@@ -7,6 +7,7 @@ inherited by those servers); when the whole suite ran and passed, a grant no tes
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -99,24 +100,109 @@ def clock() -> Iterator[FakeClock]:
     ticketline_clock.set_clock(None)
 
 
-@pytest.fixture
-def aws() -> Iterator[None]:
-    """A fresh moto DynamoDB with every table of template.yaml."""
-    import boto3
-    from moto import mock_aws
+class MotoTables:
+    """moto's DynamoDB with every table of template.yaml, built once per session and handed to each test as new.
 
+    Starting moto and creating the tables costs a third of a second (moto resets boto3's default session, so the
+    first client loads botocore's service models again): once per session, not per test. Before each test every
+    moto service returns to new: its backends reset, as a fresh mock_aws() leaves them, and DynamoDB's state
+    restored from a copy taken once the tables existed (items, streams, TTL settings: as just created). Between
+    tests that do not ask for it, moto is paused (keeping its state), so nothing else in the session runs on it.
+    """
+
+    def __init__(self) -> None:
+        self._mock: Any = None
+        self._active = False
+        self._tables_as_created: dict[str, Any] = {}
+
+    def start_clean(self) -> None:
+        """moto on, every service as new, the template's tables empty."""
+        from moto.core.base_backend import BackendDict
+        from moto.dynamodb.models import dynamodb_backends
+
+        from devserver.template import LOCAL_ACCOUNT_ID, LOCAL_REGION
+
+        if self._mock is None:
+            self._begin()
+        elif not self._active:
+            self._mock.start(reset=False)  # a new boto3 default session, as at the first start
+            self._active = True
+        BackendDict.reset()  # what mock_aws() does on start: every service's data gone
+        # The DynamoDB backend's whole state, as moto's own reset rebuilds it (BaseBackend.reset sets __dict__).
+        dynamodb_backends[LOCAL_ACCOUNT_ID][LOCAL_REGION].__dict__ = copy.deepcopy(self._tables_as_created)
+
+    def _begin(self) -> None:
+        import boto3
+        from moto import mock_aws
+        from moto.dynamodb.models import dynamodb_backends
+
+        from devserver.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, create_tables
+
+        self._mock = mock_aws()
+        self._mock.start()
+        self._active = True
+        create_tables(boto3.client("dynamodb", region_name=LOCAL_REGION), template())
+        self._tables_as_created = copy.deepcopy(dynamodb_backends[LOCAL_ACCOUNT_ID][LOCAL_REGION].__dict__)
+
+    def pause(self) -> None:
+        """moto off until the next test that asks for it; its state kept."""
+        if self._active:
+            self._mock.stop(remove_data=False)
+            self._active = False
+
+    def stop(self) -> None:
+        if self._active:
+            self._mock.stop()
+            self._active = False
+
+
+moto_tables = MotoTables()
+
+
+@pytest.fixture
+def aws(request: pytest.FixtureRequest) -> Iterator[None]:
+    """moto's DynamoDB with every table of template.yaml, empty, as if created for this test (see MotoTables).
+
+    `@pytest.mark.fresh_moto` gives the test a moto of its own, started and torn down around it (a test that must
+    see moto's first start, say).
+    """
     from devserver import iam
-    from devserver.template import create_tables
     from ticketline.config import get_settings
     from ticketline.db import dynamodb
 
     get_settings.cache_clear()
     dynamodb.cache_clear()
-    with mock_aws():
-        create_tables(boto3.client("dynamodb"), template())
-        iam.enforcer()  # on moto's fresh default session, before the handlers' client exists
+    if request.node.get_closest_marker("fresh_moto"):
+        yield from _fresh_moto()
+    else:
+        moto_tables.start_clean()
+        iam.enforcer()  # on moto's default session, before the handlers' client exists
         yield
     dynamodb.cache_clear()
+
+
+def _fresh_moto() -> Iterator[None]:
+    import boto3
+    from moto import mock_aws
+
+    from devserver import iam
+    from devserver.template import create_tables
+
+    moto_tables.pause()
+    with mock_aws():
+        create_tables(boto3.client("dynamodb"), template())
+        iam.enforcer()
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """moto paused after the last of a run of tests on it, so the tests after them never run on moto."""
+    yield
+    if nextitem is None:
+        moto_tables.stop()
+    elif "aws" not in getattr(nextitem, "fixturenames", ()) or nextitem.get_closest_marker("fresh_moto"):
+        moto_tables.pause()
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:

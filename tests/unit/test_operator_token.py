@@ -46,6 +46,7 @@ def pool() -> Iterator[tuple[Any, str, str]]:
         yield cognito, pool_id, client_id
 
 
+@pytest.mark.component  # moto's Cognito
 def test_the_readme_steps_give_an_admin_id_token(pool: tuple[Any, str, str]) -> None:
     cognito, pool_id, client_id = pool
     # The README's steps, as the AWS CLI runs them.
@@ -59,6 +60,7 @@ def test_the_readme_steps_give_an_admin_id_token(pool: tuple[Any, str, str]) -> 
     assert claims["token_use"] == "id" and "admin" in claims["cognito:groups"]
 
 
+@pytest.mark.component  # moto's Cognito
 def test_a_user_still_on_a_temporary_password_is_told_what_to_do(pool: tuple[Any, str, str]) -> None:
     cognito, pool_id, client_id = pool
     cognito.admin_create_user(UserPoolId=pool_id, Username="new@example.com", TemporaryPassword=PASSWORD)

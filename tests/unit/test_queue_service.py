@@ -266,6 +266,7 @@ def test_a_number_drawn_by_a_join_that_lost_its_users_race_is_free_at_once(clock
     assert QueueRepository().get_state("c1").admit_bound == 3  # type: ignore[union-attr]
 
 
+@pytest.mark.slow  # 200 runs on moto; the bound itself: tests/unit/test_queue_readings.py, without moto
 def test_the_queue_state_keeps_a_bounded_number_of_counter_readings(clock):
     from ticketline.services.queue import JOIN_WINDOW_SECONDS, READING_SPACING_SECONDS
 

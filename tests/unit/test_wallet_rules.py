@@ -7,16 +7,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
-from moto import mock_aws
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
 from pydantic import ValidationError
 
-from devserver.template import create_tables, load_template
-from tests.conftest import ROOT, FakeClock
+from tests.conftest import FakeClock, moto_tables
 from ticketline import clock as ticketline_clock
 from ticketline.config import get_settings
 from ticketline.db import dynamodb, from_raw, to_raw
@@ -35,7 +40,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining
 
 USERS = ("ann", "ben", "cat")
 SEATS = 40
-TEMPLATE = load_template(ROOT / "template.yaml")
 
 
 def no_sleep(_: float) -> None:
@@ -49,11 +53,9 @@ class WalletRules(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.mock = mock_aws()
-        self.mock.start()
+        moto_tables.start_clean()  # each example from empty tables (the test's `aws` fixture started moto)
         get_settings.cache_clear()
         dynamodb.cache_clear()
-        create_tables(boto3.client("dynamodb"), TEMPLATE)
         ticketline_clock.set_clock(FakeClock())
         config = get_settings().model_copy(update={"max_holds_per_schedule": SEATS})
         self.wallet = WalletService(settings=config, sleep=no_sleep)
@@ -83,7 +85,6 @@ class WalletRules(RuleBasedStateMachine):
     def teardown(self) -> None:
         ticketline_clock.set_clock(None)
         dynamodb.cache_clear()
-        self.mock.stop()
 
     def key(self) -> str:
         self.keys += 1
@@ -201,10 +202,14 @@ class WalletRules(RuleBasedStateMachine):
                 assert entry["balanceAfter"] == running >= 0
 
 
-TestWalletRules = WalletRules.TestCase
-TestWalletRules.settings = settings(
-    max_examples=int(os.environ.get("WALLET_RULES_EXAMPLES", "15")),
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@pytest.mark.slow  # 15 random runs of 25 steps, each checked against the ledger on moto: ~20 s of CPU alone
+def test_the_wallet_rules_hold_through_random_steps(aws: None) -> None:
+    run_state_machine_as_test(
+        WalletRules,
+        settings=settings(
+            max_examples=int(os.environ.get("WALLET_RULES_EXAMPLES", "15")),
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
