@@ -85,72 +85,47 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def error_registry() -> dict[str, tuple[int, str]]:
-    """Every error code of the domain: code -> (HTTP status, default message), from ticketline.errors."""
-    from ticketline.errors import Conflict, DomainError
-
-    registry: dict[str, tuple[int, str]] = {}
-    pending: list[type[DomainError]] = [DomainError]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if cls not in (DomainError, Conflict):  # the bases, never answered as such
-            registry.setdefault(cls.code, (cls.status, cls.default_message))
-    return registry
-
-
 def _project_version() -> str:
     with (PROJECT_ROOT / "pyproject.toml").open("rb") as file:
         return str(tomllib.load(file)["project"]["version"])
 
 
 def _servers(template: Template) -> list[dict[str, Any]]:
-    stage = template.parameters.get("StageName", "v1")
+    variables = {
+        "restApiId": {"default": "abcdef1234", "description": "The REST API id (stack output ApiUrl)"},
+        "region": {"default": "us-east-1"},
+        "stage": {"default": template.parameters.get("StageName", "v1"), "description": "The StageName parameter"},
+    }
+    aws = "https://{restApiId}.execute-api.{region}.amazonaws.com/{stage}"
     return [
         {"url": "http://127.0.0.1:3000", "description": "Local server (make run)"},
-        {
-            "url": "https://{restApiId}.execute-api.{region}.amazonaws.com/{stage}",
-            "description": "AWS: the stack's ApiUrl output",
-            "variables": {
-                "restApiId": {"default": "abcdef1234", "description": "The REST API id (stack output ApiUrl)"},
-                "region": {"default": "us-east-1"},
-                "stage": {"default": stage, "description": "The StageName parameter"},
-            },
-        },
+        {"url": aws, "description": "AWS: the stack's ApiUrl output", "variables": variables},
     ]
 
 
 def _resolver(function: FunctionSpec) -> Any:
-    """The function's `app` resolver, from its handler file, with its layers importable as on Lambda."""
+    """The function's Powertools resolver (`app`), its layers importable and its settings set as on Lambda."""
     with temporary_environment(function.environment):  # its services read their validated settings on import
-        module = load_module(f"_openapi_function_{function.logical_id}", function.handler_file, function.layer_dirs)
-    resolver = getattr(module, "app", None)
-    if resolver is None or not hasattr(resolver, "get_openapi_schema"):
-        raise AttributeError(f"{function.handler_file} has no Powertools resolver named `app`")
-    return resolver
+        return load_module(f"_openapi_{function.logical_id}", function.handler_file, function.layer_dirs).app
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devserver.openapi", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--output", default=str(DOCUMENT_PATH), help="where to write (default docs/openapi.json; - for stdout)"
-    )
+    parser.add_argument("--output", type=Path, default=DOCUMENT_PATH, help="where to write; - for stdout")
     parser.add_argument("--check", action="store_true", help="fail if the file differs from the generated document")
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     arguments = parser.parse_args(argv)
     text = render(build_document(load_template(arguments.template)))
-    if arguments.output == "-":
+    if str(arguments.output) == "-":
         sys.stdout.write(text)
         return
-    output = Path(arguments.output)
     if arguments.check:
-        if not output.exists() or output.read_text() != text:
-            raise SystemExit(f"{output} is stale: run `make openapi` and commit it")
-        print(f"{output} is up to date")
+        if not arguments.output.exists() or arguments.output.read_text() != text:
+            raise SystemExit(f"{arguments.output} is stale: run `make openapi` and commit it")
+        print(f"{arguments.output} is up to date")
         return
-    output.write_text(text)
-    paths = json.loads(text)["paths"]
-    print(f"wrote {output}: {sum(len(item) for item in paths.values())} operations")
+    arguments.output.write_text(text)
+    print(f"wrote {arguments.output}: {sum(len(item) for item in json.loads(text)['paths'].values())} operations")
 
 
 if __name__ == "__main__":
