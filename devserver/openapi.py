@@ -7,7 +7,7 @@ Every route declares what the document says of it (ticketline.api: `error_respon
 and `IdempotencyKey` headers, its body and return models; CONTRIBUTING.md, "Adding a route"). What no single
 resolver knows is added here: one document for the functions of template.yaml (Powertools' OpenAPIMerge), the
 bearer scheme and each operation's security from the template's authorizers, and header names as clients send
-them. Powertools' 422 is dropped: our validation errors are 400s in API.md's shape, which the routes declare.
+them; and Powertools' 422 shapes are dropped (unused: our validation errors are 400s, which the routes declare).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from devserver.template import FunctionSpec, Template, load_template
 DOCUMENT_PATH = PROJECT_ROOT / "docs" / "openapi.json"
 SECURITY_SCHEME = "CognitoJWT"
 ERROR_SCHEMA = "Error"
-_POWERTOOLS_422_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+_POWERTOOLS_422_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")  # always added
 _DESCRIPTION = """\
 A fair virtual waiting room in front of a seat-booking and payment API.
 
@@ -70,7 +70,6 @@ def build_document(template: Template | None = None) -> dict[str, Any]:
     for path, path_item in document["paths"].items():
         for method, operation in path_item.items():
             operation["security"] = [{SECURITY_SCHEME: []}] if authorizers.get((path, method)) else []
-            operation["responses"].pop("422", None)
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "header":  # Powertools lower-cases Header(alias=...) names
                     parameter["name"] = "-".join(word.capitalize() for word in parameter["name"].split("-"))

@@ -269,7 +269,7 @@ def test_every_route_documents_the_errors_api_md_gives_it(document: dict[str, An
             assert codes.get(status), (method, path, status)
 
 
-def test_the_admin_body_validated_in_the_handler_is_documented(document: dict[str, Any]) -> None:
+def test_the_admin_body_is_documented_with_the_403_that_comes_first(document: dict[str, Any]) -> None:
     operation = document["paths"]["/admin/concerts"]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/ConcertIn"}

@@ -15,7 +15,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+    OpenAPIResponseValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
@@ -63,8 +66,8 @@ CORS_HEADERS = ["Authorization", "Content-Type", "X-Queue-Token", "Idempotency-K
 
 
 def create_app(*, operators_only: bool = False) -> APIGatewayRestResolver:
-    """The function's resolver. `operators_only`: every answer to a caller outside the admin group is 403, whatever
-    the request (its body is not even read for them): the admin function's routes."""
+    """The function's resolver. `operators_only` (the admin function): a caller outside the admin group is answered
+    401 or 403 whatever the request, before any of it is read."""
     # Every answer, errors included, names the origin the template's AllowedOrigins parameter allows (API.md):
     # with "*" Powertools echoes the caller's Origin, which browsers treat the same.
     cors = CORSConfig(
@@ -72,22 +75,21 @@ def create_app(*, operators_only: bool = False) -> APIGatewayRestResolver:
         allow_headers=CORS_HEADERS,
         expose_headers=["Retry-After"],
     )
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
-    # Powertools runs its request validation before any middleware we could add (app.use), and reads the body by
-    # its own rules (form and multipart parsed, `APPLICATION/JSON` refused), with no public hook for either: every
-    # route that declares a body gets API.md's rule instead (json_object_body). CONTRIBUTING.md says why this is
-    # the one private name we use; tests/unit/test_request_bodies.py fails if Powertools renames it.
-    app._request_validation_middleware = _ValidationWithOurBodyRule()
-    refusals: list[tuple[type[Exception], Callable[[Any], Response[Any]]]] = [
-        (DomainError, _error_response),
-        (RequestValidationError, _invalid_request),
-    ]
-    if operators_only:
-        app.use([_admin_group_only])
-        refusals = [(error, _operators_first(app, answer)) for error, answer in refusals]
+    # Validation is added here rather than by enable_validation=True, which would run Powertools' request
+    # validation before any middleware and with its own body reader. Here the order is ours: an operators-only
+    # app refuses non-admins before reading anything, then Powertools validates the request with API.md's body
+    # rule, then its response validation serializes the route's answer.
+    app = APIGatewayRestResolver(cors=cors)
+    app.use(
+        [
+            *([_admin_group_only] if operators_only else []),
+            _ValidationWithOurBodyRule(),
+            OpenAPIResponseValidationMiddleware(validation_serializer=None, has_response_validation_error=False),
+        ]
+    )
     # Registered by call, not decorator: Powertools' decorator is untyped and would erase these signatures.
-    for error, answer in refusals:
-        app.exception_handler(error)(answer)
+    app.exception_handler(DomainError)(_error_response)
+    app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(NotFoundError)(_unknown_route)
     app.exception_handler(ClientError)(_dynamodb_refused)
     app.exception_handler(HTTPClientError)(_dynamodb_unreachable)
@@ -99,22 +101,6 @@ def create_app(*, operators_only: bool = False) -> APIGatewayRestResolver:
 def _admin_group_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     caller_from_event(app.current_event.raw_event).require_admin()
     return next_middleware(app)
-
-
-def _operators_first(
-    app: APIGatewayRestResolver, answer: Callable[[Any], Response[Any]]
-) -> Callable[[Any], Response[Any]]:
-    """A refusal of the request (its body, its path) answered as 401 or 403 first to whoever is not an operator:
-    they learn nothing of what the route takes. Request validation runs before _admin_group_only."""
-
-    def refuse(error: Any) -> Response[Any]:
-        try:
-            caller_from_event(app.current_event.raw_event).require_admin()
-        except DomainError as not_an_operator:
-            return _error_response(not_an_operator)
-        return answer(error)
-
-    return refuse
 
 
 # ---------- what a route declares (the OpenAPI document is built from these) ----------
@@ -294,7 +280,9 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
 
 class _ValidationWithOurBodyRule(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation (path, query, headers, body against the route's models), reading the body
-    as json_object_body does."""
+    as json_object_body does. Powertools' own reader parses form and multipart bodies and refuses `APPLICATION/JSON`
+    and `application/<x>+json`, and no public hook replaces it: overriding `_get_body` is the one Powertools private
+    name we use (CONTRIBUTING.md says why); tests/unit/test_request_bodies.py fails if Powertools renames it."""
 
     def __init__(self) -> None:  # Powertools' own is untyped
         pass
