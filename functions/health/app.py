@@ -1,11 +1,11 @@
 """GET /health: liveness, no auth, no DynamoDB."""
 
-from ticketline.api import create_app, lambda_entry
+from ticketline.api import create_app, error_responses, lambda_entry
 
 app = create_app()
 
 
-@app.get("/health", summary="Liveness probe", tags=["Operations"])
+@app.get("/health", summary="Liveness probe", responses=error_responses(), tags=["Operations"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 

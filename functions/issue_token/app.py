@@ -1,13 +1,11 @@
 """POST /concerts/{concertId}/queue/tokens: join a concert's waiting room (or get the token you hold)."""
 
-from typing import Annotated
-
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from ticketline.api import create_app, lambda_entry
+from ticketline.api import SIGNED_IN, PathId, create_app, error_responses, lambda_entry
 from ticketline.auth import caller_from_event
-from ticketline.models.queue import ID_PATTERN, QueueTokenOut
+from ticketline.errors import NotFound, SaleNotOpen, SoldOut, ValidationFailed
+from ticketline.models.queue import QueueTokenOut
 from ticketline.services.queue import QueueService
 
 app = create_app()
@@ -19,10 +17,17 @@ queue = QueueService()
     summary="Join the queue",
     description="Issues the caller's queue token, or returns the live one they hold (200). "
     "ACTIVE while the concert is under capacity, else WAIT with a position.",
-    responses={200: {"description": "The token the caller already holds"}, 201: {"description": "A new token"}},
+    responses=error_responses(
+        *SIGNED_IN,
+        ValidationFailed,
+        NotFound,
+        SaleNotOpen,
+        SoldOut,
+        ok={200: "The token the caller already holds", 201: "A new token"},
+    ),
     tags=["Queue"],
 )
-def issue_token(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[QueueTokenOut]:
+def issue_token(concertId: PathId) -> Response[QueueTokenOut]:
     caller = caller_from_event(app.current_event.raw_event)
     token, created = queue.issue(concertId, caller.user_id)
     return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=token)

@@ -1,15 +1,33 @@
 """POST /payments: pay held seats from the wallet (user JWT, ACTIVE queue token, Idempotency-Key); POST
 /reservations/{reservationId}/cancellation: cancel a PAID ticket with a refund (owner, Idempotency-Key)."""
 
-from typing import Annotated
-
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from ticketline.api import create_app, lambda_entry
-from ticketline.auth import caller_from_event, queue_token_from_headers
+from ticketline.api import (
+    ACTIVE_QUEUE_TOKEN,
+    IDEMPOTENT,
+    JSON_BODY,
+    SIGNED_IN,
+    PathId,
+    QueueToken,
+    create_app,
+    error_responses,
+    lambda_entry,
+)
+from ticketline.auth import caller_from_event
+from ticketline.errors import (
+    CancellationClosed,
+    Forbidden,
+    InsufficientBalance,
+    NotFound,
+    ReservationExpired,
+    ReservationNotPayable,
+    ReservationNotReleasable,
+    ScheduleClosed,
+    TicketLimitReached,
+    ValidationFailed,
+)
 from ticketline.idempotency import IdempotencyKey
-from ticketline.models.queue import ID_PATTERN
 from ticketline.models.reservations import CancellationOut
 from ticketline.models.wallet import PaymentIn, PaymentOut
 from ticketline.services.cancellations import CancellationService
@@ -30,16 +48,29 @@ cancellations = CancellationService()
     "SCHEDULE_CLOSED (a date has started), 402 INSUFFICIENT_BALANCE. 409 RESERVATION_NOT_PAYABLE when already "
     "paid (a retry with the same Idempotency-Key returns the first 201); 409 TICKET_LIMIT_REACHED past "
     "MaxTicketsPerUser PAID tickets of the concert.",
-    responses={201: {"description": "Paid"}},
+    responses=error_responses(
+        *SIGNED_IN,
+        *JSON_BODY,
+        *ACTIVE_QUEUE_TOKEN,
+        *IDEMPOTENT,
+        Forbidden,
+        NotFound,
+        ReservationExpired,
+        ScheduleClosed,
+        InsufficientBalance,
+        ReservationNotPayable,
+        TicketLimitReached,
+        ok={201: "Paid"},
+    ),
     tags=["Payments"],
 )
-def pay(request: PaymentIn, idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
+def pay(request: PaymentIn, idempotency_key: IdempotencyKey, queue_token: QueueToken) -> Response[PaymentOut]:
     caller = caller_from_event(app.current_event.raw_event)
     paid = payments.pay(
         caller.user_id,
         idempotency_key,
         request,
-        queue_token_from_headers(app.current_event.headers),
+        queue_token,
         app.lambda_context,
     )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=paid)
@@ -53,9 +84,18 @@ def pay(request: PaymentIn, idempotency_key: IdempotencyKey) -> Response[Payment
     "sale again. A retry with the same Idempotency-Key returns the first answer. 409 CANCELLATION_CLOSED past "
     "the cut-off; 409 RESERVATION_NOT_RELEASABLE when the reservation is not PAID; 403 FORBIDDEN for someone "
     "else's.",
+    responses=error_responses(
+        *SIGNED_IN,
+        *IDEMPOTENT,
+        ValidationFailed,
+        Forbidden,
+        NotFound,
+        CancellationClosed,
+        ReservationNotReleasable,
+    ),
     tags=["Reservations"],
 )
-def cancel(reservationId: Annotated[str, Path(pattern=ID_PATTERN)], idempotency_key: IdempotencyKey) -> CancellationOut:
+def cancel(reservationId: PathId, idempotency_key: IdempotencyKey) -> CancellationOut:
     caller = caller_from_event(app.current_event.raw_event)
     return cancellations.cancel(caller.user_id, idempotency_key, reservationId, app.lambda_context)
 

@@ -1,12 +1,9 @@
 """GET /concerts/{concertId}/queue/position: where the caller stands (one DynamoDB read)."""
 
-from typing import Annotated
-
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
-from ticketline.api import create_app, lambda_entry
-from ticketline.auth import caller_from_event, queue_token_from_headers
-from ticketline.models.queue import ID_PATTERN, QueuePositionOut
+from ticketline.api import QUEUE_TOKEN, SIGNED_IN, PathId, QueueToken, create_app, error_responses, lambda_entry
+from ticketline.auth import caller_from_event
+from ticketline.errors import SoldOut, ValidationFailed
+from ticketline.models.queue import QueuePositionOut
 from ticketline.services.queue import QueueService
 
 app = create_app()
@@ -17,11 +14,12 @@ queue = QueueService()
     "/concerts/<concertId>/queue/position",
     summary="Queue position",
     description="Status and place in line of the caller's X-Queue-Token; 410 once it has expired.",
+    responses=error_responses(*SIGNED_IN, *QUEUE_TOKEN, ValidationFailed, SoldOut),
     tags=["Queue"],
 )
-def queue_position(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> QueuePositionOut:
+def queue_position(concertId: PathId, queue_token: QueueToken) -> QueuePositionOut:
     caller = caller_from_event(app.current_event.raw_event)
-    return queue.position(concertId, caller.user_id, queue_token_from_headers(app.current_event.headers))
+    return queue.position(concertId, caller.user_id, queue_token)
 
 
 lambda_handler = lambda_entry(app)

@@ -4,11 +4,29 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from ticketline.api import create_app, lambda_entry
-from ticketline.auth import caller_from_event, queue_token_from_headers
-from ticketline.models.queue import ID_PATTERN
+from ticketline.api import (
+    ACTIVE_QUEUE_TOKEN,
+    JSON_BODY,
+    SIGNED_IN,
+    PathId,
+    QueueToken,
+    create_app,
+    error_responses,
+    lambda_entry,
+)
+from ticketline.auth import caller_from_event
+from ticketline.errors import (
+    Forbidden,
+    HoldLimitReached,
+    NotFound,
+    ReservationNotReleasable,
+    ScheduleClosed,
+    SeatUnavailable,
+    TicketLimitReached,
+    ValidationFailed,
+)
 from ticketline.models.reservations import (
     LIST_DEFAULT_LIMIT,
     LIST_MAX_LIMIT,
@@ -30,12 +48,22 @@ reservations = ReservationService()
     "for a seat wins; the others get 409 SEAT_UNAVAILABLE. 409 HOLD_LIMIT_REACHED past the per-user limit "
     "per date; 409 SCHEDULE_CLOSED once the date has started; 409 TICKET_LIMIT_REACHED when the caller owns "
     "MaxTicketsPerUser PAID tickets of the concert. Needs an ACTIVE X-Queue-Token of the schedule's concert.",
-    responses={201: {"description": "The hold"}},
+    responses=error_responses(
+        *SIGNED_IN,
+        *JSON_BODY,
+        *ACTIVE_QUEUE_TOKEN,
+        NotFound,
+        SeatUnavailable,
+        HoldLimitReached,
+        ScheduleClosed,
+        TicketLimitReached,
+        ok={201: "The hold"},
+    ),
     tags=["Reservations"],
 )
-def hold_seat(request: HoldIn) -> Response[ReservationOut]:
+def hold_seat(request: HoldIn, queue_token: QueueToken) -> Response[ReservationOut]:
     caller = caller_from_event(app.current_event.raw_event)
-    held = reservations.hold(request, caller.user_id, queue_token_from_headers(app.current_event.headers))
+    held = reservations.hold(request, caller.user_id, queue_token)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=held)
 
 
@@ -44,9 +72,10 @@ def hold_seat(request: HoldIn) -> Response[ReservationOut]:
     summary="A reservation",
     description="The caller's reservation: HELD, PAID, EXPIRED, RELEASED or CANCELLED (a HELD past "
     "holdExpiresAt shows EXPIRED). 403 FORBIDDEN for someone else's.",
+    responses=error_responses(*SIGNED_IN, ValidationFailed, Forbidden, NotFound),
     tags=["Reservations"],
 )
-def get_reservation(reservationId: Annotated[str, Path(pattern=ID_PATTERN)]) -> ReservationOut:
+def get_reservation(reservationId: PathId) -> ReservationOut:
     caller = caller_from_event(app.current_event.raw_event)
     return reservations.get(reservationId, caller.user_id)
 
@@ -56,6 +85,7 @@ def get_reservation(reservationId: Annotated[str, Path(pattern=ID_PATTERN)]) -> 
     summary="My tickets",
     description="The caller's reservations, newest first; `status` filters (as shown: a HELD past its hold is "
     "EXPIRED); pass `nextCursor` as `cursor` for older ones.",
+    responses=error_responses(*SIGNED_IN, ValidationFailed),
     tags=["Reservations"],
 )
 def list_reservations(
@@ -73,9 +103,10 @@ def list_reservations(
     description="Gives a HELD seat back at once: 200 the reservation, status RELEASED; the seat is free for the "
     "next buyer. Releasing again answers the same 200. 409 RESERVATION_NOT_RELEASABLE when it is PAID, EXPIRED "
     "or CANCELLED; 403 FORBIDDEN for someone else's.",
+    responses=error_responses(*SIGNED_IN, ValidationFailed, Forbidden, NotFound, ReservationNotReleasable),
     tags=["Reservations"],
 )
-def release_reservation(reservationId: Annotated[str, Path(pattern=ID_PATTERN)]) -> ReservationOut:
+def release_reservation(reservationId: PathId) -> ReservationOut:
     caller = caller_from_event(app.current_event.raw_event)
     return reservations.release(reservationId, caller.user_id)
 

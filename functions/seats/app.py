@@ -4,12 +4,20 @@ concert's future dates with free seats, and a date's free seats (ACTIVE queue to
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from ticketline.api import create_app, lambda_entry
-from ticketline.auth import caller_from_event, queue_token_from_headers
+from ticketline.api import (
+    ACTIVE_QUEUE_TOKEN,
+    SIGNED_IN,
+    PathId,
+    QueueToken,
+    create_app,
+    error_responses,
+    lambda_entry,
+)
+from ticketline.auth import caller_from_event
+from ticketline.errors import NotFound, ServiceUnavailable, ValidationFailed
 from ticketline.models.catalog import DEFAULT_PAGE, MAX_PAGE, ConcertDetailOut, ConcertsOut, SchedulesOut, SeatsOut
-from ticketline.models.queue import ID_PATTERN
 from ticketline.services.catalog import CatalogService
 
 app = create_app()
@@ -26,6 +34,7 @@ DISCOVERY_CACHE_CONTROL = "public, max-age=5"
     description="Public (no token). The concerts whose last date has not started, by that date, soonest first; "
     "`soldOut` when every seat of every date still on sale is sold. Pass `nextCursor` as `cursor` for the next "
     "page. Cacheable for a few seconds (Cache-Control).",
+    responses=error_responses(ValidationFailed, ServiceUnavailable),
     tags=["Discovery"],
 )
 def list_concerts(
@@ -40,9 +49,10 @@ def list_concerts(
     summary="A concert",
     description="Public (no token). The concert, whether it is sold out, and its dates that have not started, "
     "soonest first; 404 for an unknown concert. Cacheable for a few seconds (Cache-Control).",
+    responses=error_responses(ValidationFailed, NotFound, ServiceUnavailable),
     tags=["Discovery"],
 )
-def get_concert(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> Response[ConcertDetailOut]:
+def get_concert(concertId: PathId) -> Response[ConcertDetailOut]:
     return _public(catalog.concert(concertId))
 
 
@@ -60,11 +70,12 @@ def _public[T: (ConcertsOut, ConcertDetailOut)](body: T) -> Response[T]:
     summary="Dates on sale",
     description="Future schedules with at least one free seat (availableSeats is a hint). Needs an ACTIVE "
     "X-Queue-Token of this concert.",
+    responses=error_responses(*SIGNED_IN, *ACTIVE_QUEUE_TOKEN, ValidationFailed),
     tags=["Catalog"],
 )
-def list_schedules(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> SchedulesOut:
+def list_schedules(concertId: PathId, queue_token: QueueToken) -> SchedulesOut:
     caller = caller_from_event(app.current_event.raw_event)
-    return catalog.schedules(concertId, caller.user_id, queue_token_from_headers(app.current_event.headers))
+    return catalog.schedules(concertId, caller.user_id, queue_token)
 
 
 @app.get(
@@ -72,15 +83,12 @@ def list_schedules(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> Sched
     summary="Free seats of a date",
     description="Seats never sold and not held (or held by a lapsed hold), by number. Needs an ACTIVE "
     "X-Queue-Token of this concert; 404 for a schedule of another concert.",
+    responses=error_responses(*SIGNED_IN, *ACTIVE_QUEUE_TOKEN, ValidationFailed, NotFound),
     tags=["Catalog"],
 )
-def list_seats(
-    concertId: Annotated[str, Path(pattern=ID_PATTERN)],
-    scheduleId: Annotated[str, Path(pattern=ID_PATTERN)],
-) -> SeatsOut:
+def list_seats(concertId: PathId, scheduleId: PathId, queue_token: QueueToken) -> SeatsOut:
     caller = caller_from_event(app.current_event.raw_event)
-    token = queue_token_from_headers(app.current_event.headers)
-    return catalog.seats(concertId, scheduleId, caller.user_id, token)
+    return catalog.seats(concertId, scheduleId, caller.user_id, queue_token)
 
 
 lambda_handler = lambda_entry(app)

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from ticketline.api import create_app, lambda_entry
+from ticketline.api import IDEMPOTENT, JSON_BODY, SIGNED_IN, create_app, error_responses, lambda_entry
 from ticketline.auth import caller_from_event
+from ticketline.errors import BalanceLimitExceeded, ValidationFailed
 from ticketline.idempotency import IdempotencyKey
 from ticketline.models.wallet import (
     HISTORY_DEFAULT_LIMIT,
@@ -21,7 +22,13 @@ app = create_app()
 wallet = WalletService()
 
 
-@app.get("/wallet", summary="Balance", description="The caller's balance (0 for a new user).", tags=["Wallet"])
+@app.get(
+    "/wallet",
+    summary="Balance",
+    description="The caller's balance (0 for a new user).",
+    responses=error_responses(*SIGNED_IN),
+    tags=["Wallet"],
+)
 def get_balance() -> BalanceOut:
     caller = caller_from_event(app.current_event.raw_event)
     return wallet.balance(caller.user_id)
@@ -33,6 +40,7 @@ def get_balance() -> BalanceOut:
     description="Adds `amount` (1..10,000,000 won) to the caller's balance, with a ledger entry, atomically. "
     "A retry with the same Idempotency-Key and body returns the first answer and charges once; the same key "
     "with another amount is 409 IDEMPOTENCY_KEY_REUSED.",
+    responses=error_responses(*SIGNED_IN, *JSON_BODY, *IDEMPOTENT, BalanceLimitExceeded),
     tags=["Wallet"],
 )
 def charge(request: ChargeIn, idempotency_key: IdempotencyKey) -> ChargeOut:
@@ -44,6 +52,7 @@ def charge(request: ChargeIn, idempotency_key: IdempotencyKey) -> ChargeOut:
     "/wallet/history",
     summary="Ledger",
     description="The caller's charges and payments, newest first; pass `nextCursor` as `cursor` for older ones.",
+    responses=error_responses(*SIGNED_IN, ValidationFailed),
     tags=["Wallet"],
 )
 def history(

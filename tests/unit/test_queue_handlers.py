@@ -27,7 +27,9 @@ def issue(invoke, user: str = "alice", concert_id: str = "demo-concert") -> dict
 def poll(invoke, user: str, token: str | None) -> dict:
     event = load_event("queue_position.json")
     event["requestContext"]["authorizer"]["claims"]["sub"] = user
+    # As API Gateway sends headers: in both maps (Powertools validates the declared header from multiValueHeaders).
     event["headers"] = {"X-Queue-Token": token} if token is not None else {}
+    event["multiValueHeaders"] = {"X-Queue-Token": [token]} if token is not None else {}
     return invoke("queue_position", event)
 
 

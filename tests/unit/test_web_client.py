@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from devserver.openapi import error_registry
 from tests.conftest import ROOT
+from tests.unit.test_openapi import error_registry
 
 
 def test_every_api_error_code_has_a_message_in_the_demo_page() -> None:

@@ -1,4 +1,5 @@
-"""One way to build a function's HTTP entry: a validating Powertools resolver whose every error is API.md's shape."""
+"""One way to build a function's HTTP entry: a validating Powertools resolver whose every error is API.md's shape,
+and what a route declares for the OpenAPI document (its errors, its headers, its path ids)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+    OpenAPIResponseValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -23,18 +29,26 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from ticketline.auth import QUEUE_TOKEN_HEADER, caller_from_event
 from ticketline.config import get_settings
 from ticketline.errors import (
     DomainError,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
     PayloadTooLarge,
+    QueueTokenExpired,
+    QueueTokenInvalid,
+    QueueTokenNotActive,
     ServiceUnavailable,
     Throttled,
+    Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
     error_body,
 )
+from ticketline.models.queue import ID_PATTERN
 from ticketline.observability import logger, metrics, tracer
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -51,7 +65,9 @@ _UNAVAILABLE_CODES = frozenset(
 CORS_HEADERS = ["Authorization", "Content-Type", "X-Queue-Token", "Idempotency-Key"]
 
 
-def create_app() -> APIGatewayRestResolver:
+def create_app(*, operators_only: bool = False) -> APIGatewayRestResolver:
+    """The function's resolver. `operators_only` (the admin function): a caller outside the admin group is answered
+    401 or 403 whatever the request, before any of it is read."""
     # Every answer, errors included, names the origin the template's AllowedOrigins parameter allows (API.md):
     # with "*" Powertools echoes the caller's Origin, which browsers treat the same.
     cors = CORSConfig(
@@ -59,11 +75,18 @@ def create_app() -> APIGatewayRestResolver:
         allow_headers=CORS_HEADERS,
         expose_headers=["Retry-After"],
     )
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
-    # Powertools runs its request validation before any middleware we could add, and reads the body by its own
-    # rules (form and multipart parsed, `APPLICATION/JSON` refused): every route that declares a body gets
-    # API.md's rule instead (json_object_body). tests/unit/test_request_bodies.py fails if Powertools renames this.
-    app._request_validation_middleware = _ValidationWithOurBodyRule()
+    # Validation is added here rather than by enable_validation=True, which would run Powertools' request
+    # validation before any middleware and with its own body reader. Here the order is ours: an operators-only
+    # app refuses non-admins before reading anything, then Powertools validates the request with API.md's body
+    # rule, then its response validation serializes the route's answer.
+    app = APIGatewayRestResolver(cors=cors)
+    app.use(
+        [
+            *([_admin_group_only] if operators_only else []),
+            _ValidationWithOurBodyRule(),
+            OpenAPIResponseValidationMiddleware(validation_serializer=None, has_response_validation_error=False),
+        ]
+    )
     # Registered by call, not decorator: Powertools' decorator is untyped and would erase these signatures.
     app.exception_handler(DomainError)(_error_response)
     app.exception_handler(RequestValidationError)(_invalid_request)
@@ -73,6 +96,98 @@ def create_app() -> APIGatewayRestResolver:
     app.exception_handler(BotocoreConnectionError)(_dynamodb_unreachable)
     app.exception_handler(Exception)(_unexpected)
     return app
+
+
+def _admin_group_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    caller_from_event(app.current_event.raw_event).require_admin()
+    return next_middleware(app)
+
+
+# ---------- what a route declares (the OpenAPI document is built from these) ----------
+class ErrorDetail(BaseModel):
+    field: str = Field(examples=["amount"], description="The request field, e.g. `body`, `seatNumber`.")
+    message: str = Field(examples=["Input should be greater than or equal to 1"])
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(examples=["SEAT_UNAVAILABLE"], description="UPPER_SNAKE; the contract (API.md).")
+    message: str = Field(examples=["The seat is already held or sold."], description="For humans.")
+    details: list[ErrorDetail] = Field(description="The bad fields of a VALIDATION_ERROR; empty otherwise.")
+
+
+class Error(BaseModel):
+    """Every error the API answers (API.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "VALIDATION_ERROR",
+                        "message": "amount: Input should be greater than or equal to 1",
+                        "details": [{"field": "amount", "message": "Input should be greater than or equal to 1"}],
+                    }
+                }
+            ]
+        }
+    )
+    error: ErrorInfo
+
+
+# The errors that come with what a route takes; a route lists these groups and its own errors in error_responses.
+SIGNED_IN = (Unauthenticated, ServiceUnavailable)  # the authorizer's 401; DynamoDB unavailable (_dynamodb_refused)
+JSON_BODY = (ValidationFailed, UnsupportedMediaType, PayloadTooLarge)  # json_object_body
+QUEUE_TOKEN = (QueueTokenInvalid, QueueTokenExpired)  # a QueueToken header of any status
+ACTIVE_QUEUE_TOKEN = (*QUEUE_TOKEN, QueueTokenNotActive)
+IDEMPOTENT = (IdempotencyKeyReused, IdempotencyInProgress)  # an IdempotencyKey header
+
+_VALIDATION_EXAMPLE = ValidationFailed.field("body", "is not valid JSON")
+_RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+}
+
+
+def error_responses(*errors: type[DomainError], ok: dict[int, str] | None = None) -> dict[int, OpenAPIResponse]:
+    """A route's `responses=`: its success answers (`ok`: status -> description; their schema is the route's return
+    type) and the errors it answers, grouped by status in API.md's shape with an example per code. Every route
+    also answers 429 THROTTLED (API Gateway's throttling, or DynamoDB's once retries are spent)."""
+    responses: dict[int, OpenAPIResponse] = {
+        status: {"description": description} for status, description in (ok or {200: "Successful Response"}).items()
+    }
+    by_status: dict[int, list[type[DomainError]]] = {}
+    declared: set[type[DomainError]] = {*errors, Throttled}
+    for error in sorted(declared, key=lambda error: error.code):
+        by_status.setdefault(error.status, []).append(error)
+    for status, group in sorted(by_status.items()):
+        examples = {error.code: _example(error) for error in group}
+        responses[status] = {
+            "description": " ".join(f"`{error.code}`: {error.default_message}" for error in group),
+            "content": {"application/json": {"model": Error, "examples": examples}},
+        }
+        if status in (Throttled.status, ServiceUnavailable.status):
+            responses[status]["headers"] = _RETRY_AFTER
+    return responses
+
+
+def _example(error: type[DomainError]) -> dict[str, Any]:
+    body = _VALIDATION_EXAMPLE.body() if error is ValidationFailed else error_body(error.code, error.default_message)
+    return {"summary": body["error"]["message"], "value": body}
+
+
+# A path id (concertId, scheduleId, reservationId): a malformed one is a 400 naming the parameter.
+PathId = Annotated[str, Path(pattern=ID_PATTERN, examples=["01JD4Y7Z0K3M5Q8R2T6V9W1X3Y"])]
+# The caller's queue token on the routes that need one; missing, it is 401 QUEUE_TOKEN_INVALID like an unknown one
+# (API.md), never a 400 (_invalid_request). Declare QUEUE_TOKEN or ACTIVE_QUEUE_TOKEN in the route's errors.
+QueueToken = Annotated[
+    str,
+    Header(
+        alias=QUEUE_TOKEN_HEADER,
+        min_length=1,
+        description="Your queue token for this concert (from POST /concerts/{concertId}/queue/tokens). "
+        "Bound to one user and one concert.",
+        examples=["q1Yk2mZ0c2VyLWFsaWNl"],
+    ),
+]
 
 
 # ---------- what a request body is (API.md, "Requests") ----------
@@ -117,16 +232,6 @@ def json_object_body(event: BaseProxyEvent) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationFailed.field("body", f"must be a JSON object, not {_json_kind(value)}")
     return value
-
-
-@contextmanager
-def body_errors() -> Iterator[None]:
-    """Around a body validated by hand (`Model.model_validate(json_object_body(...))`, after an auth check that must
-    come first): its errors answered like those of a body validated in the route's signature."""
-    try:
-        yield
-    except ValidationError as error:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from None
 
 
 class _DuplicateKey(ValueError):
@@ -175,7 +280,9 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
 
 class _ValidationWithOurBodyRule(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation (path, query, headers, body against the route's models), reading the body
-    as json_object_body does."""
+    as json_object_body does. Powertools' own reader parses form and multipart bodies and refuses `APPLICATION/JSON`
+    and `application/<x>+json`, and no public hook replaces it: overriding `_get_body` is the one Powertools private
+    name we use (CONTRIBUTING.md says why); tests/unit/test_request_bodies.py fails if Powertools renames it."""
 
     def __init__(self) -> None:  # Powertools' own is untyped
         pass
@@ -185,7 +292,10 @@ class _ValidationWithOurBodyRule(OpenAPIRequestValidationMiddleware):
 
 
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
-    return _error_response(_validation_failed(error.errors()))
+    errors = error.errors()
+    if any(tuple(e.get("loc", ()))[:2] == ("header", QUEUE_TOKEN_HEADER.lower()) for e in errors):
+        return _error_response(QueueTokenInvalid())  # no queue token: refused like an unknown one (API.md)
+    return _error_response(_validation_failed(errors))
 
 
 def _unknown_route(_: NotFoundError) -> Response[Any]:

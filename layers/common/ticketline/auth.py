@@ -84,15 +84,6 @@ def _is_gateway_date(text: str) -> bool:
     return True
 
 
-def queue_token_from_headers(headers: dict[str, str] | None) -> str | None:
-    return header_value(headers, QUEUE_TOKEN_HEADER)
-
-
-def header_value(headers: dict[str, str] | None, wanted: str) -> str | None:
-    """HTTP header names are case-insensitive; API Gateway passes them as the client sent them."""
-    return next((value for name, value in (headers or {}).items() if name.lower() == wanted.lower()), None)
-
-
 def _groups(raw: Any) -> frozenset[str]:
     """API Gateway REST flattens Cognito's list claim to a string: "admin", "admin,staff" or "[admin, staff]"."""
     if isinstance(raw, list):

@@ -49,6 +49,7 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
         pattern=r"^[\x20-\x7e]+$",
+        examples=["8d0c7a52-4a8e-4f43-9d1e"],
         description="1..64 printable ASCII characters of the client's choosing (a UUID), one per intended "
         "operation; surrounding whitespace is not part of it. A retry with the same key and body acts once.",
     ),
