@@ -206,8 +206,26 @@ class QueueRepository:
                     capacity=read.capacity,
                     running=False,
                     readings=[[r.at, *r.issued] for r in readings],
-                    runs=[[r.at, r.bound, r.drawn] for r in runs],
+                    runs=_runs_attribute(runs),
                 ),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def save_paused_run(self, read: QueueState, runs: tuple[AdmissionRun, ...]) -> bool:
+        """Record a run made while paused (the line's figures for the operator), if the queue is still paused at the
+        bound the run read: it moves nothing, so it never races an admission. False: resumed or moved meanwhile."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(state_key(read.concert_id)),
+                UpdateExpression="SET admissionRuns = :runs",
+                ConditionExpression="admitBound = :expected AND #paused = :paused",
+                ExpressionAttributeNames={"#paused": "paused"},
+                ExpressionAttributeValues=values(expected=read.admit_bound, paused=True, runs=_runs_attribute(runs)),
             )
         except ClientError as error:
             if is_condition_failure(error):
@@ -413,6 +431,10 @@ class QueueRepository:
         ]
 
 
+def _runs_attribute(runs: tuple[AdmissionRun, ...]) -> list[list[int]]:
+    return [[r.at, r.bound, r.drawn] + ([] if r.active is None else [r.active]) for r in runs]
+
+
 def state_from_item(item: Item) -> QueueState:
     return QueueState(
         concert_id=str(item["concertId"]),
@@ -426,8 +448,8 @@ def state_from_item(item: Item) -> QueueState:
         sales_open_at=optional_int(item.get("salesOpenAt")),
         sellable_until=optional_int(item.get("sellableUntil")),
         runs=tuple(
-            AdmissionRun(at=int(at), bound=int(bound), drawn=int(drawn))
-            for at, bound, drawn in item.get("admissionRuns", [])
+            AdmissionRun(at=int(at), bound=int(bound), drawn=int(drawn), active=optional_int(next(iter(active), None)))
+            for at, bound, drawn, *active in item.get("admissionRuns", [])
         ),
         paused=bool(item.get("paused", False)),
     )

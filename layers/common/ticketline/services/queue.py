@@ -228,8 +228,9 @@ class QueueService:
         now = int(clock.now())
         if is_sold_out(state.sellable_until, now):
             return RunSummary(concerts=1)  # nothing to sell: nobody enters; waiters keep their places
-        if state.paused:
-            return RunSummary(concerts=1)  # an operator stopped admission: not even the repair lets anyone in
+        if state.paused:  # an operator stopped admission: not even the repair lets anyone in
+            self._record_paused_run(state, now)
+            return RunSummary(concerts=1)
         # Repair first: waiters already entitled (a crashed run, or nobody polled) are ACTIVE from now on.
         entitled = self._activate_up_to(state, state.admit_bound, now)
         seen = {t.seq: t for t in [*self.repository.active_tokens(concert_id), *entitled]}
@@ -252,8 +253,11 @@ class QueueService:
             logger.info("slots held for joins in flight", extra={"concertId": concert_id, "inFlight": in_flight})
         new_bound = self._past_released(state, state.admit_bound + free) if free > 0 else state.admit_bound
         # Every run is recorded, moved or not: the poll's estimate and retry time come from the line's pace.
-        drawn = max((sequence_number(n, shard, state.shards) for shard, n in enumerate(issued) if n), default=0)
-        runs = recorded_runs(state.runs, AdmissionRun(at=reading.at, bound=new_bound, drawn=drawn))
+        drawn = _highest_drawn(issued, state.shards)
+        # The live ACTIVE it leaves (the operator's figure): those counted occupying, plus the waiters it lets in.
+        entering = max(0, min(new_bound, drawn) - state.admit_bound)
+        run = AdmissionRun(at=reading.at, bound=new_bound, drawn=drawn, active=len(occupying) + entering)
+        runs = recorded_runs(state.runs, run)
         if free <= 0:
             self.repository.save_admission(state, state.admit_bound, readings, runs)
             return RunSummary(concerts=1, admitted=len(entitled))
@@ -265,6 +269,15 @@ class QueueService:
         return RunSummary(concerts=1, admitted=len(entitled) + len(admitted))
 
     # ---- helpers ----
+    def _record_paused_run(self, state: QueueState, now: int) -> None:
+        """While paused the line still grows and tokens still run out: record both for the operator's figures
+        (O(shards + capacity), the reads of a run without its writes)."""
+        issued = self.repository.issued_counts(state.concert_id, state.shards)
+        drawn = _highest_drawn(issued, state.shards)
+        active = sum(_live(token, now) for token in self.repository.active_tokens(state.concert_id))
+        run = AdmissionRun(at=math.ceil(clock.now()), bound=state.admit_bound, drawn=drawn, active=active)
+        self.repository.save_paused_run(state, recorded_runs(state.runs, run))
+
     def _state(self, concert_id: str) -> QueueState:
         state = self._cache.get(concert_id)
         if state is None:
@@ -338,6 +351,11 @@ class QueueService:
             position=self._place(token, state),
             active_until=clock.to_iso(token.active_until) if active and token.active_until else None,
         )
+
+
+def _highest_drawn(issued: list[int], shards: int) -> int:
+    """The highest sequence number any shard has handed out (0: none)."""
+    return max((sequence_number(n, shard, shards) for shard, n in enumerate(issued) if n), default=0)
 
 
 def _live(token: QueueToken, now: int) -> bool:
