@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
 from ticketline.models.queue import (
@@ -465,10 +466,11 @@ def change_from_item(item: Item) -> QueueChange:
 
 
 def _change_item(concert_id: str, change: QueueChange) -> Item:
-    # Sorted by time; the random tail keeps two changes in the same second apart.
+    # Sorted by the time written, in ms (two clicks in one second keep their order; an older item's 10-digit
+    # seconds still sorts before every later one); the random tail keeps two changes in the same ms apart.
     item: Item = {
         "PK": state_key(concert_id)["PK"],
-        "SK": f"{CHANGE_PREFIX}{change.at:010d}#{secrets.token_hex(4)}",
+        "SK": f"{CHANGE_PREFIX}{int(clock.now() * 1000):013d}#{secrets.token_hex(4)}",
         "at": change.at,
         "operator": change.operator,
     }
