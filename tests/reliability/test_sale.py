@@ -64,9 +64,10 @@ def test_a_whole_sale_keeps_every_invariant(sale_server: Any) -> None:
     sale = run_sale(sale_server, SCALE, capacity=max(10, SCALE.buyers // 2), prefix="sale", operate=True)
     record_figures("sale", **sale.figures())
     assert not sale.tally.bad, sale.tally.bad[:5]
+    # ... with the operator's controls: live ACTIVE <= the capacity in force after every run that admitted, no
+    # run admitted while paused, no token entered later than QueueStateCacheSeconds after the pause
     assert sale.report.ok, sale.report.summary()
-    # live ACTIVE <= the capacity in force after every run that admitted, and no run admitted while paused
-    assert not sale.capacity_breaches, sale.capacity_breaches[:5]
+    assert sale.report.figures["admission_runs_checked"] == sale.admit_runs > 9
     # the operator's pause, resume and capacity changes are all in the audit trail, with the operator's sub
     trail = requests.get(
         f"{sale_server.url}/admin/concerts/{sale.concert_id}",
