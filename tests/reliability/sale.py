@@ -78,6 +78,7 @@ class SaleResult:
             "answers_429_503": self.tally.count(" 429") + self.tally.count(" 503"),
             "bad_answers": len(self.tally.bad),
             "violations": len(self.report.violations),
+            "runs_under_a_lowered_capacity": self.report.figures["runs_under_a_lowered_capacity"],
             "runs_held_by_a_lowered_capacity": self.report.figures["runs_held_by_a_lowered_capacity"],
             "available_seats_hint_off_by": self.report.hint_drifts.get(self.concert_schedule, 0),
             "seconds": round(self.seconds, 1),
@@ -91,9 +92,13 @@ def payments_available(server: Any) -> bool:
 
 
 def operator_plan(capacity: int) -> dict[int, dict[str, Any]]:
-    """Before which admission runs the operator changes the queue: pause for two runs, resume at half the
-    capacity (below what is live then: nobody enters until the live tokens are under it), then restore it."""
-    return {3: {"paused": True}, 5: {"paused": False, "capacity": max(1, capacity // 2)}, 9: {"capacity": capacity}}
+    """Before which admission runs the operator changes the queue: pause for two runs, resume at a capacity of 1
+    (below what a busy sale has live: runs admit nobody until the live tokens are under it), then raise it back."""
+    return {
+        3: {"paused": True},
+        5: {"paused": False, "capacity": 1},
+        9: {"capacity": capacity},
+    }
 
 
 def _change_queue(server: Any, concert_id: str, body: dict[str, Any]) -> None:

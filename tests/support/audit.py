@@ -525,6 +525,8 @@ def audit_operator_controls(
                 f"concert {run.concert_id}: a run at {run.started:.1f} admitted up to {run.live_after} live ACTIVE, "
                 f"past the capacity {capacity} in force"
             )
+        if capacity < queue.capacity:
+            report.figures["runs_under_a_lowered_capacity"] += 1
         if not moved and not paused and run.live_after > capacity:
             report.figures["runs_held_by_a_lowered_capacity"] += 1
     for token in sort_items(items).tokens:
