@@ -94,9 +94,9 @@ seed: deps
 e2e: deps
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-## screenshot: refresh docs/screenshots/demo.png from the browser test
+## screenshot: refresh docs/screenshots/demo.png and operator.png from the browser tests
 screenshot: deps
-	TICKETLINE_SCREENSHOT=1 $(PY) -m pytest -q tests/e2e -k buyer
+	TICKETLINE_SCREENSHOT=1 $(PY) -m pytest -q tests/e2e -k "buyer or operator"
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -81,8 +81,8 @@ arrived after the opening (first come, first served). Arrivals after the opening
 (0-based: right behind the whole lobby). Polls per lobby waiter: median {polls["median"]}, p99 {polls["p99"]}
 (the join's poll, the return at its run, the polls of the line after); peak polls per second before the opening
 {sale["peak_polls_per_second_before_opening"]:,}, from the opening {sale["peak_polls_per_second_from_opening"]:,}
-(the lobby's returns are spread by place, the front first; times 10 at 1,000,000 buyers). Per join: two DynamoDB requests, as any join; per
-admission run: about `free` lobby keys read, nothing per waiter (docs/QUEUE.md, "The lobby").
+(the lobby's returns are spread by place, the front first; times 10 at 1,000,000 buyers). Per join: two DynamoDB
+requests, as any join; per admission run: about `free` lobby keys read, nothing per waiter (docs/QUEUE.md, "The lobby").
 """
 
 

@@ -1,6 +1,6 @@
-"""Local-only pages around the API: the demo client (GET / and /web/*), the OpenAPI document
-(GET /openapi.json), Swagger UI (GET /docs, offline: Powertools ships its assets) and a dev token
-endpoint for the demo page (POST /_local/token). None of this is in template.yaml: it never reaches AWS."""
+"""Local-only pages around the API: the demo client (GET / and /web/*), its operator page (GET /operator), the
+OpenAPI document (GET /openapi.json), Swagger UI (GET /docs, offline: Powertools ships its assets) and a dev token
+endpoint for the demo pages (POST /_local/token). None of this is in template.yaml: it never reaches AWS."""
 
 import json
 import logging
@@ -71,6 +71,7 @@ _SWAGGER_HTML = """<!DOCTYPE html>
 _PAGES: dict[str, Callable[[], HttpResponse | None]] = {
     "/": lambda: _file(WEB_DIR / "index.html"),
     "/index.html": lambda: _file(WEB_DIR / "index.html"),
+    "/operator": lambda: _file(WEB_DIR / "operator.html"),
     "/docs": lambda: HttpResponse(
         200, [("Content-Type", "text/html; charset=utf-8"), _NO_CACHE], _SWAGGER_HTML.encode()
     ),

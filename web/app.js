@@ -1,4 +1,5 @@
-// Ticketline demo client: plain JS against the HTTP API of API.md (same origin as the local server).
+// Ticketline demo client: plain JS against the HTTP API of API.md (same origin as the local server); http.js
+// (loaded first) makes the requests.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -50,23 +51,6 @@ const ERROR_HELP = {
   INTERNAL_ERROR: () => ({ text: "Something went wrong on our side. Please try again." }),
 };
 
-class ApiError extends Error {
-  constructor(status, body, retryAfter) {
-    const error = (body && body.error) || {};
-    super(error.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = error.code || (status === 0 ? "NETWORK" : "HTTP_" + status);
-    this.details = error.details || [];
-    this.retryAfter = retryAfter;
-  }
-  get retriable() { return this.status === 0 || this.status === 429 || this.status >= 500; }
-}
-
-function detailText(error) {
-  if (!error.details || !error.details.length) return error.message;
-  return error.details.map((d) => `${d.field} ${d.message}`).join("; ");
-}
-
 function showError(error) {
   if (!(error instanceof ApiError)) { console.error(error); error = new ApiError(0, null); }
   const help = ERROR_HELP[error.code];
@@ -92,24 +76,11 @@ function hideMessage() { $("message").hidden = true; $("message").dataset.code =
 
 // ---------- HTTP ----------
 async function api(method, path, { body, queueToken, idempotencyKey, auth = true } = {}) {
-  const headers = { Accept: "application/json" };
+  const headers = {};
   if (auth && state.jwt) headers.Authorization = "Bearer " + state.jwt;
   if (queueToken) headers["X-Queue-Token"] = queueToken;
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (e) {
-    throw new ApiError(0, null);
-  }
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-  if (!response.ok) {
-    throw new ApiError(response.status, data, Number(response.headers.get("Retry-After")) || null);
-  }
-  return { status: response.status, data };
+  return requestJson(method, path, headers, body);
 }
 
 function newKey() {

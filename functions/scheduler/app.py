@@ -1,5 +1,6 @@
 """EventBridge schedules: `expire` (ACTIVE tokens past their time, lapsed holds), `admit` (WAIT tokens, in order)
-and `recount` (the stream-fed seat figures and sold-out flags of live concerts, so a wrong one heals itself)."""
+and `recount` (the stream-fed seat and sales figures and sold-out flags of live concerts, so a wrong one heals
+itself)."""
 
 from collections.abc import Callable
 from dataclasses import asdict
@@ -9,12 +10,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ticketline.observability import logger, metrics, tracer
 from ticketline.services.catalog import CatalogService
+from ticketline.services.operator import SalesFiguresService
 from ticketline.services.queue import QueueService
 from ticketline.services.reservations import ReservationService
 
 queue = QueueService()
 reservations = ReservationService()
 catalog = CatalogService()
+sales = SalesFiguresService()
 
 
 def expire() -> dict[str, Any]:
@@ -25,7 +28,7 @@ def expire() -> dict[str, Any]:
 TASKS: dict[str, Callable[[], dict[str, Any]]] = {
     "expire": expire,
     "admit": lambda: asdict(queue.admit()),
-    "recount": lambda: asdict(catalog.recount_live()),
+    "recount": lambda: asdict(catalog.recount_live()) | {"salesHealed": sales.heal()},
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from devserver.testing import RunningServer, running_server
 
+PAGE_TIMEOUT_SECONDS = 30
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -55,3 +56,19 @@ def browser() -> Iterator[Any]:
 def server() -> Iterator[RunningServer]:
     with running_server(workers=2) as server:
         yield server
+
+
+@pytest.fixture
+def page(browser: Any, server: RunningServer) -> Iterator[Any]:
+    """A fresh browser page; the test fails on a JavaScript error or a request that leaves the local server."""
+    context = browser.new_context(viewport={"width": 1000, "height": 1300})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_SECONDS * 1000)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server.url, "data:")) else None)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+    assert not outside, f"the page left the machine: {outside}"

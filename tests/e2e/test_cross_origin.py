@@ -46,7 +46,7 @@ def other_origin(server: RunningServer) -> Iterator[str]:
     index = (ROOT / "web" / "index.html").read_text()
     index = index.replace("<head>", "<head>\n" + API_ON_ANOTHER_ORIGIN % json.dumps(server.url), 1)
     files = {"/": (index.encode(), "text/html; charset=utf-8")}
-    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    for name, kind in (("http.js", "text/javascript"), ("app.js", "text/javascript"), ("style.css", "text/css")):
         files[f"/web/{name}"] = ((ROOT / "web" / name).read_bytes(), kind)
 
     class Handler(BaseHTTPRequestHandler):

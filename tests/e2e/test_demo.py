@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,21 +36,6 @@ def concert(server: RunningServer) -> dict[str, Any]:
     response = call(server, "POST", "/admin/concerts", "ops", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-@pytest.fixture
-def page(browser: Any, server: RunningServer) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1000, "height": 1300})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT * 1000)
-    outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server.url, "data:")) else None)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-    assert not outside, f"the page left the machine: {outside}"
 
 
 def buy_over_http(server: RunningServer, concert: dict[str, Any], user: str, seat: int) -> str:

@@ -14,11 +14,9 @@ import pytest
 import requests
 
 from devserver.testing import RunningServer
-from tests.e2e import test_demo
 from tests.e2e.test_demo import TIMEOUT, call
 
 pytestmark = pytest.mark.integration
-page = test_demo.page  # the demo tests' page fixture: a fresh browser context, no JavaScript error, nothing off-machine
 
 
 def iso(seconds_from_now: float) -> str:

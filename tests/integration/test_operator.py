@@ -98,3 +98,38 @@ def test_no_walk_in_later_than_the_cache_time_after_a_pause(cached_state_server)
     assert change_queue(server, concert_id, paused=False).status_code == 200
     time.sleep(CACHE_SECONDS + 0.1)
     assert join(server, concert_id, "after-resume")["status"] == "ACTIVE"  # places under the bound are still there
+
+
+def test_the_sale_shows_money_taken_and_tickets_cancelled_from_the_stream_and_the_line_from_the_runs(server):
+    from tests.integration.api import buyer, hold
+    from tests.integration.test_purchase_races import cancel, pay_many
+    from tests.integration.test_wallet_payments import charge, user
+
+    concert = create_concert(server, seats=4, schedules=2, queueCapacity=3)
+    concert_id, schedule_id = concert["concertId"], concert["schedules"][1]["scheduleId"]  # past the cut-off
+    alice = user("alice")
+    assert charge(server, alice, 1_000_000).status_code == 200
+    headers = buyer(server, concert_id, alice)
+    held = [hold(server, headers, schedule_id, n).json()["reservationId"] for n in (1, 2, 3)]
+    assert pay_many(server, headers, held).status_code == 201
+    assert cancel(server, alice, held[0]).status_code == 200
+    for i in range(4):
+        join(server, concert_id, f"line-{concert_id}-{i}")  # 4 more, capacity 3 (alice's paid token left): one waits
+    server.run_schedule("Admit")
+    expected = {"sold": 2, "cancelled": 1, "revenue": 10_002 + 10_003}  # seat n costs 10,000 + n
+    deadline = time.monotonic() + 20  # the stream's figures: a second or two behind locally
+    while True:
+        figures = sale(server, concert_id)
+        seen = {key: figures["sales"][key] for key in expected}
+        if seen == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert seen == expected, figures
+    assert (figures["queue"]["active"], figures["queue"]["waiting"], figures["queue"]["admitted"]) == (3, 1, 4)
+    assert figures["figuresAsOf"]["queue"] is not None
+    assert change_queue(server, concert_id, paused=True).status_code == 200
+    for i in range(3):
+        join(server, concert_id, f"paused-{concert_id}-{i}")
+    server.run_schedule("Admit")  # paused: it admits nobody but records the line as it grows
+    figures = sale(server, concert_id)
+    assert (figures["queue"]["waiting"], figures["queue"]["admitted"], figures["queue"]["paused"]) == (4, 4, True)

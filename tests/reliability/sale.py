@@ -15,7 +15,17 @@ from typing import Any
 import requests
 
 from tests.reliability.conftest import SALE_DEADLINE_SECONDS, Scale, create_concert, ddb_client
-from tests.support.audit import AuditReport, admissions, audit_items, entry_amount, entry_type, scan_table, wallet_owner
+from tests.support.audit import (
+    AdmissionRunRecord,
+    AuditReport,
+    admissions,
+    audit_items,
+    audit_operator_controls,
+    entry_amount,
+    entry_type,
+    scan_table,
+    wallet_owner,
+)
 from tests.support.client import Tally, UserClient, new_key
 from tests.support.streams import settle_hint
 
@@ -37,7 +47,7 @@ class SaleResult:
     payments_enabled: bool
     admit_runs: int = 0
     max_live_active: int = 0
-    capacity_breaches: list[str] = field(default_factory=list)
+    runs: list[AdmissionRunRecord] = field(default_factory=list)  # the audit checks each against the controls
     operator_changes: list[dict[str, Any]] = field(default_factory=list)  # the bodies sent, in order
     entitled_left_waiting: list[str] = field(default_factory=list)
     holds_won: set[str] = field(default_factory=set)
@@ -67,7 +77,9 @@ class SaleResult:
             "max_live_active": self.max_live_active,
             "answers_429_503": self.tally.count(" 429") + self.tally.count(" 503"),
             "bad_answers": len(self.tally.bad),
-            "violations": len(self.report.violations) + len(self.capacity_breaches),
+            "violations": len(self.report.violations),
+            "runs_under_a_lowered_capacity": self.report.figures["runs_under_a_lowered_capacity"],
+            "runs_held_by_a_lowered_capacity": self.report.figures["runs_held_by_a_lowered_capacity"],
             "available_seats_hint_off_by": self.report.hint_drifts.get(self.concert_schedule, 0),
             "seconds": round(self.seconds, 1),
         }
@@ -80,9 +92,13 @@ def payments_available(server: Any) -> bool:
 
 
 def operator_plan(capacity: int) -> dict[int, dict[str, Any]]:
-    """Before which admission runs the operator changes the queue: pause for two runs, resume at half the
-    capacity (below what is live then: nobody enters until the live tokens are under it), then restore it."""
-    return {3: {"paused": True}, 5: {"paused": False, "capacity": max(1, capacity // 2)}, 9: {"capacity": capacity}}
+    """Before which admission runs the operator changes the queue: pause for two runs, resume at a capacity of 1
+    (below what a busy sale has live: runs admit nobody until the live tokens are under it), then raise it back."""
+    return {
+        3: {"paused": True},
+        5: {"paused": False, "capacity": 1},
+        9: {"capacity": capacity},
+    }
 
 
 def _change_queue(server: Any, concert_id: str, body: dict[str, Any]) -> None:
@@ -98,8 +114,8 @@ def _change_queue(server: Any, concert_id: str, body: dict[str, Any]) -> None:
 def run_sale(  # noqa: PLR0915 - the sale's threads share its state
     server: Any, scale: Scale, *, capacity: int | None = None, prefix: str = "buyer", operate: bool = False
 ) -> SaleResult:
-    """`operate`: an operator pauses, resumes and resizes the queue mid-sale (operator_plan); every run is then
-    checked against the pause and the capacity in force at it."""
+    """`operate`: an operator pauses, resumes and resizes the queue mid-sale (operator_plan); the audit checks every
+    run against the pause and the capacity in force at it, and every token's entry against the pauses."""
     payments = payments_available(server)
     # Without payments nobody leaves: then everyone must fit at once.
     capacity = capacity if (capacity and payments) else scale.buyers
@@ -114,7 +130,6 @@ def run_sale(  # noqa: PLR0915 - the sale's threads share its state
     done = threading.Event()
 
     plan = operator_plan(capacity) if operate else {}
-    in_force = {"paused": False, "capacity": capacity}
     bound = capacity
 
     def scheduler() -> None:
@@ -123,7 +138,7 @@ def run_sale(  # noqa: PLR0915 - the sale's threads share its state
             if change := plan.get(result.admit_runs):
                 _change_queue(server, concert_id, change)
                 result.operator_changes.append(change)
-                in_force.update(change)
+            started = time.time()
             try:
                 server.run_schedule("Admit")
             except requests.RequestException as error:  # a faulty run: the next one repairs (checked below)
@@ -132,14 +147,8 @@ def run_sale(  # noqa: PLR0915 - the sale's threads share its state
             state = admissions(client, table)[concert_id]
             result.admit_runs += 1
             result.max_live_active = max(result.max_live_active, state.live_active)
-            moved, bound = state.admit_bound > bound, state.admit_bound
-            if moved and in_force["paused"]:
-                result.capacity_breaches.append(f"run {result.admit_runs} raised the bound to {bound} while paused")
-            # A run that admits leaves at most the capacity in force live; one that does not may find more (tokens
-            # admitted under a capacity since lowered), never more than the largest capacity.
-            limit = in_force["capacity"] if moved else max(capacity, in_force["capacity"])
-            if state.live_active > limit:
-                result.capacity_breaches.append(f"run {result.admit_runs}: {state.live_active} ACTIVE > {limit}")
+            result.runs.append(AdmissionRunRecord(concert_id, started, bound, state.admit_bound, state.live_active))
+            bound = state.admit_bound
 
     attempts_each = scale.hold_attempts // scale.buyers * 2  # losers try more; the total is capped below
     result.events["attempt_cap"] = scale.hold_attempts
@@ -176,6 +185,13 @@ def _audit(server: Any, result: SaleResult, users: str) -> None:
     max_holds = int(server.parameters.get("MaxHoldsPerSchedule", 4))
     max_tickets = int(server.parameters.get("MaxTicketsPerUser", 8))
     result.report = audit_items(items, max_holds=max_holds, max_tickets=max_tickets)
+    audit_operator_controls(
+        items,
+        result.runs,
+        ttl_seconds=int(server.parameters["ActiveTokenTtlSeconds"]),
+        cache_seconds=float(server.parameters.get("QueueStateCacheSeconds", 1)),
+        report=result.report,
+    )
     _count_own(result, items, users)
 
 

@@ -235,3 +235,69 @@ def test_tokens_admitted_before_a_capacity_was_lowered_pass_and_more_than_any_ca
     forced = {k: v for k, v in waiting.items() if k not in ("GSI1PK", "GSI1SK")}
     _put(forced | {"status": "ACTIVE", "activeUntil": int(clock()) + 300, "GSI2PK": f"ACTIVE#{concert.concert_id}"})
     _assert_reports("live ACTIVE tokens, capacity 3")
+
+
+# ---- the operator's controls: a run admitting while paused or past a lowered capacity, a walk-in after a pause ----
+def _controlled_sale(clock: Any) -> tuple[str, float, float]:
+    """Capacity 3, lowered to 1 at t+10, paused at t+20, resumed at t+60 (the audit trail the real service writes)."""
+    from ticketline.models.queue import QueueControlIn
+    from ticketline.services.operator import OperatorService
+
+    concert, _ = _sale(capacity=3)
+    clock.advance(10)
+    OperatorService().change_queue(concert.concert_id, QueueControlIn(capacity=1), "ops")
+    clock.advance(10)
+    paused_at = clock()
+    OperatorService().change_queue(concert.concert_id, QueueControlIn(paused=True), "ops")
+    clock.advance(40)
+    OperatorService().change_queue(concert.concert_id, QueueControlIn(paused=False), "ops")
+    return concert.concert_id, paused_at, clock()
+
+
+def _check(items: list[Any], runs: list[Any]) -> Any:
+    from tests.support.audit import audit_operator_controls
+
+    return audit_operator_controls(items, runs, ttl_seconds=300, cache_seconds=1)
+
+
+def test_admission_runs_are_checked_against_the_pause_and_the_capacity_in_force(clock: Any) -> None:
+    from tests.support.audit import AdmissionRunRecord
+
+    start = clock()
+    cid, paused_at, resumed_at = _controlled_sale(clock)
+    items = scan_table(_client(), TABLE)
+    clean = [
+        AdmissionRunRecord(cid, start + 5, 0, 3, 3),  # capacity 3 then: three in
+        AdmissionRunRecord(cid, start + 12, 3, 3, 3),  # lowered to 1, three live: nobody enters, nobody is cut short
+        AdmissionRunRecord(cid, paused_at + 1, 3, 3, 0),  # paused: the bound stays
+        AdmissionRunRecord(cid, resumed_at + 1, 3, 4, 1),  # resumed, all left: one enters, the new capacity
+    ]
+    report = _check(items, clean)
+    assert report.ok, report.summary()
+    figures = report.figures
+    assert (figures["runs_under_a_lowered_capacity"], figures["runs_held_by_a_lowered_capacity"]) == (3, 1)
+    planted = [
+        AdmissionRunRecord(cid, start + 12, 3, 4, 4),  # admitted while 3 were live under a capacity of 1
+        AdmissionRunRecord(cid, paused_at + 1, 3, 5, 1),  # admitted while paused
+    ]
+    messages = _check(items, planted).violations
+    assert any("past the capacity 1 in force" in m for m in messages), messages
+    assert any("admitted while paused" in m for m in messages), messages
+
+
+def test_a_walk_in_later_than_the_cache_time_after_a_pause_is_reported(clock: Any) -> None:
+    from tests.support.audit import WALK_IN_MARGIN_SECONDS
+
+    cid, paused_at, resumed_at = _controlled_sale(clock)
+    items = scan_table(_client(), TABLE)
+
+    def token(seq: int, entered: float) -> dict[str, Any]:
+        return {"PK": f"QTOKEN#{cid}#u{seq}", "SK": "QTOKEN", "concertId": cid, "seq": seq, "status": "ACTIVE",
+                "activeUntil": int(entered) + 300}  # fmt: skip
+
+    in_time = [token(1, paused_at - 5), token(2, paused_at + 1), token(3, resumed_at + 1)]  # before, in the cache
+    report = _check(items + in_time, [])
+    assert report.ok, report.summary()
+    late = token(4, paused_at + 1 + WALK_IN_MARGIN_SECONDS + 2)
+    messages = _check([*items, *in_time, late], []).violations
+    assert len(messages) == 1 and "token 4 entered" in messages[0], messages

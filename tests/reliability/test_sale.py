@@ -64,9 +64,13 @@ def test_a_whole_sale_keeps_every_invariant(sale_server: Any) -> None:
     sale = run_sale(sale_server, SCALE, capacity=max(10, SCALE.buyers // 2), prefix="sale", operate=True)
     record_figures("sale", **sale.figures())
     assert not sale.tally.bad, sale.tally.bad[:5]
+    # ... with the operator's controls: live ACTIVE <= the capacity in force after every run that admitted, no
+    # run admitted while paused, no token entered later than QueueStateCacheSeconds after the pause
     assert sale.report.ok, sale.report.summary()
-    # live ACTIVE <= the capacity in force after every run that admitted, and no run admitted while paused
-    assert not sale.capacity_breaches, sale.capacity_breaches[:5]
+    assert sale.report.figures["admission_runs_checked"] == sale.admit_runs > 9
+    # runs ran under the lowered capacity (those that found more live than it admitted nobody: a figure, as how
+    # many are live at that moment depends on the machine's pace)
+    assert sale.report.figures["runs_under_a_lowered_capacity"] >= 4, sale.figures()
     # the operator's pause, resume and capacity changes are all in the audit trail, with the operator's sub
     trail = requests.get(
         f"{sale_server.url}/admin/concerts/{sale.concert_id}",

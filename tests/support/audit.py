@@ -16,6 +16,11 @@ What it checks (docs/RELIABILITY.md lists the promises and the tests that use th
 - queue: no token ACTIVE after its owner paid with it; live ACTIVE tokens never above the concert's
   capacity; tokens carry the index keys of their status (WAIT in GSI1 at +seq; ACTIVE in GSI2 and, past
   WAIT, in GSI1 at -seq; EXPIRED in GSI1 at -seq only); no two tokens of a concert share a sequence number.
+
+And the operator's controls (`audit_operator_controls`: the table's audit trail of pauses and capacity changes,
+against the admission runs a sale recorded): no run admits past the capacity in force at it (after a lowering,
+nobody until the live ACTIVE tokens are under it), no run admits while paused, and no token enters later than
+QueueStateCacheSeconds after a pause (its activeUntil dates its entry) until the resume.
 """
 
 from __future__ import annotations
@@ -430,3 +435,120 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | set):
         return [_plain(v) for v in value]
     return value
+
+
+# ---- the operator's controls: pause and capacity, against the admission runs a sale recorded ----
+# A request in flight at the pause read the state before it and writes its walk-in just after: its own latency
+# on a loaded machine, on top of QueueStateCacheSeconds.
+WALK_IN_MARGIN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class AdmissionRunRecord:
+    """One scheduler run as a sale saw it in the table: when it started (epoch s), the admission bound before and
+    after it, and the live ACTIVE tokens right after it."""
+
+    concert_id: str
+    started: float
+    bound_before: int
+    bound_after: int
+    live_after: int
+
+
+@dataclass(frozen=True)
+class QueueControls:
+    """A queue's capacity at creation and its operator changes, oldest first: (epoch s, paused, capacity)."""
+
+    capacity: int
+    changes: list[tuple[float, bool | None, int | None]] = field(default_factory=list)
+
+    def in_force(self, at: float) -> tuple[bool, int]:
+        """(paused, capacity) at `at`."""
+        paused, capacity = False, self.capacity
+        for changed_at, set_paused, set_capacity in self.changes:
+            if changed_at > at:
+                break
+            paused = paused if set_paused is None else set_paused
+            capacity = capacity if set_capacity is None else set_capacity
+        return paused, capacity
+
+    def pauses(self) -> list[tuple[float, float]]:
+        """Each pause's (start, end): the resume's time, or never."""
+        spans: list[tuple[float, float]] = []
+        for changed_at, set_paused, _ in self.changes:
+            if set_paused and (not spans or spans[-1][1] != float("inf")):
+                spans.append((changed_at, float("inf")))
+            elif set_paused is False and spans and spans[-1][1] == float("inf"):
+                spans[-1] = (spans[-1][0], changed_at)
+        return spans
+
+
+def queue_controls(items: Iterable[Item]) -> dict[str, QueueControls]:
+    """Every concert's controls, from its META and its audit trail (QCHANGE#<ms>#..., in sort key order)."""
+    metas, trail = {}, defaultdict(list)
+    for item in items:
+        pk, sk = str(item.get("PK", "")), str(item.get("SK", ""))
+        if pk.startswith("CONCERT#") and sk == "META" and "queueCapacity" in item:
+            metas[pk.removeprefix("CONCERT#")] = int(item["queueCapacity"])
+        elif pk.startswith("CONCERT#") and sk.startswith("QCHANGE#"):
+            trail[pk.removeprefix("CONCERT#")].append(item)
+    controls = {}
+    for cid, capacity in metas.items():
+        changes = sorted(trail[cid], key=lambda item: str(item["SK"]))
+        controls[cid] = QueueControls(
+            capacity, [(_change_time(c), c.get("paused"), _optional(c.get("capacity"))) for c in changes]
+        )
+    return controls
+
+
+def audit_operator_controls(
+    items: Iterable[Item],
+    runs: Iterable[AdmissionRunRecord],
+    *,
+    ttl_seconds: int,
+    cache_seconds: float,
+    report: AuditReport | None = None,
+) -> AuditReport:
+    """The pause and capacity promises (docs/QUEUE.md, "Operator controls"), from the table and the runs."""
+    report = report or AuditReport()
+    items = list(items)
+    controls = queue_controls(items)
+    for run in runs:
+        queue = controls[run.concert_id]
+        paused, capacity = queue.in_force(run.started)
+        moved = run.bound_after > run.bound_before
+        report.figures["admission_runs_checked"] += 1
+        if moved and paused:
+            report.fail(f"concert {run.concert_id}: a run at {run.started:.1f} admitted while paused")
+        if moved and run.live_after > capacity:
+            report.fail(
+                f"concert {run.concert_id}: a run at {run.started:.1f} admitted up to {run.live_after} live ACTIVE, "
+                f"past the capacity {capacity} in force"
+            )
+        if capacity < queue.capacity:
+            report.figures["runs_under_a_lowered_capacity"] += 1
+        if not moved and not paused and run.live_after > capacity:
+            report.figures["runs_held_by_a_lowered_capacity"] += 1
+    for token in sort_items(items).tokens:
+        queue = controls.get(str(token["concertId"]))
+        if queue is None or token.get("activeUntil") is None:
+            continue
+        entered = int(token["activeUntil"]) - ttl_seconds  # the whole second it entered in (activeUntil's)
+        for paused_at, resumed_at in queue.pauses():
+            # Certainly inside the pause, past the cache time: its whole second is after the limit, before the resume.
+            if paused_at + cache_seconds + WALK_IN_MARGIN_SECONDS < entered and entered + 1 <= resumed_at:
+                report.fail(
+                    f"concert {token['concertId']}: token {token['seq']} entered {entered - paused_at:.1f} s after "
+                    f"the pause at {paused_at:.1f} (QueueStateCacheSeconds {cache_seconds})"
+                )
+    return report
+
+
+def _change_time(item: Item) -> float:
+    """The change's time from its sort key (ms; an older item's whole seconds)."""
+    stamp = str(item["SK"]).split("#")[1]
+    return int(stamp) / 1000 if len(stamp) > 10 else float(stamp)
+
+
+def _optional(value: Any) -> int | None:
+    return None if value is None else int(value)

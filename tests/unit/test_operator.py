@@ -171,7 +171,7 @@ def test_the_sale_shows_the_figures_and_every_change_with_the_operator_and_time(
     assert sale["statusCode"] == 200
     body = sale["json"]
     assert (body["concertId"], body["title"], body["status"]) == (concert, "Night", "ON_SALE")
-    assert body["sales"] == {"seats": 6, "free": 6, "held": 0, "sold": 0, "cancelled": None, "revenue": None}
+    assert body["sales"] == {"seats": 6, "free": 6, "held": 0, "sold": 0, "cancelled": 0, "revenue": 0}
     assert [(d["free"], d["held"], d["sold"]) for d in body["schedules"]] == [(3, 0, 0), (3, 0, 0)]
     assert body["queue"] == {
         "capacity": 2,
@@ -218,3 +218,73 @@ def test_non_admins_are_refused_before_the_body_and_unknown_concerts_are_404(inv
     assert call(invoke, "admin_change_queue.json", "nope", {"paused": True})["statusCode"] == 404
     assert call(invoke, "admin_concert_sale.json", "nope")["statusCode"] == 404
     assert call(invoke, "admin_concert_sale.json", concert)["json"]["queue"]["paused"] is False
+
+
+# ---- the sales figures: O(changes) per stream batch, a retried batch adds nothing twice, the recount heals ----
+def sales_of(concert: str) -> dict[str, Any]:
+    return OperatorService().concert_sale(concert).sales.model_dump()
+
+
+def set_seat(schedule_id: str, number: int, **attributes: Any) -> None:
+    from ticketline.db import dynamodb, to_raw, values
+    from ticketline.repositories.catalog import seat_key
+
+    dynamodb().update_item(
+        TableName=OperatorService().settings.table_name,
+        Key=to_raw(seat_key(schedule_id, number)),
+        UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in attributes),
+        ExpressionAttributeNames={f"#{name}": name for name in attributes},
+        ExpressionAttributeValues=values(**attributes),
+    )
+
+
+def test_a_batch_adds_sales_and_cancellations_and_its_retry_adds_only_what_is_new(invoke, clock):
+    from ticketline.services.operator import SalesFiguresService, seat_sale
+
+    concert = create_concert(invoke)
+    schedule_id = OperatorService().concert_sale(concert).schedules[0].schedule_id
+    sold = [seat_sale(str(n), "HELD", "SOLD", 100) for n in (11, 12, 13)]
+    cancelled = seat_sale("14", "SOLD", "FREE", 100)
+    untouched = seat_sale("15", "FREE", "HELD", 100)
+    assert (untouched.delta.revenue, untouched.delta.cancelled) == (0, 0)
+    SalesFiguresService().add(schedule_id, [*sold, untouched])
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (300, 0)
+    SalesFiguresService().add(schedule_id, sold)  # the batch delivered again: nothing added
+    SalesFiguresService().add(schedule_id, [*sold[1:], cancelled])  # a retry from its middle, with one new record
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (200, 1)
+
+
+def test_the_recount_heals_the_sales_figures_of_a_quiet_date_from_its_seats(invoke, clock):
+    from ticketline.services.operator import SALES_HEAL_MIN_AGE_SECONDS, SalesFiguresService, seat_sale
+
+    concert = create_concert(invoke)
+    schedule_id = OperatorService().concert_sale(concert).schedules[0].schedule_id
+    set_seat(schedule_id, 1, status="SOLD")
+    set_seat(schedule_id, 2, status="SOLD", cancellations=2)  # sold, cancelled twice before
+    set_seat(schedule_id, 3, cancellations=1)
+    SalesFiguresService().add(schedule_id, [seat_sale("7", "HELD", "SOLD", 100)])  # the stream saw only one
+    assert SalesFiguresService().heal() == 1  # the other date; this one changed a moment ago: the stream keeps it
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (100, 0)
+    clock.advance(SALES_HEAL_MIN_AGE_SECONDS + 1)
+    assert SalesFiguresService().heal() == 2  # both dates, quiet since
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (200, 3)
+    SalesFiguresService().add(schedule_id, [seat_sale("8", "SOLD", "FREE", 100)])  # after the heal: added to it
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (100, 4)
+    assert SalesFiguresService().heal() == 0  # counted lately
+
+
+def test_the_queue_figures_count_live_active_tokens_and_a_paused_run_records_the_growing_line(clock):
+    queue = open_queue(capacity=2)
+    for i in range(3):
+        queue.issue("c1", f"u{i}")
+    queue.admit()
+    figures = OperatorService().queue_figures(queue.repository.get_state("c1", consistent=True))  # type: ignore[arg-type]
+    assert (figures.active, figures.waiting, figures.admitted) == (2, 1, 2)
+    change(paused=True)
+    clock.advance(queue.settings.active_token_ttl_seconds + 1)  # both ACTIVE tokens run out while paused
+    queue.issue("c1", "late")
+    assert queue.admit().admitted == 0
+    state = queue.repository.get_state("c1", consistent=True)
+    assert state is not None and state.runs[-1].at >= clock()
+    figures = OperatorService().queue_figures(state)
+    assert (figures.active, figures.waiting, figures.admitted, figures.paused) == (0, 2, 2, True)

@@ -294,15 +294,18 @@ class SaleStatus(StrEnum):
 
 class SalesOut(ApiModel):
     model_config = with_examples(
-        {"seats": 10000, "free": 6200, "held": 300, "sold": 3500, "cancelled": None, "revenue": None}
+        {"seats": 10000, "free": 6200, "held": 300, "sold": 3500, "cancelled": 12, "revenue": 350000000}
     )
 
     seats: int = Field(ge=0, description="Seats of every date.")
     free: int = Field(ge=0, description="FREE seats of every date (the stream-fed figures).")
     held: int = Field(ge=0, description="HELD seats of every date.")
     sold: int = Field(ge=0, description="SOLD seats of every date.")
-    cancelled: int | None = Field(description="Tickets cancelled: not kept cheaply yet, always null.")
-    revenue: int | None = Field(description="Money taken (minor units): not kept cheaply yet, always null.")
+    cancelled: int = Field(ge=0, description="Tickets cancelled (refunded, their seats on sale again).")
+    revenue: int = Field(
+        description="Money taken (minor units): the prices of the seats sold, less those refunded (the stream-fed "
+        "figures, healed by the recount task)."
+    )
 
 
 class ScheduleSalesOut(ApiModel):

@@ -41,12 +41,14 @@ class CounterReading:
 
 @dataclass(frozen=True, slots=True)
 class AdmissionRun:
-    """One admission run as the queue state records it: when it wrote (epoch seconds), the bound it left, and the
-    highest sequence number drawn by then (above the bound: people were still waiting)."""
+    """One admission run as the queue state records it: when it wrote (epoch seconds), the bound it left, the
+    highest sequence number drawn by then (above the bound: people were still waiting) and the live ACTIVE tokens
+    it left (None: recorded by a version that did not count them)."""
 
     at: int
     bound: int
     drawn: int
+    active: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +205,7 @@ class QueueFiguresOut(ApiModel):
             "capacity": 500,
             "paused": True,
             "waiting": 1200,
-            "active": None,
+            "active": 480,
             "admitted": 3500,
             "estimatedWaitSeconds": None,
         }
@@ -214,7 +216,9 @@ class QueueFiguresOut(ApiModel):
     waiting: int = Field(
         ge=0, description="People in line behind the admission bound at the last admission run (0 before any run)."
     )
-    active: int | None = Field(description="Live ACTIVE tokens: not kept cheaply yet, always null.")
+    active: int | None = Field(
+        description="Live ACTIVE tokens as the last admission run left them; null before any run."
+    )
     admitted: int = Field(ge=0, description="Queue places admitted so far (the admission bound).")
     estimated_wait_seconds: int | None = Field(
         description="Expected wait of the last in line, from the admission runs' pace; null until the line has been "

@@ -109,11 +109,13 @@ class CancellationRepository:
                 "Update": {
                     "TableName": self.table,
                     "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
-                    "UpdateExpression": "SET #status = :free REMOVE reservationId, holdExpiresAt",
+                    # `cancellations`: the seat's count of them, which the operator's sales figures heal from.
+                    "UpdateExpression": "SET #status = :free ADD cancellations :one "
+                    "REMOVE reservationId, holdExpiresAt",
                     "ConditionExpression": "#status = :sold AND reservationId = :rid",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": values(
-                        free=SeatStatus.FREE.value, sold=SeatStatus.SOLD.value, rid=reservation.reservation_id
+                        free=SeatStatus.FREE.value, sold=SeatStatus.SOLD.value, rid=reservation.reservation_id, one=1
                     ),
                 }
             },

@@ -29,6 +29,7 @@ from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
+from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
 from ticketline.models.queue import (
@@ -238,7 +239,7 @@ class QueueRepository:
                     capacity=read.capacity,
                     running=False,
                     readings=[[r.at, *r.issued] for r in readings],
-                    runs=[[r.at, r.bound, r.drawn] for r in runs],
+                    runs=_runs_attribute(runs),
                     done=progress.done,
                     size=progress.size,
                     formed=progress.formed,
@@ -246,6 +247,24 @@ class QueueRepository:
                     admitted=progress.admitted,
                     expectedLobbyBound=read.lobby_bound,
                 ),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def save_paused_run(self, read: QueueState, runs: tuple[AdmissionRun, ...]) -> bool:
+        """Record a run made while paused (the line's figures for the operator), if the queue is still paused at the
+        bound the run read: it moves nothing, so it never races an admission. False: resumed or moved meanwhile."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(state_key(read.concert_id)),
+                UpdateExpression="SET admissionRuns = :runs",
+                ConditionExpression="admitBound = :expected AND #paused = :paused",
+                ExpressionAttributeNames={"#paused": "paused"},
+                ExpressionAttributeValues=values(expected=read.admit_bound, paused=True, runs=_runs_attribute(runs)),
             )
         except ClientError as error:
             if is_condition_failure(error):
@@ -308,10 +327,6 @@ class QueueRepository:
             UpdateExpression="ADD lobby :one",
             ExpressionAttributeValues=values(one=1),
         )
-
-    def issued_counts(self, concert_id: str, shards: int) -> list[int]:
-        """How many sequence numbers each shard has handed out (strongly consistent)."""
-        return self.counter_counts(concert_id, shards)[0]
 
     def counter_counts(self, concert_id: str, shards: int) -> tuple[list[int], int]:
         """Numbers each shard has handed out, and the lobby joins counted over all shards (one strongly consistent
@@ -496,6 +511,10 @@ class QueueRepository:
         ]
 
 
+def _runs_attribute(runs: tuple[AdmissionRun, ...]) -> list[list[int]]:
+    return [[r.at, r.bound, r.drawn] + ([] if r.active is None else [r.active]) for r in runs]
+
+
 def state_from_item(item: Item) -> QueueState:
     return QueueState(
         concert_id=str(item["concertId"]),
@@ -509,8 +528,8 @@ def state_from_item(item: Item) -> QueueState:
         sales_open_at=optional_int(item.get("salesOpenAt")),
         sellable_until=optional_int(item.get("sellableUntil")),
         runs=tuple(
-            AdmissionRun(at=int(at), bound=int(bound), drawn=int(drawn))
-            for at, bound, drawn in item.get("admissionRuns", [])
+            AdmissionRun(at=int(at), bound=int(bound), drawn=int(drawn), active=optional_int(next(iter(active), None)))
+            for at, bound, drawn, *active in item.get("admissionRuns", [])
         ),
         paused=bool(item.get("paused", False)),
         # A state written before the lobby existed had none: its concert opened first come, first served.
@@ -532,10 +551,11 @@ def change_from_item(item: Item) -> QueueChange:
 
 
 def _change_item(concert_id: str, change: QueueChange) -> Item:
-    # Sorted by time; the random tail keeps two changes in the same second apart.
+    # Sorted by the time written, in ms (two clicks in one second keep their order; an older item's 10-digit
+    # seconds still sorts before every later one); the random tail keeps two changes in the same ms apart.
     item: Item = {
         "PK": state_key(concert_id)["PK"],
-        "SK": f"{CHANGE_PREFIX}{change.at:010d}#{secrets.token_hex(4)}",
+        "SK": f"{CHANGE_PREFIX}{int(clock.now() * 1000):013d}#{secrets.token_hex(4)}",
         "at": change.at,
         "operator": change.operator,
     }

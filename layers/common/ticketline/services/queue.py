@@ -266,8 +266,9 @@ class QueueService:
         now = int(clock.now())
         if is_sold_out(state.sellable_until, now):
             return RunSummary(concerts=1)  # nothing to sell: nobody enters; waiters keep their places
-        if state.paused:
-            return RunSummary(concerts=1)  # an operator stopped admission: not even the repair lets anyone in
+        if state.paused:  # an operator stopped admission: not even the repair lets anyone in
+            self._record_paused_run(state, now)
+            return RunSummary(concerts=1)
         # Repair first: waiters already entitled (a crashed run, or nobody polled) are ACTIVE from now on.
         entitled = [*self._activate_up_to(state, state.admit_bound, now), *self._activate_lobby_up_to(state, now)]
         seen = {_number(t): t for t in [*self.repository.active_tokens(concert_id), *entitled]}
@@ -294,8 +295,15 @@ class QueueService:
         new_bound = self._past_released(state, state.admit_bound + free) if free > 0 else state.admit_bound
         # Every run is recorded, moved or not: the poll's estimate and retry time come from the line's pace, in
         # places (the lobby's, then the numbers drawn after the opening).
-        drawn = max((sequence_number(n, shard, state.shards) for shard, n in enumerate(issued) if n), default=0)
-        run = AdmissionRun(at=reading.at, bound=lobby.admitted + new_bound, drawn=lobby.size + drawn)
+        drawn = _highest_drawn(issued, state.shards)
+        # The live ACTIVE it leaves (the operator's figure): those counted occupying, plus the waiters it lets in.
+        entering = len(let_in) + max(0, min(new_bound, drawn) - state.admit_bound)
+        run = AdmissionRun(
+            at=reading.at,
+            bound=lobby.admitted + new_bound,
+            drawn=lobby.size + drawn,
+            active=len(occupying) + entering,
+        )
         runs = recorded_runs(state.runs, run)
         if not self.repository.save_admission(state, new_bound, readings, runs, lobby):
             logger.info("another run or an operator changed the queue first", extra={"concertId": concert_id})
@@ -333,6 +341,20 @@ class QueueService:
         return replace(progress, bound=let_in[-1].lobby_key or 0, admitted=progress.admitted + len(let_in)), let_in
 
     # ---- helpers ----
+    def _record_paused_run(self, state: QueueState, now: int) -> None:
+        """While paused the line still grows and tokens still run out: record both for the operator's figures
+        (O(shards + capacity), the reads of a run without its writes)."""
+        issued, lobby_size = self.repository.counter_counts(state.concert_id, state.shards)
+        drawn = _highest_drawn(issued, state.shards)
+        active = sum(_live(token, now) for token in self.repository.active_tokens(state.concert_id))
+        run = AdmissionRun(
+            at=math.ceil(clock.now()),
+            bound=state.lobby_admitted + state.admit_bound,
+            drawn=lobby_size + drawn,
+            active=active,
+        )
+        self.repository.save_paused_run(state, recorded_runs(state.runs, run))
+
     def _state(self, concert_id: str) -> QueueState:
         state = self._cache.get(concert_id)
         if state is None:
@@ -446,6 +468,11 @@ class QueueService:
 def _number(token: QueueToken) -> int | str:
     """What tells tokens apart in a run's count: the number, or a lobby token's user (lobby tokens have no number)."""
     return token.seq if token.lobby_key is None else token.user_id
+
+
+def _highest_drawn(issued: list[int], shards: int) -> int:
+    """The highest sequence number any shard has handed out (0: none)."""
+    return max((sequence_number(n, shard, shards) for shard, n in enumerate(issued) if n), default=0)
 
 
 def _live(token: QueueToken, now: int) -> bool:
