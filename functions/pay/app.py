@@ -35,13 +35,7 @@ cancellations = CancellationService()
 )
 def pay(request: PaymentIn, idempotency_key: IdempotencyKey) -> Response[PaymentOut]:
     caller = caller_from_event(app.current_event.raw_event)
-    paid = payments.pay(
-        caller.user_id,
-        idempotency_key,
-        request,
-        queue_token_from_headers(app.current_event.headers),
-        app.lambda_context,
-    )
+    paid = payments.pay(caller.user_id, idempotency_key, request, queue_token_from_headers(app.current_event.headers))
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=paid)
 
 
@@ -57,7 +51,7 @@ def pay(request: PaymentIn, idempotency_key: IdempotencyKey) -> Response[Payment
 )
 def cancel(reservationId: Annotated[str, Path(pattern=ID_PATTERN)], idempotency_key: IdempotencyKey) -> CancellationOut:
     caller = caller_from_event(app.current_event.raw_event)
-    return cancellations.cancel(caller.user_id, idempotency_key, reservationId, app.lambda_context)
+    return cancellations.cancel(caller.user_id, idempotency_key, reservationId)
 
 
 lambda_handler = lambda_entry(app)
