@@ -1,5 +1,5 @@
 """Wallet and payments on moto: charges, balance, history and its cursor, payments and each refusal, idempotent
-replays (with and without the Powertools record), lost answers, conflicts, and the handlers' HTTP mapping."""
+replays (with and without the idempotency record), lost answers, conflicts, and the handlers' HTTP mapping."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ from ticketline.services.payments import MAX_ATTEMPTS as PAY_ATTEMPTS
 from ticketline.services.payments import PAY, PaymentService
 from ticketline.services.queue import QueueService
 from ticketline.services.reservations import ReservationService
+from ticketline.services.wallet import CHARGE, MAX_BALANCE, WalletService, decode_cursor, encode_cursor
 from ticketline.services.wallet import MAX_ATTEMPTS as CHARGE_ATTEMPTS
-from ticketline.services.wallet import MAX_BALANCE, WalletService, decode_cursor, encode_cursor
 
 pytestmark = [
     pytest.mark.usefixtures("aws"),
@@ -260,6 +260,16 @@ def test_a_charge_record_never_expires_so_its_key_replays_long_after(clock):
     with pytest.raises(IdempotencyKeyReused):
         charge("alice", 9000, "once")
     assert balance_of("alice") == 5000 and len(ledger("alice")) == 1
+
+
+def test_a_charge_made_before_the_records_is_replayed_from_its_old_guard(clock):
+    charge_id = CHARGE.record("alice", "old", {"amount": 5000}).record_id
+    guard = {"PK": "WALLET#alice", "SK": f"CHARGE#{charge_id}", "amount": 5000, "seq": 1, "balanceAfter": 5000, "at": 1}
+    dynamodb().put_item(TableName=get_settings().table_name, Item=to_raw(guard))
+    assert charge("alice", 5000, "old") == ChargeOut(balance=5000, charge_id=charge_id)
+    with pytest.raises(IdempotencyKeyReused):
+        charge("alice", 6000, "old")
+    assert balance_of("alice") == 0 and not idempotency_records()  # nothing charged again, nothing written
 
 
 def test_a_lost_answer_resent_by_botocore_charges_once(clock, transact):
@@ -687,7 +697,9 @@ def test_the_payment_route_through_the_handler(invoke, clock):
     call(invoke, "wallet", "wallet_charge.json")
     status, paid = call(invoke, "pay", "pay.json", body=body, **with_token)
     assert status == 201 and paid["amount"] == 2000 and paid["balance"] == 48_000 and paid["paymentId"]
-    assert call(invoke, "pay", "pay.json", body=body, **with_token) == (201, paid)
+    assert call(invoke, "pay", "pay.json", body=body, **with_token) == (201, paid)  # the record, 1 read
+    expire_idempotency_records()
+    assert call(invoke, "pay", "pay.json", body=body, **with_token) == (201, paid)  # the reservation, its entry
     status, again = call(invoke, "pay", "pay.json", body=body, **headers("pay.json", Idempotency_Key="other"))
     assert (status, again["error"]["code"]) == (409, "RESERVATION_NOT_PAYABLE")
     status, missing = call(invoke, "pay", "pay.json", body=body, **headers("pay.json", Idempotency_Key=None))

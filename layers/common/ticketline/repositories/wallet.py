@@ -5,7 +5,8 @@
                                                           balanceAfter, at, seq, reservationIds (PAYMENT,
                                                           REFUND) and reservationId when there is one
 - a charge's idempotency record (ticketline/idempotency.py) is its guard: a charge id (derived from
-  user + Idempotency-Key) commits once
+  user + Idempotency-Key) commits once. Charges made before the records had a guard item of their own,
+  PK=WALLET#<uid> SK=CHARGE#<chargeId> (amount, balanceAfter): still read, never written.
 
 Every write of the balance conditions on the `version` it read, so the transaction that moves the balance
 knows `balanceAfter` exactly and writes the ledger entry of the next sequence number with it: the ledger
@@ -58,6 +59,11 @@ class ChargeResult:
 class WalletContext:
     wallet: Wallet
     record: Item | None  # the idempotency record of this user + key, if a call committed with it
+    legacy_guard: Item | None  # the guard of a charge made before the records, if this key made one
+
+
+def legacy_guard_key(user_id: str, charge_id: str) -> Item:
+    return {"PK": wallet_partition(user_id), "SK": f"CHARGE#{charge_id}"}
 
 
 _BALANCE, _ENTRY, _RECORD = range(3)
@@ -94,11 +100,14 @@ class WalletRepository:
         return entries, bool(entries) and entries[-1].seq > 1
 
     def with_record(self, user_id: str, record_id: str) -> WalletContext:
-        """The wallet and the idempotency record of this call in one strongly consistent BatchGetItem."""
-        found = get_many(self.table, [wallet_key(user_id), record_key(record_id)], consistent=True)
+        """The wallet and the idempotency record of this call (or its charge's guard from before the records) in
+        one strongly consistent BatchGetItem."""
+        keys = [wallet_key(user_id), record_key(record_id), legacy_guard_key(user_id, record_id)]
+        found = {str(item["SK"]).split("#")[0]: item for item in get_many(self.table, keys, consistent=True)}
         return WalletContext(
-            wallet=wallet_from_item(user_id, next((item for item in found if item["SK"] == "BALANCE"), None)),
-            record=next((item for item in found if item["SK"] != "BALANCE"), None),
+            wallet=wallet_from_item(user_id, found.get("BALANCE")),
+            record=found.get("IDEMPOTENCY"),
+            legacy_guard=found.get("CHARGE"),
         )
 
     def entry(self, user_id: str, seq: int) -> LedgerEntry | None:

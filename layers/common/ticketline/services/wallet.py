@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ticketline import clock, cursors
 from ticketline.config import Settings, get_settings
 from ticketline.db import backoff
-from ticketline.errors import BalanceLimitExceeded, Throttled
+from ticketline.errors import BalanceLimitExceeded, IdempotencyKeyReused, Throttled
 from ticketline.idempotency import IdempotentOperation
 from ticketline.models.wallet import (
     BalanceOut,
@@ -85,6 +85,10 @@ class WalletService:
         read = self.repository.with_record(user_id, record.record_id)
         if read.record is not None:
             return CHARGE.replay(record, read.record)
+        if read.legacy_guard is not None:  # charged before the records existed: its guard is the first answer
+            if int(read.legacy_guard["amount"]) != request.amount:
+                raise IdempotencyKeyReused()
+            return ChargeOut(balance=int(read.legacy_guard["balanceAfter"]), charge_id=record.record_id)
         wallet: Wallet | None = read.wallet
         for attempt in range(MAX_ATTEMPTS):
             wallet = wallet or self.repository.get(user_id)
