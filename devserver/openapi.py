@@ -376,6 +376,11 @@ def reachable_error_codes(func: Callable[..., Any]) -> set[str]:
     methods = _project_methods()
 
     def note(value: Any, depth: int) -> None:
+        # A decorated function or method (tracer.capture_method): follow the body it wraps.
+        if isinstance(value, types.MethodType) and hasattr(value.__func__, "__wrapped__"):
+            value = types.MethodType(inspect.unwrap(value.__func__), value.__self__)
+        elif isinstance(value, types.FunctionType) and hasattr(value, "__wrapped__"):
+            value = inspect.unwrap(value)
         if isinstance(value, type) and issubclass(value, DomainError):
             found.add(value.code)
         elif isinstance(value, types.FunctionType) and _is_project_code(value):

@@ -142,6 +142,11 @@ _NARROWER_THAN_CONTRACT = {
     "Before the concert's `salesOpenAt` a join is 409 `SALE_NOT_OPEN` with `Retry-After` (`PreQueueMinutes` is 0 "
     "until the lobby is built).": "the lobby (real-scale issue)",
     '[{"number", "price"}]}`:': "#15 sections and paging",
+    # What the contract's "still in flight" means now that the record is in the effect's transaction (#14 item 3):
+    # to be added to ../shared/API.md.
+    "Charges, payments and cancellations keep their key's record in the same transaction as their effect, so a "
+    "duplicate sent while the first is still in flight gets the first answer once it commits (or 429 with "
+    "`Retry-After` while it cannot tell), never 409 `IDEMPOTENCY_IN_PROGRESS`.": "#14 item 3, for the contract",
 }
 
 
