@@ -96,7 +96,8 @@ def test_a_payment_refusal_is_the_first_in_the_contracts_order():
     assert payment(FAILED, NONE, NONE, NONE, NONE, NONE, NONE, NONE, items={0: wallet_seen}) is (
         payments.PaymentOutcome.INSUFFICIENT_BALANCE
     )
-    assert payment(NONE, NONE, NONE, NONE, NONE, NONE, FAILED, NONE) is payments.PaymentOutcome.SEAT_NOT_HELD
+    # a seat taken over while our reservation's condition held: its hold lapsed (410), not "not payable"
+    assert payment(NONE, NONE, NONE, NONE, NONE, NONE, FAILED, NONE) is payments.PaymentOutcome.LAPSED
     assert payment(NONE, NONE, NONE, FAILED, NONE, NONE, NONE, NONE) is payments.PaymentOutcome.TICKET_LIMIT
     assert payment(NONE, CONFLICT, FAILED, NONE, NONE, NONE, NONE, NONE) is payments.PaymentOutcome.CONFLICT
 

@@ -87,7 +87,6 @@ class PaymentOutcome(Enum):
     TOKEN_INVALID = "token-invalid"
     TOKEN_WAITING = "token-waiting"
     TOKEN_EXPIRED = "token-expired"
-    SEAT_NOT_HELD = "seat-not-held"
     TICKET_LIMIT = "ticket-limit"
     INSUFFICIENT_BALANCE = "insufficient-balance"
     STALE = "stale"  # the wallet moved since we read it: see PaymentResult.wallet
@@ -238,7 +237,9 @@ def _outcome(refused: Cancelled, paid: int, wallet: Wallet, entry: LedgerEntry, 
     if refused[_TOKEN].condition_failed:
         refusals.append(_token_outcome(refused[_TOKEN].item, token))
     if refused.failed(range(_FIRST_RESERVATION + 1, end_of_pairs, 2)):
-        refusals.append(PaymentResult(PaymentOutcome.SEAT_NOT_HELD))
+        # The seat left a reservation whose own condition held: only a take-over after the hold lapsed moves it
+        # (the other buyer's clock a second past ours), every other move changes the reservation too.
+        refusals.append(PaymentResult(PaymentOutcome.LAPSED))
     if refused[_TICKETS].condition_failed:
         refusals.append(PaymentResult(PaymentOutcome.TICKET_LIMIT))
     if refused[_WALLET].condition_failed:

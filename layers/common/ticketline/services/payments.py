@@ -57,7 +57,6 @@ _REFUSALS: dict[PaymentOutcome, type[DomainError]] = {
     PaymentOutcome.TOKEN_INVALID: QueueTokenInvalid,
     PaymentOutcome.TOKEN_WAITING: QueueTokenNotActive,
     PaymentOutcome.TOKEN_EXPIRED: QueueTokenExpired,
-    PaymentOutcome.SEAT_NOT_HELD: ReservationNotPayable,
     PaymentOutcome.TICKET_LIMIT: TicketLimitReached,
     PaymentOutcome.INSUFFICIENT_BALANCE: InsufficientBalance,
 }
