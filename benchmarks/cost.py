@@ -6,8 +6,9 @@
 Drives the real handlers in this process (the local server's gateway builds the API Gateway events) through
 one buyer journey after another, records each request with a botocore hook (recorder.py) and prices it
 (capacity.py). Fails (exit 1) when a target is broken: a position poll is 1 read request; a hold is 1 write
-request; a payment (of one or several holds) is 1 transaction; a release is 1 write request; a cancellation is
-1 transaction; no Scan and no Select=COUNT on a request path.
+request; a charge, a payment (of one or several holds) and a cancellation are 2 requests, one read and one
+transaction (the idempotency record inside it), and their replays 1 read; a release is 1 write request; no Scan
+and no Select=COUNT on a request path.
 """
 
 from __future__ import annotations
@@ -92,9 +93,9 @@ def _one_write_request(answer: Answer) -> str | None:
     return None if len(writes) == 1 else f"{len(writes)} write requests: {', '.join(writes)}"
 
 
-def _one_transaction(answer: Answer) -> str | None:
-    transactions = sum(r.operation == "TransactWriteItems" for r in answer.requests)
-    return None if transactions == 1 else f"{transactions} TransactWriteItems"
+def _one_read_then_one_transaction(answer: Answer) -> str | None:
+    ops = [r.operation for r in answer.requests]
+    return None if ops == ["BatchGetItem", "TransactWriteItems"] else f"{len(ops)} requests: {', '.join(ops)}"
 
 
 def _no_scan_or_count(answer: Answer) -> str | None:
@@ -107,9 +108,11 @@ TARGETS = (
     Target("position poll = 1 read request", POSITION_LABELS, _one_read_request),
     Target("discovery = 1 read request", DISCOVERY_LABELS, _one_read_request),
     Target("hold = 1 write request", (HOLD,), _one_write_request),
-    Target("payment = 1 transaction", (PAY, PAY_SEVERAL), _one_transaction),
+    Target("charge = 1 read + 1 transaction", (CHARGE,), _one_read_then_one_transaction),
+    Target("payment = 1 read + 1 transaction", (PAY, PAY_SEVERAL), _one_read_then_one_transaction),
+    Target("replay = 1 read request", (CHARGE_REPLAY, PAY_REPLAY, CANCEL_REPLAY), _one_read_request),
     Target("release = 1 write request", (RELEASE,), _one_write_request),
-    Target("cancellation = 1 transaction", (CANCEL,), _one_transaction),
+    Target("cancellation = 1 read + 1 transaction", (CANCEL,), _one_read_then_one_transaction),
     Target("operator's sale = 1 read request", (OPERATOR_SALE,), _one_read_request),
     Target("queue change = 1 write request", (QUEUE_CHANGE,), _one_write_request),
     Target("no Scan, no Select=COUNT on a request path", (), _no_scan_or_count),

@@ -66,13 +66,7 @@ cancellations = CancellationService()
 )
 def pay(request: PaymentIn, idempotency_key: IdempotencyKey, queue_token: QueueToken) -> Response[PaymentOut]:
     caller = caller_from_event(app.current_event.raw_event)
-    paid = payments.pay(
-        caller.user_id,
-        idempotency_key,
-        request,
-        queue_token,
-        app.lambda_context,
-    )
+    paid = payments.pay(caller.user_id, idempotency_key, request, queue_token)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=paid)
 
 
@@ -97,7 +91,7 @@ def pay(request: PaymentIn, idempotency_key: IdempotencyKey, queue_token: QueueT
 )
 def cancel(reservationId: PathId, idempotency_key: IdempotencyKey) -> CancellationOut:
     caller = caller_from_event(app.current_event.raw_event)
-    return cancellations.cancel(caller.user_id, idempotency_key, reservationId, app.lambda_context)
+    return cancellations.cancel(caller.user_id, idempotency_key, reservationId)
 
 
 lambda_handler = lambda_entry(app)

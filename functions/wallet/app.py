@@ -45,7 +45,7 @@ def get_balance() -> BalanceOut:
 )
 def charge(request: ChargeIn, idempotency_key: IdempotencyKey) -> ChargeOut:
     caller = caller_from_event(app.current_event.raw_event)
-    return wallet.charge(caller.user_id, idempotency_key, request, app.lambda_context)
+    return wallet.charge(caller.user_id, idempotency_key, request)
 
 
 @app.get(

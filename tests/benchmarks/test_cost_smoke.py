@@ -27,18 +27,18 @@ REQUEST_BUDGET = {
     cost.HOLD_TAKEN: 2,
     cost.RESERVATION: 1,
     cost.BALANCE: 1,
-    cost.CHARGE: 4,
+    cost.CHARGE: 2,
     cost.CHARGE_REPLAY: 1,
     cost.HISTORY: 1,
-    cost.PAY: 6,
+    cost.PAY: 2,
     cost.PAY_REPLAY: 1,
     cost.CONCERTS: 1,
     cost.CONCERT: 1,
-    cost.PAY_SEVERAL: 6,
+    cost.PAY_SEVERAL: 2,
     cost.RELEASE: 2,
     cost.RELEASE_AGAIN: 1,
     cost.MY_TICKETS: 1,
-    cost.CANCEL: 4,
+    cost.CANCEL: 2,
     cost.CANCEL_REPLAY: 1,
 }
 
@@ -106,6 +106,25 @@ def test_position_poll_is_one_read_request(answers: list[Answer]) -> None:
     for poll in polls:
         assert poll.status == 200
         assert [r.operation for r in poll.requests] in (["GetItem"], ["BatchGetItem"]), poll.label
+
+
+@pytest.mark.parametrize("label", [cost.CHARGE, cost.PAY, cost.PAY_SEVERAL, cost.CANCEL])
+def test_money_moves_in_one_read_and_one_transaction_with_its_idempotency_record(
+    answers: list[Answer], label: str
+) -> None:
+    calls = by_label(answers, label)
+    assert calls
+    for call in calls:
+        assert [r.operation for r in call.requests] == ["BatchGetItem", "TransactWriteItems"], label
+        (transaction,) = [r for r in call.requests if r.operation == "TransactWriteItems"]
+        puts = [i["Put"]["Item"]["PK"]["S"] for i in transaction.params["TransactItems"] if "Put" in i]
+        assert sum(pk.startswith("IDEMPOTENCY#") for pk in puts) == 1, puts
+
+
+@pytest.mark.parametrize("label", [cost.CHARGE_REPLAY, cost.PAY_REPLAY, cost.CANCEL_REPLAY])
+def test_a_replay_is_one_read(answers: list[Answer], label: str) -> None:
+    calls = by_label(answers, label)
+    assert calls and all([r.operation for r in call.requests] == ["BatchGetItem"] for call in calls)
 
 
 @pytest.mark.parametrize("label", sorted(REQUEST_BUDGET))

@@ -80,11 +80,12 @@ def test_a_hold_repository_without_its_seat_condition_double_books_and_the_audit
 ) -> None:
     """A non-atomic store: two buyers who read the seat FREE at the same moment both "win" it."""
     from ticketline.models.catalog import SeatStatus
+    from ticketline.repositories import reservations
     from ticketline.repositories.reservations import HoldContext, ReservationRepository
 
     concert, schedule_id = _sale()
     real_context = ReservationRepository.hold_context
-    real_transact = ReservationRepository._transact
+    real_transact = reservations.transact
 
     def stale_context(self: Any, *args: Any) -> HoldContext:  # both read before either writes
         context = real_context(self, *args)
@@ -92,7 +93,7 @@ def test_a_hold_repository_without_its_seat_condition_double_books_and_the_audit
         free = type(context.seat)(**{**_fields(context.seat), "status": SeatStatus.FREE, "reservation_id": None})
         return HoldContext(schedule=context.schedule, seat=free, holds=context.holds)
 
-    def unconditional(self: Any, items: list[Any]) -> None:  # the bug: the seat's condition dropped
+    def unconditional(items: list[Any]) -> Any:  # the bug: the seat's condition dropped
         for entry in items:
             for operation in entry.values():
                 if str(operation.get("Key", {}).get("SK", {}).get("S", "")).startswith("SEAT#"):
@@ -100,10 +101,10 @@ def test_a_hold_repository_without_its_seat_condition_double_books_and_the_audit
                     for name in [n for n in operation["ExpressionAttributeValues"] if n in (":free", ":seen", ":now")]:
                         del operation["ExpressionAttributeValues"][name]
                     operation.pop("ReturnValuesOnConditionCheckFailure", None)
-        real_transact(self, items)
+        return real_transact(items)
 
     monkeypatch.setattr(ReservationRepository, "hold_context", stale_context)
-    monkeypatch.setattr(ReservationRepository, "_transact", unconditional)
+    monkeypatch.setattr(reservations, "transact", unconditional)
     _hold(concert, schedule_id, "alice", 1)
     _hold(concert, schedule_id, "bob", 1)
     _assert_reports("held by two")

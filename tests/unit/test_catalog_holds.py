@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from tests.support.streams import deliver_stream_records
+from tests.support.transactions import cancellation
 from ticketline import clock as ticketline_clock
 from ticketline.db import dynamodb, from_raw, to_raw
 from ticketline.errors import (
@@ -25,14 +26,12 @@ from ticketline.errors import (
     ServiceUnavailable,
     Throttled,
 )
-from ticketline.models.catalog import ConcertIn, ConcertOut, SeatCounts, SeatStatus
+from ticketline.models.catalog import ConcertIn, ConcertOut, SeatCounts
 from ticketline.models.reservations import HoldIn, ReservationStatus
 from ticketline.repositories.catalog import CatalogRepository, concert_key, concert_schedule_key, seat_key
 from ticketline.repositories.queue import QueueRepository
 from ticketline.repositories.reservations import (
-    HoldOutcome,
     ReservationRepository,
-    hold_outcome,
     holds_key,
     reservation_key,
 )
@@ -430,42 +429,12 @@ def test_a_stale_lapsed_read_of_a_seat_freed_meanwhile_is_retried_and_counted(cl
     assert available(concert) == 1  # took a FREE seat: the hint went down
 
 
-# ---- transaction cancellation ----
-def reasons(*codes: str, item: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"Code": code} for code in codes]
-    if item is not None:
-        out[0]["Item"] = to_raw(item)
-    return out
-
-
-def test_cancellation_reasons_map_to_outcomes():
-    seat = {**seat_key("s1", 7), "number": 7, "price": 5, "status": "SOLD"}
-    taken = hold_outcome(reasons("ConditionalCheckFailed", "None", "None", item=seat))
-    assert taken is not None and taken.outcome is HoldOutcome.SEAT_CHANGED
-    assert taken.seat is not None and taken.seat.status is SeatStatus.SOLD and taken.seat.number == 7
-    # the seat's verdict wins over the holds item's and over a conflict
-    both = hold_outcome(reasons("ConditionalCheckFailed", "None", "ConditionalCheckFailed", item=seat))
-    assert both is not None and both.outcome is HoldOutcome.SEAT_CHANGED
-    conflict = hold_outcome(reasons("None", "TransactionConflict", "None"))
-    assert conflict is not None and conflict.outcome is HoldOutcome.CONFLICT
-    holds = hold_outcome(reasons("None", "None", "ConditionalCheckFailed"))
-    assert holds is not None and holds.outcome is HoldOutcome.HOLDS_CHANGED
-    assert hold_outcome(reasons("ThrottlingError", "None", "None")) is None
-    assert hold_outcome(reasons("None", "ConditionalCheckFailed", "None")) is None  # an id collision: re-raise
-
-
-def cancelled(*codes: str) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons(*codes)},  # type: ignore[typeddict-unknown-key]
-        "TransactWriteItems",
-    )
-
-
+# ---- transaction cancellation (the decoding itself: tests/unit/test_transactions_pure.py) ----
 def test_transaction_conflicts_are_retried_with_bounded_backoff(clock, monkeypatch):
     concert = create(seats=2)
     client = dynamodb()
     real = client.transact_write_items
-    failures = iter([cancelled("TransactionConflict", "None", "None")] * 3)
+    failures = iter([cancellation("TransactionConflict", "None", "None", "None")] * 3)
 
     def conflicting(**request: Any) -> Any:
         error = next(failures, None)
@@ -486,7 +455,7 @@ def test_endless_conflicts_give_up_with_429_and_leave_no_trace(clock, monkeypatc
     client = dynamodb()
 
     def conflicting(**request: Any) -> Any:
-        raise cancelled("None", "None", "TransactionConflict")
+        raise cancellation("None", "None", "TransactionConflict", "None")
 
     monkeypatch.setattr(client, "transact_write_items", conflicting)
     sleeps: list[float] = []
@@ -518,7 +487,7 @@ def test_other_transaction_failures_are_not_swallowed(clock, monkeypatch):
     alice = Buyer(concert, "alice")
 
     def throttled(**request: Any) -> Any:
-        raise cancelled("ThrottlingError", "None", "None")
+        raise cancellation("ThrottlingError", "None", "None", "None")
 
     monkeypatch.setattr(dynamodb(), "transact_write_items", throttled)
     with pytest.raises(ClientError):

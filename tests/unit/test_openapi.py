@@ -154,6 +154,11 @@ _NARROWER_THAN_CONTRACT = {
     "`POST /admin/concerts` — admin JWT.": "#15 Idempotency-Key required",
     "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0;": "#15 seatBlocks",
     '[{"number", "price"}]}`:': "#15 sections and paging",
+    # What the contract's "still in flight" means now that the record is in the effect's transaction (#14 item 3):
+    # to be added to ../shared/API.md.
+    "Charges, payments and cancellations keep their key's record in the same transaction as their effect, so a "
+    "duplicate sent while the first is still in flight gets the first answer once it commits (or 429 with "
+    "`Retry-After` while it cannot tell), never 409 `IDEMPOTENCY_IN_PROGRESS`.": "#14 item 3, for the contract",
 }
 
 

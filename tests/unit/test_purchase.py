@@ -14,7 +14,7 @@ from tests.unit.test_wallet_payments import (
     Sale,
     balance_of,
     charge,
-    forget_idempotency_records,
+    expire_idempotency_records,
     item,
     ledger,
     no_sleep,
@@ -80,7 +80,7 @@ def test_a_retry_with_the_same_key_returns_the_first_answer_even_without_its_rec
     charge("alice", 10_000, "top-up")
     paid, held = pay_all(sale, "alice", [1, 2])
     request = PaymentIn(reservation_ids=[h.reservation_id for h in held])
-    forget_idempotency_records()
+    expire_idempotency_records()
     charge("alice", 1, "later")
     assert payment_service().pay("alice", "p", request, None) == paid
     with pytest.raises(ReservationNotPayable):
@@ -210,7 +210,7 @@ def test_a_cancellation_refunds_frees_the_seat_and_replays(clock):
     service = cancellation_service()
     cancelled = service.cancel("alice", "c1", paid.reservation_id)
     assert (cancelled.status, cancelled.refund, cancelled.balance) == (ReservationStatus.CANCELLED, 3000, 10_000)
-    forget_idempotency_records()
+    expire_idempotency_records()
     assert service.cancel("alice", "c1", paid.reservation_id) == cancelled
     with pytest.raises(ReservationNotReleasable):
         service.cancel("alice", "c2", paid.reservation_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ticketline import clock as ticketline_clock
 from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive
 from ticketline.models.queue import TokenStatus
 from ticketline.repositories.queue import QueueRepository
@@ -218,7 +219,7 @@ def test_the_slot_held_for_a_join_that_never_wrote_its_token_is_released_by_a_la
 
 
 def test_a_slot_freed_right_after_its_join_is_not_held_back(clock):
-    from ticketline.db import dynamodb, values
+    from ticketline.db import dynamodb
 
     queue = open_queue(capacity=1)
     queue.issue("c1", "a")
@@ -226,11 +227,7 @@ def test_a_slot_freed_right_after_its_join_is_not_held_back(clock):
     repository = QueueRepository()
     token = repository.get_token("c1", "a").token  # type: ignore[union-attr]
     # a pays at once: the payment's token update (docs/DATA_MODEL.md) leaves GSI2, the token stays in GSI1
-    dynamodb().update_item(
-        **repository.expire_update("c1", "a", token),
-        ConditionExpression="#token = :token",
-        ExpressionAttributeValues=values(expired=TokenStatus.EXPIRED.value, token=token),
-    )
+    dynamodb().update_item(**repository.expire_update("c1", "a", token, int(ticketline_clock.now()), used=True))
     assert queue.admit().admitted == 1
     assert _live_active(clock) == ["w"]
 
@@ -253,13 +250,10 @@ def test_a_number_drawn_by_a_join_that_lost_its_users_race_is_free_at_once(clock
     waiter, created = queue.issue("c1", "w")  # drew seq 2, lost the put: w's token is the one with seq 3
     assert not created and waiter.token == raced[0][0].token  # type: ignore[index]
     assert QueueRepository().get_token("c1", "w").seq == 3  # type: ignore[union-attr]
-    from ticketline.db import dynamodb, values
+    from ticketline.db import dynamodb
 
-    dynamodb().update_item(  # a pays at once: its slot is free
-        **QueueRepository().expire_update("c1", "a", first.token),
-        ConditionExpression="#token = :token",
-        ExpressionAttributeValues=values(expired=TokenStatus.EXPIRED.value, token=first.token),
-    )
+    now = int(ticketline_clock.now())
+    dynamodb().update_item(**QueueRepository().expire_update("c1", "a", first.token, now, used=True))  # a pays at once
     # seq 2 is neither held as a join in flight (for JOIN_WINDOW_SECONDS) nor given the free slot: w gets it now
     assert queue.admit().admitted == 1
     assert _live_active(clock) == ["w"]

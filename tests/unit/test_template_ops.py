@@ -99,7 +99,6 @@ def test_holds_and_payments_may_reserve_concurrency_and_nothing_is_reserved_by_d
 # What each function's code paths read (ticketline/config.py's settings; ALLOWED_ORIGINS: the API's resolvers).
 # lambda_entry validates the settings of every API function, and config.py requires both table names.
 DYNAMODB = {"TABLE_NAME", "DYNAMODB_ENDPOINT_URL"}
-IDEMPOTENCY = {"IDEMPOTENCY_TABLE_NAME"}
 OWN_VARIABLES = {
     "IssueTokenFunction": DYNAMODB
     | {"ACTIVE_TOKEN_TTL_SECONDS", "QUEUE_STATE_CACHE_SECONDS", "PRE_QUEUE_MINUTES", "ALLOWED_ORIGINS"},
@@ -116,8 +115,8 @@ OWN_VARIABLES = {
     "SeatsFunction": DYNAMODB | {"ALLOWED_ORIGINS"},
     "ReserveFunction": DYNAMODB
     | {"SEAT_HOLD_TTL_SECONDS", "MAX_HOLDS_PER_SCHEDULE", "MAX_TICKETS_PER_USER", "ALLOWED_ORIGINS"},
-    "WalletFunction": DYNAMODB | IDEMPOTENCY | {"ALLOWED_ORIGINS"},
-    "PayFunction": DYNAMODB | IDEMPOTENCY | {"MAX_TICKETS_PER_USER", "CANCELLATION_CUTOFF_HOURS", "ALLOWED_ORIGINS"},
+    "WalletFunction": DYNAMODB | {"ALLOWED_ORIGINS"},
+    "PayFunction": DYNAMODB | {"MAX_TICKETS_PER_USER", "CANCELLATION_CUTOFF_HOURS", "ALLOWED_ORIGINS"},
     "SchedulerFunction": DYNAMODB | {"ACTIVE_TOKEN_TTL_SECONDS"},
     "SeatAvailabilityFunction": DYNAMODB,
     "HealthFunction": {"TABLE_NAME", "ALLOWED_ORIGINS"},

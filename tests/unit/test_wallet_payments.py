@@ -1,5 +1,5 @@
 """Wallet and payments on moto: charges, balance, history and its cursor, payments and each refusal, idempotent
-replays (with and without the Powertools record), lost answers, conflicts, and the handlers' HTTP mapping."""
+replays (with and without the idempotency record), lost answers, conflicts, and the handlers' HTTP mapping."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from ticketline.db import dynamodb, from_raw, to_raw
 from ticketline.errors import (
     BalanceLimitExceeded,
     Forbidden,
-    IdempotencyInProgress,
     IdempotencyKeyReused,
     InsufficientBalance,
     NotFound,
@@ -33,7 +32,7 @@ from ticketline.errors import (
 )
 from ticketline.models.catalog import ConcertIn
 from ticketline.models.reservations import HoldIn, ReservationOut
-from ticketline.models.wallet import ChargeIn, PaymentIn, Wallet
+from ticketline.models.wallet import ChargeIn, ChargeOut, PaymentIn, PaymentOut, Wallet
 from ticketline.repositories.catalog import seat_key
 from ticketline.repositories.payments import PaymentOutcome, PaymentRepository
 from ticketline.repositories.queue import token_key
@@ -41,11 +40,11 @@ from ticketline.repositories.reservations import ReservationRepository, holds_ke
 from ticketline.repositories.wallet import WalletRepository, wallet_key
 from ticketline.services.catalog import CatalogService
 from ticketline.services.payments import MAX_ATTEMPTS as PAY_ATTEMPTS
-from ticketline.services.payments import PaymentService
+from ticketline.services.payments import PAY, PaymentService
 from ticketline.services.queue import QueueService
 from ticketline.services.reservations import ReservationService
+from ticketline.services.wallet import CHARGE, MAX_BALANCE, WalletService, decode_cursor, encode_cursor
 from ticketline.services.wallet import MAX_ATTEMPTS as CHARGE_ATTEMPTS
-from ticketline.services.wallet import MAX_BALANCE, WalletService, decode_cursor, encode_cursor
 
 pytestmark = [
     pytest.mark.usefixtures("aws"),
@@ -130,11 +129,17 @@ def ledger_sum(user: str) -> int:
     return sum(e["amount"] if e["type"] == "CHARGE" else -e["amount"] for e in ledger(user))
 
 
-def forget_idempotency_records() -> None:
-    """As if every Powertools record had expired (or a crash had left none)."""
-    table = get_settings().idempotency_table_name
-    for raw in dynamodb().scan(TableName=table)["Items"]:
-        dynamodb().delete_item(TableName=table, Key={"id": raw["id"]})
+def expire_idempotency_records() -> None:
+    """As if every idempotency record with a TTL had expired (DynamoDB deletes such items after `ttl`)."""
+    table = get_settings().table_name
+    for item in map(from_raw, dynamodb().scan(TableName=table)["Items"]):
+        if str(item["PK"]).startswith("IDEMPOTENCY#") and "ttl" in item:
+            dynamodb().delete_item(TableName=table, Key=to_raw({"PK": item["PK"], "SK": item["SK"]}))
+
+
+def idempotency_records() -> list[dict[str, Any]]:
+    table = get_settings().table_name
+    return [i for i in map(from_raw, dynamodb().scan(TableName=table)["Items"]) if i["PK"].startswith("IDEMPOTENCY#")]
 
 
 @pytest.fixture
@@ -245,15 +250,26 @@ def test_keys_belong_to_their_user(clock):
     assert (balance_of("alice"), balance_of("bob")) == (5000, 3000)
 
 
-def test_without_the_powertools_record_the_guard_still_charges_once(clock):
-    first = charge("alice", 5000, "crash")
-    forget_idempotency_records()  # a crash after the commit, or a record past its expiry
-    assert charge("alice", 5000, "crash") == first
-    assert balance_of("alice") == 5000 and len(ledger("alice")) == 1
-    forget_idempotency_records()
+def test_a_charge_record_never_expires_so_its_key_replays_long_after(clock):
+    first = charge("alice", 5000, "once")
+    [record] = idempotency_records()
+    assert "ttl" not in record  # nothing else remembers that this charge id committed
+    expire_idempotency_records()
+    clock.advance(400 * 86_400)
+    assert charge("alice", 5000, "once") == first
     with pytest.raises(IdempotencyKeyReused):
-        charge("alice", 9000, "crash")
-    assert balance_of("alice") == 5000
+        charge("alice", 9000, "once")
+    assert balance_of("alice") == 5000 and len(ledger("alice")) == 1
+
+
+def test_a_charge_made_before_the_records_is_replayed_from_its_old_guard(clock):
+    charge_id = CHARGE.record("alice", "old", {"amount": 5000}).record_id
+    guard = {"PK": "WALLET#alice", "SK": f"CHARGE#{charge_id}", "amount": 5000, "seq": 1, "balanceAfter": 5000, "at": 1}
+    dynamodb().put_item(TableName=get_settings().table_name, Item=to_raw(guard))
+    assert charge("alice", 5000, "old") == ChargeOut(balance=5000, charge_id=charge_id)
+    with pytest.raises(IdempotencyKeyReused):
+        charge("alice", 6000, "old")
+    assert balance_of("alice") == 0 and not idempotency_records()  # nothing charged again, nothing written
 
 
 def test_a_lost_answer_resent_by_botocore_charges_once(clock, transact):
@@ -266,16 +282,16 @@ def test_a_lost_answer_resent_by_botocore_charges_once(clock, transact):
 def test_a_stale_wallet_read_is_retried_and_balance_after_stays_exact(clock, monkeypatch):
     charge("alice", 1000, "a")
     repository = WalletRepository()
-    real_get = repository.get
+    real_read = repository.with_record
     sneaked = []
 
-    def stale_get(user_id: str) -> Any:
-        seen = real_get(user_id)
+    def stale_read(user_id: str, record_id: str) -> Any:
+        seen = real_read(user_id, record_id)
         if not sneaked:  # another charge commits between our read and our transaction
             sneaked.append(charge("alice", 10, "sneak"))
         return seen
 
-    monkeypatch.setattr(repository, "get", stale_get)
+    monkeypatch.setattr(repository, "with_record", stale_read)
     service = WalletService(repository=repository, sleep=no_sleep)
     assert service.charge("alice", "b", ChargeIn(amount=100)).balance == 1110
     assert [e["balanceAfter"] for e in ledger("alice")] == [1000, 1010, 1110]
@@ -293,21 +309,28 @@ def test_transaction_conflicts_are_retried_then_given_up(clock, transact):
     assert charge("alice", 5000, "c2").balance == 10_000  # the failed key was not remembered: a retry works
 
 
-def test_a_request_still_in_flight_with_the_key_is_409(clock, monkeypatch):
+@pytest.mark.parametrize(("duplicate_amount", "answer"), [(5000, "the first answer"), (7000, "409")])
+def test_a_duplicate_that_commits_while_we_are_in_flight_decides_our_answer(
+    clock, monkeypatch, duplicate_amount, answer
+):
+    """No in-flight state: a call with our key that commits between our read and our transaction cancels ours on
+    the idempotency record, and its record answers us (the same body) or refuses us (another body)."""
     service = wallet_service()
     real_charge = service.repository.charge
-    nested: list[BaseException] = []
+    duplicates: list[ChargeOut] = []
 
-    def charge_with_a_duplicate_in_flight(*args: Any, **named: Any) -> Any:
-        try:
-            service.charge("alice", "busy", ChargeIn(amount=5000))
-        except IdempotencyInProgress as error:
-            nested.append(error)
+    def charge_after_a_duplicate(*args: Any, **named: Any) -> Any:
+        if not duplicates:
+            duplicates.append(charge("alice", duplicate_amount, "busy"))
         return real_charge(*args, **named)
 
-    monkeypatch.setattr(service.repository, "charge", charge_with_a_duplicate_in_flight)
-    assert service.charge("alice", "busy", ChargeIn(amount=5000)).balance == 5000
-    assert len(nested) == 1 and balance_of("alice") == 5000
+    monkeypatch.setattr(service.repository, "charge", charge_after_a_duplicate)
+    if answer == "409":
+        with pytest.raises(IdempotencyKeyReused):
+            service.charge("alice", "busy", ChargeIn(amount=5000))
+    else:
+        assert service.charge("alice", "busy", ChargeIn(amount=5000)) == duplicates[0]
+    assert balance_of("alice") == duplicate_amount and len(ledger("alice")) == 1
 
 
 def test_history_is_newest_first_in_pages(clock):
@@ -406,8 +429,8 @@ def test_the_balance_condition_in_the_transaction_maps_to_402(clock, monkeypatch
     repository = PaymentRepository()
     real_context = repository.context
 
-    def optimistic_context(rid: str, uid: str) -> Any:  # our read says rich, the item says otherwise
-        context = real_context(rid, uid)
+    def optimistic_context(rid: str, uid: str, record_id: str) -> Any:  # our read says rich, the item says otherwise
+        context = real_context(rid, uid, record_id)
         return replace(context, wallet=replace(context.wallet, balance=10**6))
 
     monkeypatch.setattr(repository, "context", optimistic_context)
@@ -432,7 +455,7 @@ def test_the_transaction_itself_refuses_a_lapsed_hold_a_foreign_token_and_a_stal
     held, token = sale.hold("alice", 2)
     charge("alice", 10_000, "top-up")
     repository = PaymentRepository()
-    context = repository.context([held.reservation_id], "alice")
+    context = repository.context([held.reservation_id], "alice", "pay_x")
     reservation, wallet = context.found[held.reservation_id].reservation, context.wallet
     service = payment_service()
 
@@ -442,7 +465,10 @@ def test_the_transaction_itself_refuses_a_lapsed_hold_a_foreign_token_and_a_stal
         return LedgerEntry("alice", seq, "pay_x", EntryType.PAYMENT, 2000, balance - 2000, at, (held.reservation_id,))
 
     def pay(wallet: Any, entry: Any, token: str) -> PaymentOutcome:
-        return repository.pay([reservation], wallet, entry, token, max_tickets=8).outcome
+        record = PAY.record("alice", "x", {"reservationIds": [held.reservation_id]})
+        answer = PaymentOut(payment_id="pay_x", reservation_ids=[held.reservation_id], amount=2000, balance=8000)
+        put = PAY.put(repository.table, record, answer, entry.at)
+        return repository.pay([reservation], wallet, entry, token, max_tickets=8, record=put).outcome
 
     now = int(clock.current)
     later = reservation.hold_expires_at
@@ -506,14 +532,14 @@ def test_paid_once_replays_with_the_same_key_and_refuses_another(clock):
     service = payment_service()
     request = PaymentIn(reservation_id=held.reservation_id)
     first = service.pay("alice", "p1", request, token)
-    assert service.pay("alice", "p1", request, token) == first  # the Powertools record
-    forget_idempotency_records()
+    assert service.pay("alice", "p1", request, token) == first  # the idempotency record
+    with pytest.raises(IdempotencyKeyReused):
+        service.pay("alice", "p1", PaymentIn(reservation_id="other"), token)
+    expire_idempotency_records()
     charge("alice", 500, "later")
     assert service.pay("alice", "p1", request, None) == first  # the reservation remembers who paid it
     with pytest.raises(ReservationNotPayable):
         service.pay("alice", "p2", request, token)
-    with pytest.raises(IdempotencyKeyReused):
-        service.pay("alice", "p1", PaymentIn(reservation_id="other"), token)
     assert balance_of("alice") == 6500 == ledger_sum("alice")
     assert [e["type"] for e in ledger("alice")].count("PAYMENT") == 1
 
@@ -547,8 +573,8 @@ def test_a_charge_racing_a_payment_leaves_an_exact_ledger(clock, monkeypatch):
     repository = PaymentRepository()
     real_context = repository.context
 
-    def context_then_a_charge(rid: str, uid: str) -> Any:
-        context = real_context(rid, uid)
+    def context_then_a_charge(rid: str, uid: str, record_id: str) -> Any:
+        context = real_context(rid, uid, record_id)
         charge("alice", 100, "racing")
         return context
 
@@ -671,7 +697,9 @@ def test_the_payment_route_through_the_handler(invoke, clock):
     call(invoke, "wallet", "wallet_charge.json")
     status, paid = call(invoke, "pay", "pay.json", body=body, **with_token)
     assert status == 201 and paid["amount"] == 2000 and paid["balance"] == 48_000 and paid["paymentId"]
-    assert call(invoke, "pay", "pay.json", body=body, **with_token) == (201, paid)
+    assert call(invoke, "pay", "pay.json", body=body, **with_token) == (201, paid)  # the record, 1 read
+    expire_idempotency_records()
+    assert call(invoke, "pay", "pay.json", body=body, **with_token) == (201, paid)  # the reservation, its entry
     status, again = call(invoke, "pay", "pay.json", body=body, **headers("pay.json", Idempotency_Key="other"))
     assert (status, again["error"]["code"]) == (409, "RESERVATION_NOT_PAYABLE")
     status, missing = call(invoke, "pay", "pay.json", body=body, **headers("pay.json", Idempotency_Key=None))

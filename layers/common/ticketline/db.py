@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -11,11 +15,19 @@ from ticketline.observability import tracer
 
 if TYPE_CHECKING:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+    from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 Item = dict[str, Any]
 RawItem = dict[str, "AttributeValueTypeDef"]
+
+# The codes DynamoDB gives a refused write: a single write's error, and a cancelled transaction's per-item reasons.
+CONDITION_FAILED_EXCEPTION = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED_EXCEPTION = "TransactionCanceledException"
+CONDITION_FAILED = "ConditionalCheckFailed"
+TRANSACTION_CONFLICT = "TransactionConflict"
+NO_REASON = "None"  # this item was not why the transaction was cancelled
 
 
 # boto3 and botocore are imported here, on the first DynamoDB call, not when a handler loads: importing them
@@ -113,3 +125,112 @@ def _plain(value: Any) -> Any:
     if isinstance(value, set):
         return {_plain(v) for v in value}
     return value
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def condition_failed(error: ClientError) -> bool:
+    """A single write refused by its condition: an answer (someone moved the item first), not a failure."""
+    return error_code(error) == CONDITION_FAILED_EXCEPTION
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why one item of a cancelled transaction refused, and the item as the refusal saw it (its ALL_OLD, when the
+    request asked for it and the item exists)."""
+
+    code: str
+    item: Item | None = None
+
+    @property
+    def condition_failed(self) -> bool:
+        return self.code == CONDITION_FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A cancelled transaction, one Reason per item, in the order the items were sent; `error` is DynamoDB's, for a
+    caller whose rules do not explain the reasons (a throttled item, a validation error) to raise as it came."""
+
+    reasons: tuple[Reason, ...]
+    error: ClientError
+
+    def __getitem__(self, index: int) -> Reason:
+        return self.reasons[index]
+
+    @property
+    def conflict(self) -> bool:
+        """Another transaction had one of the items: nothing is wrong with the request, retry later."""
+        return any(reason.code == TRANSACTION_CONFLICT for reason in self.reasons)
+
+    def failed(self, indexes: Sequence[int] | range) -> list[Reason]:
+        """The reasons of these items whose condition failed."""
+        return [self.reasons[index] for index in indexes if self.reasons[index].condition_failed]
+
+
+def cancelled(error: ClientError, item_count: int) -> Cancelled | None:
+    """The per-item reasons of a cancelled transaction of `item_count` items; None for any other error (or a
+    cancellation that does not say, item by item, why: the caller re-raises)."""
+    if error_code(error) != TRANSACTION_CANCELED_EXCEPTION:
+        return None
+    raw: list[Mapping[str, Any]] = list(error.response.get("CancellationReasons", []))
+    if len(raw) != item_count:
+        return None
+    return Cancelled(
+        tuple(
+            Reason(str(reason.get("Code") or NO_REASON), from_raw(reason["Item"]) if reason.get("Item") else None)
+            for reason in raw
+        ),
+        error,
+    )
+
+
+def transact(items: Sequence[Any]) -> Cancelled | None:
+    """One TransactWriteItems: None when it committed, else why it was cancelled (any other error raises)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        dynamodb().transact_write_items(TransactItems=list(items))
+    except ClientError as error:
+        refused = cancelled(error, len(items))
+        if refused is None:
+            raise
+        return refused
+    return None
+
+
+def conditional_write(write: Callable[[], object]) -> bool:
+    """Run one conditional write: True when it happened, False when its condition refused it (an answer: another
+    writer moved the item first); any other error raises."""
+    from botocore.exceptions import ClientError
+
+    try:
+        write()
+    except ClientError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+# ---- derived ids and retry pacing, shared by the services that retry a refused transaction ----
+BACKOFF_BASE_SECONDS = 0.01
+BACKOFF_CAP_SECONDS = 0.25
+
+
+def derived_id(prefix: str, user_id: str, key: str) -> str:
+    """A stable id for (user, Idempotency-Key): the same request always names the same charge or payment."""
+    digest = hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()
+    return f"{prefix}_{digest[:32]}"
+
+
+def backoff(
+    attempt: int,
+    sleep: Callable[[float], None],
+    base: float = BACKOFF_BASE_SECONDS,
+    cap: float = BACKOFF_CAP_SECONDS,
+) -> None:
+    """Full jitter, capped: racing writers of one item stop lock-stepping."""
+    sleep(random.uniform(0, min(cap, base * 2**attempt)))

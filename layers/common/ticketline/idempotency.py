@@ -1,33 +1,31 @@
-"""`Idempotency-Key` on POSTs that move money: the Powertools Idempotency utility on IdempotencyTable.
+"""`Idempotency-Key` on POSTs that move money: a record written INSIDE the operation's own transaction.
 
-A record is keyed by (user id, key), so two users' keys never meet, and remembers a hash of the part of the
-body that must match (`validate`): the same key with another body is 409 IDEMPOTENCY_KEY_REUSED, a request
-still in flight with the key is 409 IDEMPOTENCY_IN_PROGRESS, a repeat after success returns the first answer
-for RECORD_TTL_SECONDS. A failed call (4xx, 5xx) leaves no record: the client may retry with the same key.
+A record is keyed by (user id, key) through the operation's derived id, so two users' keys never meet, and
+remembers a hash of the body (`fingerprint`) and the answer. It is one more Put in the TransactWriteItems that
+makes the effect, conditioned on `attribute_not_exists(PK)`: the effect and its record commit together or not
+at all, so there is no in-flight state to keep, and a failed call (4xx, 5xx) leaves no record (the client may
+retry with the same key). The operation reads the record with what it reads anyway (one BatchGetItem); when a
+concurrent duplicate commits first, the transaction is cancelled on the record's condition and the record it
+returns (ALL_OLD) decides: the same body gets the first answer, another body 409 IDEMPOTENCY_KEY_REUSED.
 
-The record is a convenience, not the guarantee: a Lambda that dies between committing and saving the
-answer leaves an INPROGRESS record that lapses with the invocation's time, and then the retry runs again.
-The services' own transactions make that second run harmless (see services/wallet.py and payments.py).
+Records of payments and cancellations expire after RECORD_TTL_SECONDS (DynamoDB TTL on `ttl`), as the
+Powertools records did: past that, a replay is still answered from the reservation (it names the payment or
+refund that moved it). A charge has nothing else that remembers it, so its record never expires.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Header
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator
 
-from ticketline.config import Settings, get_settings
-from ticketline.db import dynamodb
-from ticketline.errors import IdempotencyInProgress, IdempotencyKeyReused, ServiceUnavailable
-from ticketline.observability import logger
-
-# The Powertools utility (and the boto3 it imports) loads with the first idempotent call, not with the handler:
-# the wallet's GET routes and every refusal before the operation never need it (docs/BENCHMARKS.md, cold start).
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+from ticketline.db import Item, derived_id, dynamodb, from_raw, to_raw
+from ticketline.errors import IdempotencyKeyReused, Throttled
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
@@ -55,74 +53,69 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-Request = dict[str, Any]
-Answer = dict[str, Any]
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What one call's record is keyed by (its id, derived from user + key) and must match (the body's hash)."""
+
+    record_id: str
+    fingerprint: str
 
 
-class IdempotentOperation:
-    """One operation (say "wallet.charge") whose calls run once per (userId, key)."""
+@dataclass(frozen=True, slots=True)
+class IdempotentOperation[AnswerT: BaseModel]:
+    """One operation (say "wallet.charge") whose calls act once per (userId, key) and answer `answer` models.
+    Built once per container (module level in the services)."""
 
-    def __init__(self, name: str, validate: str, settings: Settings | None = None) -> None:
-        self.name = name
-        self.settings = settings or get_settings()
-        self.validate = validate
-        self._config: IdempotencyConfig | None = None
-        self._store: DynamoDBPersistenceLayer | None = None
+    name: str
+    id_prefix: str  # of the derived id, which is also the charge's, payment's or refund's id
+    answer: type[AnswerT]
+    expires_after_seconds: int | None = RECORD_TTL_SECONDS
 
-    @property
-    def config(self) -> IdempotencyConfig:
-        if self._config is None:
-            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    def record(self, user_id: str, key: str, body: Mapping[str, Any]) -> Record:
+        """`body`: the part of the request that must match for a replay (JSON values)."""
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return Record(derived_id(self.id_prefix, user_id, key), hashlib.sha256(canonical.encode()).hexdigest())
 
-            self._config = IdempotencyConfig(
-                event_key_jmespath="[userId, key]",
-                payload_validation_jmespath=self.validate,
-                raise_on_no_idempotency_key=True,
-                expires_after_seconds=RECORD_TTL_SECONDS,
-            )
-        return self._config
+    def put(self, table: str, record: Record, answer: AnswerT, now: int) -> dict[str, Any]:
+        """The record as one Put of the effect's transaction: only if no call with this key committed before."""
+        item: Item = {
+            **record_key(record.record_id),
+            "operation": self.name,
+            "fingerprint": record.fingerprint,
+            "answer": answer.model_dump(mode="json", by_alias=True),
+            "at": now,
+            "ttl": now + self.expires_after_seconds if self.expires_after_seconds is not None else None,
+        }
+        return {
+            "Put": {
+                "TableName": table,
+                "Item": to_raw(item),
+                "ConditionExpression": "attribute_not_exists(PK)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
-    @property
-    def store(self) -> DynamoDBPersistenceLayer:
-        # Made on first use: our client (retries, the local endpoint), created inside the caller's environment.
-        if self._store is None:
-            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    def replay(self, record: Record, found: Item) -> AnswerT:
+        """The first call's answer, for a call that found this key's record: 409 when the body differs."""
+        if found.get("fingerprint") != record.fingerprint:
+            raise IdempotencyKeyReused()
+        return self.answer.model_validate(found["answer"])
 
-            self._store = DynamoDBPersistenceLayer(
-                table_name=self.settings.required_idempotency_table(), boto3_client=dynamodb()
-            )
-        return self._store
+    def replay_refused(self, table: str, record: Record, returned: Item | None) -> AnswerT:
+        """A transaction cancelled on the record's condition: another call with this key committed first (a
+        concurrent duplicate, or a resent request). Its record decides; read it only if the refusal did not
+        return it."""
+        found = returned or read_record(table, record.record_id)
+        if found is None:  # committed and already expired: cannot be within a call's lifetime, but never guess
+            raise Throttled(retry_after_seconds=1)
+        return self.replay(record, found)
 
-    def run(self, operation: Callable[[Request], Answer], request: Request, context: LambdaContext | None) -> Answer:
-        """operation(request) once per (request["userId"], request["key"]); its answer is JSON (a dict)."""
-        from aws_lambda_powertools.utilities.idempotency import idempotent_function
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (
-            IdempotencyAlreadyInProgressError,
-            IdempotencyPersistenceLayerError,
-            IdempotencyValidationError,
-        )
 
-        if context is not None:
-            # An INPROGRESS record then lapses with this invocation, so a crash never locks the key for a day.
-            self.config.register_lambda_context(context)
+def record_key(record_id: str) -> Item:
+    return {"PK": f"IDEMPOTENCY#{record_id}", "SK": "IDEMPOTENCY"}
 
-        def once(request: Request) -> Answer:
-            return operation(request)
 
-        guarded = idempotent_function(
-            once,
-            data_keyword_argument="request",
-            persistence_store=self.store,
-            config=self.config,
-            key_prefix=self.name,
-        )
-        try:
-            answer: Answer = guarded(request=request)
-        except IdempotencyValidationError as error:
-            raise IdempotencyKeyReused() from error
-        except IdempotencyAlreadyInProgressError as error:
-            raise IdempotencyInProgress() from error
-        except IdempotencyPersistenceLayerError as error:
-            logger.warning("idempotency store unavailable", extra={"operation": self.name, "error": str(error)})
-            raise ServiceUnavailable() from error
-        return answer
+def read_record(table: str, record_id: str) -> Item | None:
+    raw = dynamodb().get_item(TableName=table, Key=to_raw(record_key(record_id)), ConsistentRead=True)
+    return from_raw(raw["Item"]) if "Item" in raw else None

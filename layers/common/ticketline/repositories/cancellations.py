@@ -1,4 +1,4 @@
-"""A cancellation: one TransactWriteItems of five items, all private to this buyer and this seat.
+"""A cancellation: one TransactWriteItems of six items, all private to this buyer and this seat.
 
     0 wallet       WALLET#<uid>/BALANCE           balance + price, version + 1   if version = seen (no ceiling: a
                                                   refund is always paid back in full)
@@ -7,6 +7,7 @@
                                                   if userId = caller AND status = PAID AND startsAt > now + cut-off
     3 seat         SCHEDULE#<sid>/SEAT#00042      SOLD -> FREE (on sale again)   if SOLD AND reservationId = rid
     4 tickets      TICKETS#<cid>#<uid>/TICKETS    DELETE the reservation id (the ticket limit gets its place back)
+    5 record       IDEMPOTENCY#<refundId>         body hash + answer (ticketline/idempotency.py)        if new
 
 CANCELLED is final and only this transaction writes it, from PAID: the reservation is the once-per-ticket
 guard of the REFUND entry, and it records which refund moved it, so a replay tells "cancelled by me" apart.
@@ -14,33 +15,22 @@ guard of the REFUND entry, and it records which refund moved it, so a replay tel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ticketline import clock
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, get_many, to_raw, values
+from ticketline.db import Cancelled, Item, get_many, to_raw, transact, values
+from ticketline.idempotency import record_key
 from ticketline.models.catalog import SeatStatus
 from ticketline.models.reservations import Reservation, ReservationStatus
 from ticketline.models.wallet import LedgerEntry, Wallet
 from ticketline.repositories.catalog import seat_key
 from ticketline.repositories.reservations import reservation_from_item, reservation_key, tickets_key
-from ticketline.repositories.wallet import (
-    CONDITION_FAILED,
-    TRANSACTION_CONFLICT,
-    WalletRepository,
-    cancellation_reasons,
-    old_wallet,
-    reason_codes,
-    wallet_from_item,
-    wallet_key,
-)
+from ticketline.repositories.wallet import WalletRepository, old_wallet, wallet_from_item, wallet_key
 
-_WALLET, _LEDGER, _RESERVATION, _SEAT, _TICKETS = range(5)
+_WALLET, _LEDGER, _RESERVATION, _SEAT, _TICKETS, _RECORD = range(6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +41,7 @@ class Cancelling:
     refund_id: str | None
     refund_seq: int | None
     wallet: Wallet
+    record: Item | None = None  # the idempotency record of this user + key, if a cancellation committed with it
 
 
 class CancelOutcome(Enum):
@@ -58,6 +49,7 @@ class CancelOutcome(Enum):
     CHANGED = "changed"  # the reservation is not as we read it: see CancelResult.cancelling
     STALE = "stale"  # the wallet moved since we read it: see CancelResult.wallet
     CONFLICT = "conflict"
+    DUPLICATE = "duplicate"  # this key's idempotency record exists: see CancelResult.record
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +57,7 @@ class CancelResult:
     outcome: CancelOutcome
     cancelling: Cancelling | None = None  # CHANGED
     wallet: Wallet | None = None  # STALE (None: re-read it)
+    record: Item | None = None  # DUPLICATE: the first call's record, as the refusal returned it
 
 
 class CancellationRepository:
@@ -72,18 +65,29 @@ class CancellationRepository:
         self.table = table_name or get_settings().table_name
         self.wallets = WalletRepository(self.table)
 
-    def context(self, reservation_id: str, user_id: str) -> Cancelling:
-        """The reservation and the caller's wallet in one strongly consistent BatchGetItem."""
-        found = get_many(self.table, [reservation_key(reservation_id), wallet_key(user_id)], consistent=True)
-        reservation = next((item for item in found if item["SK"] == "RESERVATION"), None)
-        wallet = wallet_from_item(user_id, next((item for item in found if item["SK"] == "BALANCE"), None))
-        return _cancelling(reservation, wallet)
+    def context(self, reservation_id: str, user_id: str, record_id: str) -> Cancelling:
+        """The reservation, the caller's wallet and this call's idempotency record in one strongly consistent
+        BatchGetItem."""
+        keys = [reservation_key(reservation_id), wallet_key(user_id), record_key(record_id)]
+        found = {str(item["SK"]): item for item in get_many(self.table, keys, consistent=True)}
+        return _cancelling(
+            found.get("RESERVATION"), wallet_from_item(user_id, found.get("BALANCE")), found.get("IDEMPOTENCY")
+        )
 
-    def cancel(self, reservation: Reservation, wallet: Wallet, entry: LedgerEntry, cutoff_seconds: int) -> CancelResult:
+    def wallet(self, user_id: str) -> Wallet:
+        return self.wallets.get(user_id)
+
+    def entry(self, user_id: str, seq: int) -> LedgerEntry | None:
+        return self.wallets.entry(user_id, seq)
+
+    def cancel(
+        self, reservation: Reservation, wallet: Wallet, entry: LedgerEntry, cutoff_seconds: int, record: dict[str, Any]
+    ) -> CancelResult:
+        """The cancellation's one transaction. `record`: the idempotency record's Put (ticketline/idempotency.py)."""
         now = entry.at
         items: list[Any] = [
-            {"Update": self.wallets.balance_update(wallet, entry)},
-            {"Put": self.wallets.entry_put(entry)},
+            self.wallets.balance_update(wallet, entry),
+            self.wallets.entry_put(entry),
             {
                 "Update": {
                     "TableName": self.table,
@@ -127,44 +131,38 @@ class CancellationRepository:
                     "ExpressionAttributeValues": values(ticket={reservation.reservation_id}),
                 }
             },
+            record,
         ]
-        try:
-            dynamodb().transact_write_items(TransactItems=items)
-        except ClientError as error:
-            reasons = cancellation_reasons(error)
-            if reasons is None or len(reasons) != len(items):
-                raise
-            return _outcome(reasons, wallet)
-        return CancelResult(CancelOutcome.CANCELLED)
+        refused = transact(items)
+        if refused is None:
+            return CancelResult(CancelOutcome.CANCELLED)
+        return _outcome(refused, wallet)
 
 
-def _outcome(reasons: list[Mapping[str, Any]], wallet: Wallet) -> CancelResult:
-    codes = reason_codes(reasons)
-    if codes[_RESERVATION] == CONDITION_FAILED:
-        return CancelResult(CancelOutcome.CHANGED, cancelling=_cancelling(_old(reasons[_RESERVATION]), wallet))
-    if TRANSACTION_CONFLICT in codes:
+def _outcome(refused: Cancelled, wallet: Wallet) -> CancelResult:
+    if refused[_RECORD].condition_failed:
+        return CancelResult(CancelOutcome.DUPLICATE, record=refused[_RECORD].item)
+    if refused[_RESERVATION].condition_failed:
+        return CancelResult(CancelOutcome.CHANGED, cancelling=_cancelling(refused[_RESERVATION].item, wallet))
+    if refused.conflict:
         return CancelResult(CancelOutcome.CONFLICT)
-    if codes[_WALLET] == CONDITION_FAILED:
-        seen = old_wallet(wallet.user_id, reasons[_WALLET])
+    if refused[_WALLET].condition_failed:
+        seen = old_wallet(wallet.user_id, refused[_WALLET])
         return CancelResult(CancelOutcome.STALE, wallet=seen if seen and seen.version else None)
-    if codes[_LEDGER] == CONDITION_FAILED:
+    if refused[_LEDGER].condition_failed:
         return CancelResult(CancelOutcome.STALE)
     # The seat of a PAID reservation is SOLD to it (the payment made it so; only this transaction frees it).
-    raise RuntimeError(f"cancellation refused for reasons no rule explains: {codes}")
+    raise refused.error  # no rule explains it: as DynamoDB said it
 
 
-def _old(reason: Mapping[str, Any]) -> Item | None:
-    raw = reason.get("Item")
-    return from_raw(raw) if raw else None
-
-
-def _cancelling(item: Item | None, wallet: Wallet) -> Cancelling:
+def _cancelling(item: Item | None, wallet: Wallet, record: Item | None = None) -> Cancelling:
     if item is None:
-        return Cancelling(None, None, None, wallet)
+        return Cancelling(None, None, None, wallet, record)
     refund_id, refund_seq = item.get("refundId"), item.get("refundSeq")
     return Cancelling(
         reservation=reservation_from_item(item),
         refund_id=str(refund_id) if refund_id else None,
         refund_seq=int(refund_seq) if refund_seq is not None else None,
         wallet=wallet,
+        record=record,
     )

@@ -28,11 +28,11 @@ from botocore.exceptions import ClientError
 
 from ticketline import clock
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
+from ticketline.db import Item, condition_failed, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
 from ticketline.models.catalog import ScheduleRef, Seat, SeatCounts, SeatStatus
 from ticketline.observability import logger
-from ticketline.repositories.queue import LISTING_PARTITION, is_condition_failure, state_key
+from ticketline.repositories.queue import LISTING_PARTITION, state_key
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's most items per BatchWriteItem
 BATCH_WRITE_ATTEMPTS = 8
@@ -178,7 +178,7 @@ class CatalogRepository:
                 ),
             )
         except ClientError as error:
-            if is_condition_failure(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -229,7 +229,7 @@ class CatalogRepository:
                 ),
             )
         except ClientError as error:
-            if is_condition_failure(error):
+            if condition_failed(error):
                 return False
             raise
         return True

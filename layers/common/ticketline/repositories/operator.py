@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
-
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, conditional_write, dynamodb, from_raw, to_raw, values
 from ticketline.models.catalog import ScheduleRef, SeatStatus
 from ticketline.models.queue import QueueChange, QueueState
 from ticketline.repositories.catalog import SCHEDULE_PREFIX, SEAT_PREFIX, concert_key, concert_schedule_key
-from ticketline.repositories.queue import CHANGE_PREFIX, change_from_item, is_condition_failure, state_from_item
+from ticketline.repositories.queue import CHANGE_PREFIX, change_from_item, state_from_item
 
 # A DynamoDB stream sequence number has up to 40 digits: zero-padded to that width, they compare as strings.
 SEQUENCE_WIDTH = 40
@@ -78,8 +76,8 @@ class OperatorRepository:
     def add_sales(self, schedule: ScheduleRef, delta: SalesFigures, first: str, last: str, now_ms: int) -> bool:
         """Add a stream batch's changes of one date (sequence numbers `first`..`last`, padded), unless changes at or
         past `first` are added already (a retried batch). False: they are, or the date has no entry."""
-        try:
-            dynamodb().update_item(
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(_entry_key(schedule)),
                 UpdateExpression="ADD revenue :revenue, cancelledSeats :cancelled "
@@ -90,11 +88,7 @@ class OperatorRepository:
                     revenue=delta.revenue, cancelled=delta.cancelled, first=first, last=last, now=now_ms
                 ),
             )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+        )
 
     def sales_sequence(self, schedule: ScheduleRef) -> str | None:
         """The last change added to the date's sales figures ("" none yet); None: the date has no entry."""
@@ -131,8 +125,8 @@ class OperatorRepository:
         minutes late; the next recount of the quiet date corrects it."""
         condition = "salesSequence = :seq" if sequence else "attribute_not_exists(salesSequence)"
         read = {"seq": sequence} if sequence else {}
-        try:
-            dynamodb().update_item(
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(_entry_key(schedule)),
                 UpdateExpression="SET revenue = :revenue, cancelledSeats = :cancelled, salesCountedAt = :now",
@@ -141,11 +135,7 @@ class OperatorRepository:
                     revenue=counted.revenue, cancelled=counted.cancelled, now=now_ms, **read
                 ),
             )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+        )
 
 
 def _entry_key(schedule: ScheduleRef) -> Item:

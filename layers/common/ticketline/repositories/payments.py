@@ -4,12 +4,17 @@
     1 ledger       WALLET#<uid>/LEDGER#<seq>      PAYMENT (amount, balanceAfter, reservationIds)        if new
     2 queue token  QTOKEN#<cid>#<uid>/QTOKEN      ACTIVE -> EXPIRED              if the one shown, ACTIVE, not past
     3 tickets      TICKETS#<cid>#<uid>/TICKETS    ADD the reservation ids        if it keeps <= MaxTicketsPerUser
-    then for each reservation (2 items each, so 10 holds are 24 items, well inside the 100-item limit):
+    4 record       IDEMPOTENCY#<paymentId>        body hash + answer (ticketline/idempotency.py)        if new
+    then for each reservation (2 items each):
       reservation  RESERVATION#<rid>/RESERVATION  HELD -> PAID (paymentId, paymentSeq, paidAt), leaves GSI2
                                                   if userId = caller AND status = HELD AND holdExpiresAt > now
                                                   AND startsAt > now (the date has not started)
       seat         SCHEDULE#<sid>/SEAT#00042      HELD -> SOLD                   if HELD AND reservationId = rid
+    then for each date: the user's holds   HOLDS#<sid>#<uid>/HOLDS   the paid holds out of the per-date limit
+                                                  if the item exists (else the payment is retried without it)
+(10 holds of 10 dates are 35 items, well inside the 100-item limit.)
 
+The queue token is not read before: its condition is the truth, and its ALL_OLD tells 401 / 403 / 410 apart.
 No per-concert or per-schedule item is in it (the availableSeats hint counted the seat at hold time), so
 payments of different buyers never conflict. The ledger entry exists once per payment because it is only
 ever written by the transaction that moves its reservations HELD -> PAID, which can happen once (PAID only
@@ -22,41 +27,30 @@ ticket limit holds under concurrency because it is a condition of this write.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ticketline import clock
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, get_many, to_raw, values
+from ticketline.db import Cancelled, Item, Reason, get_many, to_raw, transact, values
+from ticketline.idempotency import record_key
 from ticketline.models.catalog import SeatStatus
 from ticketline.models.queue import TokenStatus
 from ticketline.models.reservations import Reservation, ReservationStatus
 from ticketline.models.wallet import LedgerEntry, Wallet
-from ticketline.observability import logger
-from ticketline.repositories.queue import QueueRepository, is_condition_failure
+from ticketline.repositories.queue import QueueRepository, token_key
 from ticketline.repositories.reservations import (
     ReservationRepository,
     reservation_from_item,
     reservation_key,
     tickets_key,
 )
-from ticketline.repositories.wallet import (
-    CONDITION_FAILED,
-    TRANSACTION_CONFLICT,
-    WalletRepository,
-    cancellation_reasons,
-    old_wallet,
-    reason_codes,
-    wallet_from_item,
-    wallet_key,
-)
+from ticketline.repositories.wallet import WalletRepository, wallet_from_item, wallet_key
 
-_WALLET, _LEDGER, _TOKEN, _TICKETS = range(4)
-_FIRST_RESERVATION = 4  # then reservation, seat, reservation, seat...
+_WALLET, _LEDGER, _TOKEN, _TICKETS, _RECORD = range(5)
+_FIRST_RESERVATION = 5  # then reservation, seat, reservation, seat..., then the holds item of each date
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +73,7 @@ class Paying:
 class PaymentContext:
     found: dict[str, Paying]  # reservationId -> what was read (unknown ids are missing)
     wallet: Wallet
+    record: Item | None  # the idempotency record of this user + key, if a payment committed with it
 
 
 class PaymentOutcome(Enum):
@@ -92,11 +87,12 @@ class PaymentOutcome(Enum):
     TOKEN_INVALID = "token-invalid"
     TOKEN_WAITING = "token-waiting"
     TOKEN_EXPIRED = "token-expired"
-    SEAT_NOT_HELD = "seat-not-held"
     TICKET_LIMIT = "ticket-limit"
     INSUFFICIENT_BALANCE = "insufficient-balance"
     STALE = "stale"  # the wallet moved since we read it: see PaymentResult.wallet
     CONFLICT = "conflict"  # TransactionConflict: retry later
+    DUPLICATE = "duplicate"  # this key's idempotency record exists: see PaymentResult.record
+    NO_HOLDS_ITEM = "no-holds-item"  # a date's holds item is gone: pay without touching it
 
 
 _PRECEDENCE = list(PaymentOutcome)
@@ -107,6 +103,7 @@ class PaymentResult:
     outcome: PaymentOutcome
     wallet: Wallet | None = None  # STALE: the wallet as the failure saw it (None: re-read it)
     paid_by: PaidBy | None = None  # PAID_BY_THIS_PAYMENT
+    record: Item | None = None  # DUPLICATE: the first call's record, as the refusal returned it
 
 
 class PaymentRepository:
@@ -116,38 +113,59 @@ class PaymentRepository:
         self.reservations = ReservationRepository(self.table)
         self.queue = QueueRepository(self.table)
 
-    def context(self, reservation_ids: Sequence[str], user_id: str) -> PaymentContext:
-        """The reservations and the caller's wallet in one strongly consistent BatchGetItem (at most 11 keys)."""
-        keys = [reservation_key(rid) for rid in reservation_ids] + [wallet_key(user_id)]
+    def context(self, reservation_ids: Sequence[str], user_id: str, record_id: str) -> PaymentContext:
+        """The reservations, the caller's wallet and this call's idempotency record in one strongly consistent
+        BatchGetItem (at most 12 keys)."""
+        keys = [reservation_key(rid) for rid in reservation_ids] + [wallet_key(user_id), record_key(record_id)]
         found = get_many(self.table, keys, consistent=True)
-        wallet = next((item for item in found if item["SK"] == "BALANCE"), None)
+        by_kind: dict[str, list[Item]] = defaultdict(list)
+        for item in found:
+            by_kind[str(item["SK"])].append(item)
         return PaymentContext(
             found={
                 str(item["reservationId"]): Paying(reservation_from_item(item), paid_by(item))
-                for item in found
-                if item["SK"] == "RESERVATION"
+                for item in by_kind["RESERVATION"]
             },
-            wallet=wallet_from_item(user_id, wallet),
+            wallet=wallet_from_item(user_id, next(iter(by_kind["BALANCE"]), None)),
+            record=next(iter(by_kind["IDEMPOTENCY"]), None),
         )
 
+    def wallet(self, user_id: str) -> Wallet:
+        return self.wallets.get(user_id)
+
+    def token_refusal(self, concert_id: str, user_id: str, token: str, now: int) -> PaymentResult | None:
+        """What the payment's condition on the queue token would answer, read (one GetItem): for refusals that
+        rank after the token's and are known before the write (a short balance)."""
+        found = get_many(self.table, [token_key(concert_id, user_id)], consistent=True)
+        old = found[0] if found else None
+        usable = (
+            old is not None
+            and old.get("token") == token
+            and old.get("status") == TokenStatus.ACTIVE.value
+            and int(old.get("activeUntil") or 0) > now
+        )
+        return None if usable else _token_outcome(old, token)
+
+    def entry(self, user_id: str, seq: int) -> LedgerEntry | None:
+        return self.wallets.entry(user_id, seq)
+
     def pay(
-        self, reservations: Sequence[Reservation], wallet: Wallet, entry: LedgerEntry, token: str, max_tickets: int
+        self,
+        reservations: Sequence[Reservation],
+        wallet: Wallet,
+        entry: LedgerEntry,
+        token: str,
+        max_tickets: int,
+        *,
+        record: dict[str, Any],
+        with_holds_items: bool = True,
     ) -> PaymentResult:
-        now = entry.at
+        """The payment's one transaction. `record`: the idempotency record's Put (ticketline/idempotency.py)."""
         concert_id = reservations[0].concert_id
         items: list[Any] = [
-            {"Update": self.wallets.balance_update(wallet, entry, at_least=entry.amount)},
-            {"Put": self.wallets.entry_put(entry)},
-            {
-                "Update": {
-                    **self.queue.expire_update(concert_id, entry.user_id, token),
-                    "ConditionExpression": "#status = :active AND #token = :token AND activeUntil > :now",
-                    "ExpressionAttributeValues": values(
-                        expired=TokenStatus.EXPIRED.value, active=TokenStatus.ACTIVE.value, token=token, now=now
-                    ),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
+            self.wallets.balance_update(wallet, entry, at_least=entry.amount),
+            self.wallets.entry_put(entry),
+            {"Update": self.queue.expire_update(concert_id, entry.user_id, token, entry.at, used=True)},
             {
                 "Update": {
                     "TableName": self.table,
@@ -159,20 +177,26 @@ class PaymentRepository:
                     ),
                 }
             },
+            record,
         ]
         for reservation in reservations:
             items += [
                 {"Update": self._paid_update(reservation, entry)},
                 {"Update": self.reservations.held_seat_update(reservation, SeatStatus.SOLD)},
             ]
-        try:
-            dynamodb().transact_write_items(TransactItems=items)
-        except ClientError as error:
-            reasons = cancellation_reasons(error)
-            if reasons is None or len(reasons) != len(items):
-                raise
-            return _outcome(reasons, wallet, entry, token)
-        return PaymentResult(PaymentOutcome.PAID)
+        if with_holds_items:
+            # The paid seats stop counting against the per-date hold limits in the same step.
+            by_date: dict[str, list[str]] = defaultdict(list)
+            for reservation in reservations:
+                by_date[reservation.schedule_id].append(reservation.reservation_id)
+            items += [
+                {"Update": self.reservations.release_hold_update(schedule_id, entry.user_id, reservation_ids)}
+                for schedule_id, reservation_ids in by_date.items()
+            ]
+        refused = transact(items)
+        if refused is None:
+            return PaymentResult(PaymentOutcome.PAID)
+        return _outcome(refused, len(reservations), wallet, entry, token)
 
     def _paid_update(self, reservation: Reservation, entry: LedgerEntry) -> dict[str, Any]:
         return {
@@ -197,52 +221,48 @@ class PaymentRepository:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
-    def release_holds(self, reservations: Sequence[Reservation]) -> None:
-        """Best effort, after the commit: the paid seats stop counting against the per-date hold limit at once
-        (one UpdateItem per date). If one is lost the place frees itself when the hold would have lapsed."""
-        by_date: dict[str, list[str]] = defaultdict(list)
-        for reservation in reservations:
-            by_date[reservation.schedule_id].append(reservation.reservation_id)
-        user_id = reservations[0].user_id
-        for schedule_id, reservation_ids in by_date.items():
-            try:
-                dynamodb().update_item(**self.reservations.release_hold_update(schedule_id, user_id, reservation_ids))
-            except ClientError as error:
-                if not is_condition_failure(error):
-                    logger.warning("paid hold not released from the per-date limit", extra={"error": str(error)})
 
-
-def _outcome(reasons: list[Mapping[str, Any]], wallet: Wallet, entry: LedgerEntry, token: str) -> PaymentResult:
-    """What a cancelled payment means: of every item's refusal, the one the API answers first."""
-    codes = reason_codes(reasons)
-    if TRANSACTION_CONFLICT in codes:
+def _outcome(refused: Cancelled, paid: int, wallet: Wallet, entry: LedgerEntry, token: str) -> PaymentResult:
+    """What a cancelled payment means: this key's record first (a duplicate committed), else of every item's
+    refusal the one the API answers first."""
+    if refused[_RECORD].condition_failed:
+        return PaymentResult(PaymentOutcome.DUPLICATE, record=refused[_RECORD].item)
+    if refused.conflict:
         return PaymentResult(PaymentOutcome.CONFLICT)
+    end_of_pairs = _FIRST_RESERVATION + 2 * paid
     refusals = [
-        _reservation_outcome(reasons[index].get("Item"), entry)
-        for index in range(_FIRST_RESERVATION, len(reasons), 2)
-        if codes[index] == CONDITION_FAILED
+        _reservation_outcome(reason.item, entry)
+        for reason in refused.failed(range(_FIRST_RESERVATION, end_of_pairs, 2))
     ]
-    if codes[_TOKEN] == CONDITION_FAILED:
-        refusals.append(_token_outcome(reasons[_TOKEN].get("Item"), token))
-    if CONDITION_FAILED in codes[_FIRST_RESERVATION + 1 :: 2]:
-        refusals.append(PaymentResult(PaymentOutcome.SEAT_NOT_HELD))
-    if codes[_TICKETS] == CONDITION_FAILED:
+    if refused[_TOKEN].condition_failed:
+        refusals.append(_token_outcome(refused[_TOKEN].item, token))
+    if refused.failed(range(_FIRST_RESERVATION + 1, end_of_pairs, 2)):
+        # The seat left a reservation whose own condition held: only a take-over after the hold lapsed moves it
+        # (the other buyer's clock a second past ours), every other move changes the reservation too.
+        refusals.append(PaymentResult(PaymentOutcome.LAPSED))
+    if refused[_TICKETS].condition_failed:
         refusals.append(PaymentResult(PaymentOutcome.TICKET_LIMIT))
-    if codes[_WALLET] == CONDITION_FAILED:
-        seen = old_wallet(wallet.user_id, reasons[_WALLET])
-        if seen is not None and seen.version == wallet.version and seen.balance < entry.amount:
-            refusals.append(PaymentResult(PaymentOutcome.INSUFFICIENT_BALANCE))
-        else:
-            refusals.append(PaymentResult(PaymentOutcome.STALE, wallet=seen if seen and seen.version else None))
-    if codes[_LEDGER] == CONDITION_FAILED:
+    if refused[_WALLET].condition_failed:
+        refusals.append(_wallet_outcome(refused[_WALLET], wallet, entry))
+    if refused[_LEDGER].condition_failed:
         refusals.append(PaymentResult(PaymentOutcome.STALE))
-    if not refusals:
-        raise RuntimeError(f"payment cancelled for reasons no rule explains: {codes}")
-    return min(refusals, key=lambda result: _PRECEDENCE.index(result.outcome))
+    if refusals:
+        return min(refusals, key=lambda result: _PRECEDENCE.index(result.outcome))
+    if refused.failed(range(end_of_pairs, len(refused.reasons))):
+        return PaymentResult(PaymentOutcome.NO_HOLDS_ITEM)
+    raise refused.error  # no rule explains it: as DynamoDB said it
 
 
-def _token_outcome(raw: Any, token: str) -> PaymentResult:
-    old = from_raw(raw or {})
+def _wallet_outcome(reason: Reason, wallet: Wallet, entry: LedgerEntry) -> PaymentResult:
+    # No item returned: the wallet does not exist, so the balance is 0 (a condition on a missing item fails).
+    seen = wallet_from_item(wallet.user_id, reason.item)
+    if seen.version == wallet.version and seen.balance < entry.amount:
+        return PaymentResult(PaymentOutcome.INSUFFICIENT_BALANCE)
+    return PaymentResult(PaymentOutcome.STALE, wallet=seen if seen.version else None)
+
+
+def _token_outcome(old: Item | None, token: str) -> PaymentResult:
+    old = old or {}
     if old.get("token") != token:
         return PaymentResult(PaymentOutcome.TOKEN_INVALID)
     if old.get("status") == TokenStatus.WAIT.value:
@@ -250,10 +270,9 @@ def _token_outcome(raw: Any, token: str) -> PaymentResult:
     return PaymentResult(PaymentOutcome.TOKEN_EXPIRED)
 
 
-def _reservation_outcome(raw: Any, entry: LedgerEntry) -> PaymentResult:
-    if raw is None:
+def _reservation_outcome(item: Item | None, entry: LedgerEntry) -> PaymentResult:
+    if item is None:
         return PaymentResult(PaymentOutcome.ALREADY_PAID)  # gone: nothing payable here
-    item = from_raw(raw)
     outcome = refusal(reservation_from_item(item), paid_by(item), entry.user_id, entry.entry_id, entry.at)
     # Its condition failed although it looks payable: the only thing that moves on its own is the hold's time.
     return PaymentResult(PaymentOutcome.LAPSED if outcome is PaymentOutcome.PAID else outcome, paid_by=paid_by(item))

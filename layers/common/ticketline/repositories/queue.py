@@ -31,7 +31,17 @@ from botocore.exceptions import ClientError
 
 from ticketline import clock
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, get_many, put_new, to_raw, values
+from ticketline.db import (
+    Item,
+    condition_failed,
+    conditional_write,
+    dynamodb,
+    from_raw,
+    get_many,
+    put_new,
+    to_raw,
+    values,
+)
 from ticketline.models.queue import (
     LOBBY_KEYS,
     AdmissionRun,
@@ -88,10 +98,6 @@ def _lobby_partition(concert_id: str, shard: int) -> str:
 
 def _active_partition(concert_id: str) -> str:
     return f"ACTIVE#{concert_id}"
-
-
-def is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class QueueRepository:
@@ -249,7 +255,7 @@ class QueueRepository:
                 ),
             )
         except ClientError as error:
-            if is_condition_failure(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -257,8 +263,8 @@ class QueueRepository:
     def save_paused_run(self, read: QueueState, runs: tuple[AdmissionRun, ...]) -> bool:
         """Record a run made while paused (the line's figures for the operator), if the queue is still paused at the
         bound the run read: it moves nothing, so it never races an admission. False: resumed or moved meanwhile."""
-        try:
-            dynamodb().update_item(
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(state_key(read.concert_id)),
                 UpdateExpression="SET admissionRuns = :runs",
@@ -266,11 +272,7 @@ class QueueRepository:
                 ExpressionAttributeNames={"#paused": "paused"},
                 ExpressionAttributeValues=values(expected=read.admit_bound, paused=True, runs=_runs_attribute(runs)),
             )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+        )
 
     def change_queue(self, concert_id: str, change: QueueChange) -> bool:
         """Set paused and/or capacity on an existing queue and record the change in its audit trail, all or nothing
@@ -362,7 +364,7 @@ class QueueRepository:
                 **conditional,
             )
         except ClientError as error:
-            if is_condition_failure(error) and "Item" in error.response:
+            if condition_failed(error) and "Item" in error.response:
                 return _token(from_raw(error.response["Item"]))  # type: ignore[typeddict-item]
             raise
         return None
@@ -406,7 +408,7 @@ class QueueRepository:
                 ),
             )
         except ClientError as error:
-            if is_condition_failure(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -414,29 +416,30 @@ class QueueRepository:
     def expire(self, token: QueueToken, now: int) -> bool:
         """ACTIVE past its time -> EXPIRED; False when someone else already moved it."""
         try:
-            dynamodb().update_item(
-                **self.expire_update(token.concert_id, token.user_id, token.token),
-                ConditionExpression="#status = :active AND #token = :token AND activeUntil <= :now",
-                ExpressionAttributeValues=values(
-                    active=TokenStatus.ACTIVE.value, expired=TokenStatus.EXPIRED.value, token=token.token, now=now
-                ),
-            )
+            dynamodb().update_item(**self.expire_update(token.concert_id, token.user_id, token.token, now, used=False))
         except ClientError as error:
-            if is_condition_failure(error):
+            if condition_failed(error):
                 return False
             raise
         return True
 
-    def expire_update(self, concert_id: str, user_id: str, token: str) -> dict[str, Any]:
-        """The token -> EXPIRED update; payments put it inside their transaction (with their own condition).
+    def expire_update(self, concert_id: str, user_id: str, token: str, now: int, *, used: bool) -> dict[str, Any]:
+        """The token ACTIVE -> EXPIRED, with its condition: past its time (the scheduler), or `used` by a payment
+        while its time runs (the payment puts it inside its transaction; ALL_OLD tells it why a refusal was).
 
         It keeps GSI1 (`-seq`): admission must still see that this number arrived and is gone.
         """
+        time_condition = "activeUntil > :now" if used else "activeUntil <= :now"
         return {
             "TableName": self.table,
             "Key": to_raw(token_key(concert_id, user_id)),
             "UpdateExpression": "SET #status = :expired REMOVE GSI2PK, GSI2SK",
+            "ConditionExpression": f"#status = :active AND #token = :token AND {time_condition}",
             "ExpressionAttributeNames": {"#status": "status", "#token": "token"},
+            "ExpressionAttributeValues": values(
+                active=TokenStatus.ACTIVE.value, expired=TokenStatus.EXPIRED.value, token=token, now=now
+            ),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
     def waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:

@@ -16,16 +16,14 @@ per-concert item is in it, so holds of different seats never conflict.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ticketline import clock
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, get_many, to_raw, values
+from ticketline.db import Cancelled, Item, conditional_write, dynamodb, from_raw, get_many, to_raw, transact, values
 from ticketline.models.catalog import ScheduleRef, Seat, SeatStatus
 from ticketline.models.reservations import Reservation, ReservationStatus, UserHolds
 from ticketline.repositories.catalog import (
@@ -34,7 +32,6 @@ from ticketline.repositories.catalog import (
     seat_from_item,
     seat_key,
 )
-from ticketline.repositories.queue import is_condition_failure
 
 __all__ = [
     "HOLD_BUCKETS",
@@ -52,8 +49,7 @@ DAY = 86_400
 USER_INDEX = "UserReservations"  # GSI: userId, createdAt (every reservation carries both)
 LIST_MAX_QUERIES = 5  # per page of a filtered listing: then the page ends early, with a cursor
 HOLD_BUCKETS = 4  # GSI2 partitions HELD#0..3: spreads the index's write load, read by the scheduler one by one
-_CONDITION_FAILED = "ConditionalCheckFailed"
-_CONFLICT = "TransactionConflict"
+_SEAT, _RESERVATION, _HOLDS, _TICKETS = range(4)  # the hold's items
 
 
 def reservation_key(reservation_id: str) -> Item:
@@ -194,54 +190,51 @@ class ReservationRepository:
                 "ConditionExpression": "version = :version",
                 "ExpressionAttributeValues": values(version=version),
             }
-        try:
-            self._transact(
-                [
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
-                            "UpdateExpression": "SET #status = :held, reservationId = :rid, holdExpiresAt = :until, "
-                            "startsAt = :starts",
-                            "ConditionExpression": seat_condition,
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": seat_values
-                            | values(
-                                held=SeatStatus.HELD.value,
-                                rid=reservation.reservation_id,
-                                until=reservation.hold_expires_at,
-                                starts=reservation.starts_at,
-                            ),
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_raw(reservation_item(reservation)),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {"Put": {"TableName": self.table, "Item": to_raw(holds_item), **holds_condition}},
-                    {
-                        # The ticket limit: a buyer who owns the most PAID tickets of the concert holds no more.
-                        "ConditionCheck": {
-                            "TableName": self.table,
-                            "Key": to_raw(tickets_key(reservation.concert_id, reservation.user_id)),
-                            "ConditionExpression": "attribute_not_exists(tickets) OR size(tickets) < :most",
-                            "ExpressionAttributeValues": values(most=max_tickets),
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            result = hold_outcome(error.response.get("CancellationReasons", []))
-            if result is None:
-                raise
-            return result
-        return HoldResult(HoldOutcome.HELD)
+        refused = transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_raw(seat_key(reservation.schedule_id, reservation.seat_number)),
+                        "UpdateExpression": "SET #status = :held, reservationId = :rid, holdExpiresAt = :until, "
+                        "startsAt = :starts",
+                        "ConditionExpression": seat_condition,
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": seat_values
+                        | values(
+                            held=SeatStatus.HELD.value,
+                            rid=reservation.reservation_id,
+                            until=reservation.hold_expires_at,
+                            starts=reservation.starts_at,
+                        ),
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_raw(reservation_item(reservation)),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+                {"Put": {"TableName": self.table, "Item": to_raw(holds_item), **holds_condition}},
+                {
+                    # The ticket limit: a buyer who owns the most PAID tickets of the concert holds no more.
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": to_raw(tickets_key(reservation.concert_id, reservation.user_id)),
+                        "ConditionExpression": "attribute_not_exists(tickets) OR size(tickets) < :most",
+                        "ExpressionAttributeValues": values(most=max_tickets),
+                    }
+                },
+            ]
+        )
+        if refused is None:
+            return HoldResult(HoldOutcome.HELD)
+        result = hold_outcome(refused)
+        if result is None:
+            raise refused.error
+        return result
 
     def of_user(
         self, user_id: str, limit: int, after: tuple[int, str] | None, status: ReservationStatus | None, now: int
@@ -312,22 +305,17 @@ class ReservationRepository:
                     )
                 }
             )
-        try:
-            self._transact(items)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons", [])
-            codes = _codes(reasons)
-            if codes[0] == _CONDITION_FAILED:
-                old = reasons[0].get("Item")
-                return ReleaseResult(ReleaseOutcome.CHANGED, reservation_from_item(from_raw(old)) if old else None)
-            if _CONFLICT in codes:
-                return ReleaseResult(ReleaseOutcome.CONFLICT)
-            if codes[2] == _CONDITION_FAILED:
-                return ReleaseResult(ReleaseOutcome.NO_HOLDS_ITEM)
-            raise
-        return ReleaseResult(ReleaseOutcome.RELEASED)
+        refused = transact(items)
+        if refused is None:
+            return ReleaseResult(ReleaseOutcome.RELEASED)
+        if refused[0].condition_failed:
+            old = refused[0].item
+            return ReleaseResult(ReleaseOutcome.CHANGED, reservation_from_item(old) if old else None)
+        if refused.conflict:
+            return ReleaseResult(ReleaseOutcome.CONFLICT)
+        if with_holds_item and refused[2].condition_failed:
+            return ReleaseResult(ReleaseOutcome.NO_HOLDS_ITEM)
+        raise refused.error
 
     # ---- lapse (scheduler) ----
     def lapse(self, reservation: Reservation, now: int) -> LapseOutcome:
@@ -336,39 +324,31 @@ class ReservationRepository:
         When another buyer has since taken the seat over (it no longer carries this reservation id), only the
         reservation moves: the seat is theirs.
         """
-        try:
-            self._transact(
-                [
-                    {"Update": self._expire_update(reservation, now)},
-                    {
-                        "Update": self.held_seat_update(
-                            reservation, SeatStatus.FREE, also="REMOVE reservationId, holdExpiresAt"
-                        )
-                    },
-                ]
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            codes = _codes(error.response.get("CancellationReasons", []))
-            if codes[0] == _CONDITION_FAILED:
-                self._leave_index(reservation)
-                return LapseOutcome.SKIPPED
-            if _CONFLICT in codes:
-                return LapseOutcome.CONFLICT
-            if codes[1] == _CONDITION_FAILED:
-                return self._expire_only(reservation, now)
-            raise
-        return LapseOutcome.RELEASED
+        refused = transact(
+            [
+                {"Update": self._expire_update(reservation, now)},
+                {
+                    "Update": self.held_seat_update(
+                        reservation, SeatStatus.FREE, also="REMOVE reservationId, holdExpiresAt"
+                    )
+                },
+            ]
+        )
+        if refused is None:
+            return LapseOutcome.RELEASED
+        if refused[0].condition_failed:
+            self._leave_index(reservation)
+            return LapseOutcome.SKIPPED
+        if refused.conflict:
+            return LapseOutcome.CONFLICT
+        if refused[1].condition_failed:
+            return self._expire_only(reservation, now)
+        raise refused.error
 
     def _expire_only(self, reservation: Reservation, now: int) -> LapseOutcome:
-        try:
-            dynamodb().update_item(**self._expire_update(reservation, now))
-        except ClientError as error:
-            if is_condition_failure(error):
-                return LapseOutcome.SKIPPED
-            raise
-        return LapseOutcome.EXPIRED_ONLY
+        if conditional_write(lambda: dynamodb().update_item(**self._expire_update(reservation, now))):
+            return LapseOutcome.EXPIRED_ONLY
+        return LapseOutcome.SKIPPED
 
     def held_seat_update(self, reservation: Reservation, to: SeatStatus, also: str = "") -> dict[str, Any]:
         """The reservation's seat out of HELD (to FREE on a lapse, SOLD on a payment), as a transaction's Update:
@@ -397,9 +377,10 @@ class ReservationRepository:
         }
 
     def _leave_index(self, reservation: Reservation) -> None:
-        """A reservation no longer HELD (say PAID) that still carries GSI2 keys leaves the index for good."""
-        try:
-            dynamodb().update_item(
+        """A reservation no longer HELD (say PAID) that still carries GSI2 keys leaves the index for good (a
+        refused condition: it left already, or it is HELD again, which cannot be: nothing to do either way)."""
+        conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(reservation_key(reservation.reservation_id)),
                 UpdateExpression="REMOVE GSI2PK, GSI2SK",
@@ -407,12 +388,7 @@ class ReservationRepository:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values(held=ReservationStatus.HELD.value),
             )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
-
-    def _transact(self, items: list[Any]) -> None:
-        dynamodb().transact_write_items(TransactItems=items)
+        )
 
     # ---- for payments and releases ----
     def release_hold_update(self, schedule_id: str, user_id: str, reservation_ids: Sequence[str]) -> dict[str, Any]:
@@ -450,27 +426,21 @@ def _status_filter(status: ReservationStatus, now: int) -> dict[str, Any]:
     }
 
 
-def hold_outcome(reasons: Sequence[Mapping[str, Any]]) -> HoldResult | None:
+def hold_outcome(refused: Cancelled) -> HoldResult | None:
     """What a cancelled hold transaction means, from its per-item reasons (seat, reservation, holds, tickets).
 
     None: a reason no retry or client error explains (throttling, a validation error): the caller re-raises.
     """
-    codes = _codes(reasons)
-    if codes[0] == _CONDITION_FAILED:
-        item = reasons[0].get("Item")
-        return HoldResult(HoldOutcome.SEAT_CHANGED, seat_from_item(from_raw(item)) if item else None)
-    if _CONFLICT in codes:
+    if refused[_SEAT].condition_failed:
+        seat = refused[_SEAT].item
+        return HoldResult(HoldOutcome.SEAT_CHANGED, seat_from_item(seat) if seat else None)
+    if refused.conflict:
         return HoldResult(HoldOutcome.CONFLICT)
-    if codes[2] == _CONDITION_FAILED:
+    if refused[_HOLDS].condition_failed:
         return HoldResult(HoldOutcome.HOLDS_CHANGED)
-    if codes[3] == _CONDITION_FAILED:
+    if refused[_TICKETS].condition_failed:
         return HoldResult(HoldOutcome.TICKET_LIMIT)
     return None
-
-
-def _codes(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
-    codes = [str(reason.get("Code") or "None") for reason in reasons]
-    return codes + ["None"] * (4 - len(codes))
 
 
 def reservation_item(reservation: Reservation) -> Item:

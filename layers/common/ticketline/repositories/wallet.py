@@ -4,8 +4,9 @@
 - ledger entry  PK=WALLET#<uid>   SK=LEDGER#000000000042  id, type CHARGE|PAYMENT|REFUND, amount (> 0),
                                                           balanceAfter, at, seq, reservationIds (PAYMENT,
                                                           REFUND) and reservationId when there is one
-- charge guard  PK=WALLET#<uid>   SK=CHARGE#<chargeId>    amount, seq, balanceAfter, at: a charge id
-                                                          (derived from user + Idempotency-Key) exists once
+- a charge's idempotency record (ticketline/idempotency.py) is its guard: a charge id (derived from
+  user + Idempotency-Key) commits once. Charges made before the records had a guard item of their own,
+  PK=WALLET#<uid> SK=CHARGE#<chargeId> (amount, balanceAfter): still read, never written.
 
 Every write of the balance conditions on the `version` it read, so the transaction that moves the balance
 knows `balanceAfter` exactly and writes the ledger entry of the next sequence number with it: the ledger
@@ -15,21 +16,17 @@ private to that user: no shared item is in any wallet transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ticketline.config import get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, Reason, dynamodb, from_raw, get_many, to_raw, transact, values
+from ticketline.idempotency import record_key
 from ticketline.models.wallet import EntryType, LedgerEntry, Wallet
 
 SEQ_DIGITS = 12
 LEDGER_PREFIX = "LEDGER#"
-CONDITION_FAILED = "ConditionalCheckFailed"
-TRANSACTION_CONFLICT = "TransactionConflict"
 
 
 def wallet_partition(user_id: str) -> str:
@@ -44,13 +41,9 @@ def ledger_key(user_id: str, seq: int) -> Item:
     return {"PK": wallet_partition(user_id), "SK": f"{LEDGER_PREFIX}{seq:0{SEQ_DIGITS}d}"}
 
 
-def charge_guard_key(user_id: str, charge_id: str) -> Item:
-    return {"PK": wallet_partition(user_id), "SK": f"CHARGE#{charge_id}"}
-
-
 class ChargeOutcome(Enum):
     CHARGED = "charged"
-    DUPLICATE = "duplicate"  # the charge id exists: see ChargeResult.existing (a replay, or a reused key)
+    DUPLICATE = "duplicate"  # the charge's idempotency record exists: see ChargeResult.record
     STALE = "stale"  # the wallet moved since we read it: see ChargeResult.wallet
     CONFLICT = "conflict"  # TransactionConflict: retry later
 
@@ -58,8 +51,22 @@ class ChargeOutcome(Enum):
 @dataclass(frozen=True, slots=True)
 class ChargeResult:
     outcome: ChargeOutcome
-    entry: LedgerEntry | None = None  # CHARGED: the entry written; DUPLICATE: the first charge's
+    record: Item | None = None  # DUPLICATE: the first call's idempotency record, as the refusal returned it
     wallet: Wallet | None = None  # STALE: the wallet as it is now (None: re-read it)
+
+
+@dataclass(frozen=True, slots=True)
+class WalletContext:
+    wallet: Wallet
+    record: Item | None  # the idempotency record of this user + key, if a call committed with it
+    legacy_guard: Item | None  # the guard of a charge made before the records, if this key made one
+
+
+def legacy_guard_key(user_id: str, charge_id: str) -> Item:
+    return {"PK": wallet_partition(user_id), "SK": f"CHARGE#{charge_id}"}
+
+
+_BALANCE, _ENTRY, _RECORD = range(3)
 
 
 class WalletRepository:
@@ -92,55 +99,44 @@ class WalletRepository:
         entries = [ledger_entry_from_item(from_raw(raw)) for raw in response["Items"]]
         return entries, bool(entries) and entries[-1].seq > 1
 
+    def with_record(self, user_id: str, record_id: str) -> WalletContext:
+        """The wallet and the idempotency record of this call (or its charge's guard from before the records) in
+        one strongly consistent BatchGetItem."""
+        keys = [wallet_key(user_id), record_key(record_id), legacy_guard_key(user_id, record_id)]
+        found = {str(item["SK"]).split("#")[0]: item for item in get_many(self.table, keys, consistent=True)}
+        return WalletContext(
+            wallet=wallet_from_item(user_id, found.get("BALANCE")),
+            record=found.get("IDEMPOTENCY"),
+            legacy_guard=found.get("CHARGE"),
+        )
+
     def entry(self, user_id: str, seq: int) -> LedgerEntry | None:
         raw = dynamodb().get_item(TableName=self.table, Key=to_raw(ledger_key(user_id, seq)), ConsistentRead=True)
         return ledger_entry_from_item(from_raw(raw["Item"])) if "Item" in raw else None
 
     # ---- charge ----
-    def charge(self, wallet: Wallet, entry: LedgerEntry, *, most_after: int) -> ChargeResult:
-        """Balance + amount (never past `most_after`), the ledger entry and the charge guard: one TransactWriteItems."""
-        guard = {
-            **charge_guard_key(entry.user_id, entry.entry_id),
-            "amount": entry.amount,
-            "seq": entry.seq,
-            "balanceAfter": entry.balance_after,
-            "at": entry.at,
-        }
-        items: list[Any] = [
-            {"Update": self.balance_update(wallet, entry, at_most=most_after - entry.amount)},
-            {"Put": self.entry_put(entry)},
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_raw(guard),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-        ]
-        try:
-            dynamodb().transact_write_items(TransactItems=items)
-        except ClientError as error:
-            reasons = cancellation_reasons(error)
-            if reasons is None:
-                raise
-            codes = reason_codes(reasons)
-            if codes[2] == CONDITION_FAILED:
-                first = from_raw(reasons[2].get("Item") or {})
-                return ChargeResult(ChargeOutcome.DUPLICATE, entry=_guarded_entry(entry, first))
-            if TRANSACTION_CONFLICT in codes:
-                return ChargeResult(ChargeOutcome.CONFLICT)
-            if CONDITION_FAILED in codes:
-                return ChargeResult(ChargeOutcome.STALE, wallet=old_wallet(entry.user_id, reasons[0]))
-            raise
-        return ChargeResult(ChargeOutcome.CHARGED, entry=entry)
+    def charge(self, wallet: Wallet, entry: LedgerEntry, record: dict[str, Any], *, most_after: int) -> ChargeResult:
+        """Balance + amount (never past `most_after`), the ledger entry and the idempotency record (a Put of
+        ticketline/idempotency.py): one TransactWriteItems."""
+        refused = transact(
+            [self.balance_update(wallet, entry, at_most=most_after - entry.amount), self.entry_put(entry), record]
+        )
+        if refused is None:
+            return ChargeResult(ChargeOutcome.CHARGED)
+        if refused[_RECORD].condition_failed:
+            return ChargeResult(ChargeOutcome.DUPLICATE, record=refused[_RECORD].item)
+        if refused.conflict:
+            return ChargeResult(ChargeOutcome.CONFLICT)
+        if refused[_BALANCE].condition_failed:
+            return ChargeResult(ChargeOutcome.STALE, wallet=old_wallet(entry.user_id, refused[_BALANCE]))
+        raise refused.error  # no rule explains it: as DynamoDB said it
 
     # ---- transaction parts (charges and payments) ----
     def balance_update(
         self, wallet: Wallet, entry: LedgerEntry, *, at_least: int | None = None, at_most: int | None = None
     ) -> dict[str, Any]:
-        """The wallet moves to the entry's version and balance, only from the version we read (and from a balance
-        >= at_least, <= at_most)."""
+        """The wallet moves to the entry's version and balance, as a transaction's Update: only from the version we
+        read (and from a balance >= at_least, <= at_most)."""
         delta = -entry.amount if entry.type is EntryType.PAYMENT else entry.amount
         condition = "attribute_not_exists(PK)" if wallet.version == 0 else "version = :seen"
         condition_values = values(seen=wallet.version) if wallet.version else {}
@@ -151,42 +147,33 @@ class WalletRepository:
             condition = f"({condition}) AND (attribute_not_exists(balance) OR balance <= :most)"
             condition_values |= values(most=at_most)
         return {
-            "TableName": self.table,
-            "Key": to_raw(wallet_key(entry.user_id)),
-            "UpdateExpression": "SET version = :next, userId = :uid, updatedAt = :at ADD balance :delta",
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": condition_values
-            | values(next=entry.seq, uid=entry.user_id, at=entry.at, delta=delta),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            "Update": {
+                "TableName": self.table,
+                "Key": to_raw(wallet_key(entry.user_id)),
+                "UpdateExpression": "SET version = :next, userId = :uid, updatedAt = :at ADD balance :delta",
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": condition_values
+                | values(next=entry.seq, uid=entry.user_id, at=entry.at, delta=delta),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
         }
 
     def entry_put(self, entry: LedgerEntry) -> dict[str, Any]:
+        """The ledger entry of the next sequence number, as a transaction's Put: only if that number is new."""
         return {
-            "TableName": self.table,
-            "Item": to_raw(ledger_item(entry)),
-            "ConditionExpression": "attribute_not_exists(PK)",
+            "Put": {
+                "TableName": self.table,
+                "Item": to_raw(ledger_item(entry)),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
         }
 
 
-# ---- transaction cancellations ----
-def cancellation_reasons(error: ClientError) -> list[Mapping[str, Any]] | None:
-    """The per-item reasons of a cancelled transaction; None for any other error."""
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return None
-    reasons: list[Mapping[str, Any]] = list(error.response.get("CancellationReasons", []))
-    return reasons or None
-
-
-def reason_codes(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [str(reason.get("Code") or "None") for reason in reasons]
-
-
-def old_wallet(user_id: str, reason: Mapping[str, Any]) -> Wallet | None:
+def old_wallet(user_id: str, reason: Reason) -> Wallet | None:
     """The wallet a failed condition saw (ALL_OLD); None when the reason does not carry it."""
-    item = reason.get("Item")
-    if reason.get("Code") != CONDITION_FAILED or item is None:
+    if not reason.condition_failed or reason.item is None:
         return None
-    return wallet_from_item(user_id, from_raw(item))
+    return wallet_from_item(user_id, reason.item)
 
 
 # ---- items ----
@@ -223,19 +210,4 @@ def ledger_entry_from_item(item: Item) -> LedgerEntry:
         balance_after=int(item["balanceAfter"]),
         at=int(item["at"]),
         reservation_ids=tuple(str(rid) for rid in reservation_ids),
-    )
-
-
-def _guarded_entry(attempted: LedgerEntry, guard: Item) -> LedgerEntry | None:
-    """The first charge of this id, as its guard remembers it (None if the failure did not return the guard)."""
-    if not guard:
-        return None
-    return LedgerEntry(
-        user_id=attempted.user_id,
-        seq=int(guard["seq"]),
-        entry_id=attempted.entry_id,
-        type=EntryType.CHARGE,
-        amount=int(guard["amount"]),
-        balance_after=int(guard["balanceAfter"]),
-        at=int(guard["at"]),
     )

@@ -1,11 +1,12 @@
 """Cancelling a PAID ticket: the price back to the wallet, the reservation CANCELLED and the seat on sale again,
 in one transaction (repositories/cancellations.py), idempotent per user + Idempotency-Key.
 
-The flow: one BatchGetItem (reservation, wallet: 404, 403, 409 not PAID, 409 past the cut-off), then the
-transaction, whose conditions are the truth (the cut-off is one of them). The refund id is derived from
-(user, key): a second run of the same request finds the reservation CANCELLED by this very refund and answers
-as the first did; another key finds it CANCELLED and is 409. A refund is paid in full, past the balance
-ceiling too (the ceiling limits charges only).
+The flow, 2 DynamoDB requests: one BatchGetItem (reservation, wallet, this call's idempotency record: 404,
+403, 409 not PAID, 409 past the cut-off), then the transaction, whose conditions are the truth (the cut-off is
+one of them) and which writes the idempotency record. The refund id is the record's, derived from (user, key):
+a second run of the same request finds the record (or, once it expired, the reservation CANCELLED by this
+very refund) and answers as the first did; another key finds it CANCELLED and is 409. A refund is paid in
+full, past the balance ceiling too (the ceiling limits charges only).
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from ticketline import clock
 from ticketline.config import Settings, get_settings
+from ticketline.db import backoff
 from ticketline.errors import CancellationClosed, Forbidden, NotFound, ReservationNotReleasable, Throttled
-from ticketline.idempotency import Answer, IdempotentOperation, Request
+from ticketline.idempotency import IdempotentOperation
 from ticketline.models.reservations import CancellationOut, Reservation, ReservationStatus
 from ticketline.models.wallet import EntryType, LedgerEntry, Wallet
-from ticketline.observability import logger, metrics
+from ticketline.observability import logger, metrics, tracer
 from ticketline.repositories.cancellations import CancellationRepository, Cancelling, CancelOutcome
-from ticketline.services.wallet import backoff, derived_id
 
 MAX_ATTEMPTS = 10
 HOUR = 3600
+# Past its expiry a replay is answered from the reservation, which names the refund that cancelled it.
+CANCEL = IdempotentOperation("reservations.cancel", "ref", CancellationOut)
 
 
 class CancellationService:
@@ -38,26 +39,22 @@ class CancellationService:
     ) -> None:
         self.settings = settings or get_settings()
         self.repository = repository or CancellationRepository(self.settings.table_name)
-        self.idempotency = IdempotentOperation("reservations.cancel", validate="reservationId", settings=self.settings)
         self._sleep = sleep
 
-    def cancel(
-        self, user_id: str, key: str, reservation_id: str, context: LambdaContext | None = None
-    ) -> CancellationOut:
-        data: Request = {"userId": user_id, "key": key, "reservationId": reservation_id}
-        return CancellationOut.model_validate(self.idempotency.run(self._cancel, data, context))
-
-    def _cancel(self, request: Request) -> Answer:
-        user_id, reservation_id = str(request["userId"]), str(request["reservationId"])
-        refund_id = derived_id("ref", user_id, str(request["key"]))
-        cancelling = self.repository.context(reservation_id, user_id)
+    @tracer.capture_method
+    def cancel(self, user_id: str, key: str, reservation_id: str) -> CancellationOut:
+        record = CANCEL.record(user_id, key, {"reservationId": reservation_id})
+        refund_id = record.record_id
+        cancelling = self.repository.context(reservation_id, user_id, refund_id)
+        if cancelling.record is not None:
+            return CANCEL.replay(record, cancelling.record)
         wallet: Wallet | None = cancelling.wallet
         cutoff_seconds = self.settings.cancellation_cutoff_hours * HOUR
         for attempt in range(MAX_ATTEMPTS):
             reservation, replay = self._cancellable(cancelling, reservation_id, user_id, refund_id, cutoff_seconds)
             if replay:
                 return self._replayed(reservation, cancelling)
-            wallet = wallet or self.repository.wallets.get(user_id)
+            wallet = wallet or self.repository.wallet(user_id)
             entry = LedgerEntry(
                 user_id=user_id,
                 seq=wallet.version + 1,
@@ -68,12 +65,18 @@ class CancellationService:
                 at=int(clock.now()),
                 reservation_ids=(reservation_id,),
             )
-            result = self.repository.cancel(reservation, wallet, entry, cutoff_seconds)
+            answer = _answer(reservation_id, entry.amount, entry.balance_after)
+            result = self.repository.cancel(
+                reservation, wallet, entry, cutoff_seconds, CANCEL.put(self.repository.table, record, answer, entry.at)
+            )
             if result.outcome is CancelOutcome.CANCELLED:
                 metrics.add_metric(name="TicketsCancelled", unit="Count", value=1)
                 metrics.add_metric(name="Refunds", unit="None", value=entry.amount)
                 logger.info("ticket cancelled", extra={"reservationId": reservation_id, "refund": entry.amount})
-                return _answer(reservation_id, entry.amount, entry.balance_after)
+                return answer
+            if result.outcome is CancelOutcome.DUPLICATE:
+                logger.info("cancellation replayed from its record", extra={"reservationId": reservation_id})
+                return CANCEL.replay_refused(self.repository.table, record, result.record)
             if result.outcome is CancelOutcome.CHANGED and result.cancelling is not None:
                 cancelling = result.cancelling  # answered by _cancellable at the top
             elif result.outcome is CancelOutcome.STALE:
@@ -105,15 +108,16 @@ class CancellationService:
             )
         return reservation, False
 
-    def _replayed(self, reservation: Reservation, cancelling: Cancelling) -> Answer:
-        """Cancelled by this very request before: the first answer again, from its ledger entry."""
+    def _replayed(self, reservation: Reservation, cancelling: Cancelling) -> CancellationOut:
+        """Cancelled by this very request before, its record expired since: the first answer again, from its
+        ledger entry."""
         user_id = cancelling.wallet.user_id
-        entry = self.repository.wallets.entry(user_id, cancelling.refund_seq) if cancelling.refund_seq else None
-        balance = entry.balance_after if entry else self.repository.wallets.get(user_id).balance
+        entry = self.repository.entry(user_id, cancelling.refund_seq) if cancelling.refund_seq else None
+        balance = entry.balance_after if entry else self.repository.wallet(user_id).balance
         return _answer(reservation.reservation_id, reservation.price, balance)
 
 
-def _answer(reservation_id: str, refund: int, balance: int) -> Answer:
+def _answer(reservation_id: str, refund: int, balance: int) -> CancellationOut:
     return CancellationOut(
         reservation_id=reservation_id, status=ReservationStatus.CANCELLED, refund=refund, balance=balance
-    ).model_dump(mode="json", by_alias=True)
+    )

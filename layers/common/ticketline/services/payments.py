@@ -1,30 +1,29 @@
 """Paying holds from the wallet: 1..10 of them in one atomic step, once each, idempotent per user + Idempotency-Key.
 
-The flow (6 DynamoDB requests when all goes well, 2 of them the Powertools record, + 1 per further date):
-1. one BatchGetItem: the reservations and the caller's wallet (404 unknown, 403 someone else's, 409 paid,
-   400 when they are of several concerts);
-2. the queue token of their concert (401 / 403 / 410);
-3. one TransactWriteItems (repositories/payments.py), whose conditions are the truth: each cancellation
-   reason maps to the API's error, the first in the contract's order when several apply; a wallet that
-   moved is retried at once from what the failure returned, `TransactionConflict` with jittered backoff,
-   both bounded; a failed condition is never retried as is;
-4. after the commit, best effort: the paid seats leave the caller's per-date hold limits (one write a date).
+The flow, 2 DynamoDB requests when all goes well:
+1. one BatchGetItem: the reservations, the caller's wallet and this call's idempotency record (a record: the
+   first answer again, or 409 with another body; 404 unknown, 403 someone else's, 409 paid, 400 when they are
+   of several concerts);
+2. one TransactWriteItems (repositories/payments.py), whose conditions are the truth: the queue token (not
+   read before: its refusal says 401 / 403 / 410), the balance, the ticket limit, each hold, and the
+   idempotency record; each cancellation reason maps to the API's error, the first in the contract's order
+   when several apply; a wallet that moved is retried at once from what the failure returned,
+   `TransactionConflict` with jittered backoff, both bounded; a failed condition is never retried as is. The
+   paid seats leave the caller's per-date hold limits in the same transaction.
 
-The payment id is derived from (user, key): a second run of the same request (its answer lost, or the
-Powertools record gone after a crash) finds the reservations PAID by this very payment and answers as the
-first did, so no key can pay twice, and no second key can pay a paid reservation.
+The payment id is the record's id, derived from (user, key): a second run of the same request finds the
+record (or, once it expired, the reservations PAID by this very payment) and answers as the first did, so no
+key can pay twice, and no second key can pay a paid reservation.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ticketline import clock
 from ticketline.config import Settings, get_settings
+from ticketline.db import backoff
 from ticketline.errors import (
     DomainError,
     Forbidden,
@@ -40,15 +39,15 @@ from ticketline.errors import (
     TicketLimitReached,
     ValidationFailed,
 )
-from ticketline.idempotency import Answer, IdempotentOperation, Request
+from ticketline.idempotency import IdempotentOperation, Record
 from ticketline.models.reservations import Reservation
 from ticketline.models.wallet import EntryType, LedgerEntry, PaymentIn, PaymentOut, Wallet
-from ticketline.observability import logger, metrics
+from ticketline.observability import logger, metrics, tracer
 from ticketline.repositories.payments import PaidBy, PaymentContext, PaymentOutcome, PaymentRepository, refusal
-from ticketline.services.queue import QueueService
-from ticketline.services.wallet import backoff, derived_id
 
 MAX_ATTEMPTS = 10
+# Past its expiry a replay is answered from the reservations, which name the payment that paid them.
+PAY = IdempotentOperation("payments.pay", "pay", PaymentOut)
 
 _REFUSALS: dict[PaymentOutcome, type[DomainError]] = {
     PaymentOutcome.NOT_OWNER: Forbidden,
@@ -58,7 +57,6 @@ _REFUSALS: dict[PaymentOutcome, type[DomainError]] = {
     PaymentOutcome.TOKEN_INVALID: QueueTokenInvalid,
     PaymentOutcome.TOKEN_WAITING: QueueTokenNotActive,
     PaymentOutcome.TOKEN_EXPIRED: QueueTokenExpired,
-    PaymentOutcome.SEAT_NOT_HELD: ReservationNotPayable,
     PaymentOutcome.TICKET_LIMIT: TicketLimitReached,
     PaymentOutcome.INSUFFICIENT_BALANCE: InsufficientBalance,
 }
@@ -68,66 +66,78 @@ class PaymentService:
     def __init__(
         self,
         repository: PaymentRepository | None = None,
-        queue: QueueService | None = None,
         settings: Settings | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings or get_settings()
         self.repository = repository or PaymentRepository(self.settings.table_name)
-        self.queue = queue or QueueService(settings=self.settings)
-        self.idempotency = IdempotentOperation(
-            "payments.pay", validate="reservationId || reservationIds", settings=self.settings
-        )
         self._sleep = sleep
 
-    def pay(
-        self, user_id: str, key: str, request: PaymentIn, presented: str | None, context: LambdaContext | None = None
-    ) -> PaymentOut:
-        # Either body form names the same request ({"reservationId": x} and {"reservationIds": [x]}), and one
-        # hold is recorded as before several were payable: a retry of a request made before then still matches.
-        paid = request.paid
-        data: Request = {"userId": user_id, "key": key} | (
-            {"reservationId": paid[0]} if len(paid) == 1 else {"reservationIds": paid}
-        )
-        return PaymentOut.model_validate(self.idempotency.run(partial(self._pay, presented=presented), data, context))
-
-    def _pay(self, request: Request, presented: str | None) -> Answer:
-        user_id = str(request["userId"])
-        reservation_ids = [str(rid) for rid in request.get("reservationIds") or [request["reservationId"]]]
-        payment_id = derived_id("pay", user_id, str(request["key"]))
-        context = self.repository.context(reservation_ids, user_id)
-        reservations = self._payable(context, reservation_ids, user_id, payment_id)
+    @tracer.capture_method
+    def pay(self, user_id: str, key: str, request: PaymentIn, presented: str | None) -> PaymentOut:
+        reservation_ids = request.paid
+        # Either body form names the same request ({"reservationId": x} and {"reservationIds": [x]}).
+        record = PAY.record(user_id, key, {"reservationIds": reservation_ids})
+        context = self.repository.context(reservation_ids, user_id, record.record_id)
+        if context.record is not None:
+            return PAY.replay(record, context.record)
+        reservations = self._payable(context, reservation_ids, user_id, record.record_id)
         if isinstance(reservations, PaidBy):
             return self._replayed(reservation_ids, context, reservations)
-        self.queue.require_active(reservations[0].concert_id, user_id, presented)
+        if not presented:
+            raise QueueTokenInvalid()
+        return self._commit(reservations, context, record, presented)
+
+    def _commit(
+        self, reservations: list[Reservation], context: PaymentContext, record: Record, token: str
+    ) -> PaymentOut:
+        user_id = reservations[0].user_id
+        reservation_ids = [reservation.reservation_id for reservation in reservations]
         total = sum(reservation.price for reservation in reservations)
         wallet: Wallet | None = context.wallet
+        with_holds_items = True
         for attempt in range(MAX_ATTEMPTS):
-            wallet = wallet or self.repository.wallets.get(user_id)
+            wallet = wallet or self.repository.wallet(user_id)
             now = int(clock.now())
-            _refuse_first(reservations, user_id, payment_id, now)
-            if wallet.balance < total:
+            _refuse_first(reservations, user_id, record.record_id, now)
+            if wallet.balance < total:  # the fast answer, after the token's refusals (the contract's order)
+                token_refused = self.repository.token_refusal(reservations[0].concert_id, user_id, token, now)
+                if token_refused is not None:
+                    raise _REFUSALS[token_refused.outcome]()
                 raise InsufficientBalance(f"The seats cost {total}; your balance is {wallet.balance}.")
             entry = LedgerEntry(
                 user_id=user_id,
                 seq=wallet.version + 1,
-                entry_id=payment_id,
+                entry_id=record.record_id,
                 type=EntryType.PAYMENT,
                 amount=total,
                 balance_after=wallet.balance - total,
                 at=now,
                 reservation_ids=tuple(reservation_ids),
             )
+            answer = _answer(entry.entry_id, reservation_ids, entry.amount, entry.balance_after)
             result = self.repository.pay(
-                reservations, wallet, entry, presented or "", self.settings.max_tickets_per_user
+                reservations,
+                wallet,
+                entry,
+                token,
+                self.settings.max_tickets_per_user,
+                record=PAY.put(self.repository.table, record, answer, now),
+                with_holds_items=with_holds_items,
             )
             if result.outcome is PaymentOutcome.PAID:
-                return self._paid(reservations, entry)
-            if result.outcome is PaymentOutcome.PAID_BY_THIS_PAYMENT:
-                return self._replayed(reservation_ids, context, result.paid_by or PaidBy(payment_id, None))
+                self._paid(entry)
+                return answer
+            if result.outcome is PaymentOutcome.DUPLICATE:
+                logger.info("payment replayed from its record", extra={"paymentId": entry.entry_id})
+                return PAY.replay_refused(self.repository.table, record, result.record)
+            if result.outcome is PaymentOutcome.PAID_BY_THIS_PAYMENT:  # its record expired since
+                return self._replayed(reservation_ids, context, result.paid_by or PaidBy(entry.entry_id, None))
             if result.outcome is PaymentOutcome.STALE:
                 wallet = result.wallet  # None: re-read at the top
                 backoff(0, self._sleep)
+            elif result.outcome is PaymentOutcome.NO_HOLDS_ITEM:
+                with_holds_items = False  # the holds lapsed from that item: nothing there to give back
             elif result.outcome is PaymentOutcome.CONFLICT:
                 metrics.add_metric(name="PaymentConflicts", unit="Count", value=1)
                 wallet = None
@@ -159,21 +169,20 @@ class PaymentService:
         _refuse_first(reservations, user_id, payment_id, int(clock.now()))
         return reservations
 
-    def _paid(self, reservations: list[Reservation], entry: LedgerEntry) -> Answer:
-        metrics.add_metric(name="Sales", unit="Count", value=len(reservations))
+    def _paid(self, entry: LedgerEntry) -> None:
+        metrics.add_metric(name="Sales", unit="Count", value=len(entry.reservation_ids))
         metrics.add_metric(name="Revenue", unit="None", value=entry.amount)
         logger.info(
             "reservations paid",
             extra={"reservationIds": list(entry.reservation_ids), "paymentId": entry.entry_id, "amount": entry.amount},
         )
-        self.repository.release_holds(reservations)
-        return _answer(entry.entry_id, list(entry.reservation_ids), entry.amount, entry.balance_after)
 
-    def _replayed(self, reservation_ids: list[str], context: PaymentContext, paid_by: PaidBy) -> Answer:
-        """Paid by this very payment before: the first answer again, from its ledger entry."""
+    def _replayed(self, reservation_ids: list[str], context: PaymentContext, paid_by: PaidBy) -> PaymentOut:
+        """Paid by this very payment before, its record expired since: the first answer again, from its ledger
+        entry (a payment record outlives no reservation)."""
         user_id = context.wallet.user_id
-        entry = self.repository.wallets.entry(user_id, paid_by.seq) if paid_by.seq else None
-        balance = entry.balance_after if entry else self.repository.wallets.get(user_id).balance
+        entry = self.repository.entry(user_id, paid_by.seq) if paid_by.seq else None
+        balance = entry.balance_after if entry else self.repository.wallet(user_id).balance
         amount = entry.amount if entry else sum(context.found[rid].reservation.price for rid in reservation_ids)
         logger.info("payment replayed from the reservations", extra={"reservationIds": reservation_ids})
         return _answer(paid_by.payment_id or "", reservation_ids, amount, balance)
@@ -188,11 +197,11 @@ def _refuse_first(reservations: list[Reservation], user_id: str, payment_id: str
         raise _REFUSALS[refused[0]]()
 
 
-def _answer(payment_id: str, reservation_ids: list[str], amount: int, balance: int) -> Answer:
+def _answer(payment_id: str, reservation_ids: list[str], amount: int, balance: int) -> PaymentOut:
     return PaymentOut(
         payment_id=payment_id,
         reservation_ids=reservation_ids,
         reservation_id=reservation_ids[0] if len(reservation_ids) == 1 else None,
         amount=amount,
         balance=balance,
-    ).model_dump(mode="json", by_alias=True)
+    )

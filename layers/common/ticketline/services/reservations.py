@@ -10,7 +10,6 @@ A hold is one TransactWriteItems (seat, reservation, the user's holds on that da
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from ticketline import clock, cursors
 from ticketline.config import Settings, get_settings
+from ticketline.db import backoff
 from ticketline.errors import (
     Forbidden,
     HoldLimitReached,
@@ -38,7 +38,7 @@ from ticketline.models.reservations import (
     ReservationStatus,
     UserHolds,
 )
-from ticketline.observability import logger, metrics
+from ticketline.observability import logger, metrics, tracer
 from ticketline.repositories.reservations import (
     HOLD_BUCKETS,
     HoldOutcome,
@@ -77,6 +77,7 @@ class ReservationService:
         self._sleep = sleep
 
     # ---- request path ----
+    @tracer.capture_method
     def hold(self, request: HoldIn, user_id: str, presented: str | None) -> ReservationOut:
         """3 requests: BatchGetItem, the token's GetItem, TransactWriteItems (the only write)."""
         if not presented:
@@ -148,6 +149,7 @@ class ReservationService:
             )
         return live
 
+    @tracer.capture_method
     def get(self, reservation_id: str, user_id: str) -> ReservationOut:
         """One GetItem."""
         reservation = self.repository.get(reservation_id, consistent=True)  # read-your-hold right after the POST
@@ -157,6 +159,7 @@ class ReservationService:
             raise Forbidden("This reservation belongs to someone else.")
         return reservation.view(clock.now())
 
+    @tracer.capture_method
     def mine(self, user_id: str, limit: int, cursor: str | None, status: ReservationStatus | None) -> ReservationsOut:
         """The caller's reservations, newest first: one Query of the UserReservations index (a few when filtered).
         The index is eventually consistent: a reservation made a moment ago may show a moment later."""
@@ -167,6 +170,7 @@ class ReservationService:
             next_cursor=encode_position(resume) if resume else None,
         )
 
+    @tracer.capture_method
     def release(self, reservation_id: str, user_id: str) -> ReservationOut:
         """A HELD seat given back at once: one GetItem and one transaction (the only write). Releasing again
         answers the same; PAID, EXPIRED or CANCELLED is 409 RESERVATION_NOT_RELEASABLE."""
@@ -210,9 +214,10 @@ class ReservationService:
         )
 
     def _backoff(self, attempt: int) -> None:
-        self._sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
+        backoff(attempt, self._sleep, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
 
     # ---- scheduler ----
+    @tracer.capture_method
     def lapse_due(self) -> LapseSummary:
         """Mark lapsed holds EXPIRED (and free their seats unless taken over), in bounded batches per bucket."""
         now = int(clock.now())
