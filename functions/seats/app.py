@@ -8,7 +8,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from ticketline.api import create_app, lambda_entry
 from ticketline.auth import caller_from_event, queue_token_from_headers
-from ticketline.models.catalog import DEFAULT_PAGE, MAX_PAGE, ConcertDetailOut, ConcertsOut, SchedulesOut, SeatsOut
+from ticketline.models.catalog import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    MAX_SEAT_PAGE,
+    MAX_SECTION_LENGTH,
+    SECTION_PATTERN,
+    ConcertDetailOut,
+    ConcertsOut,
+    SchedulesOut,
+    SeatsOut,
+)
 from ticketline.models.queue import ID_PATTERN
 from ticketline.services.catalog import CatalogService
 
@@ -70,17 +80,21 @@ def list_schedules(concertId: Annotated[str, Path(pattern=ID_PATTERN)]) -> Sched
 @app.get(
     "/concerts/<concertId>/schedules/<scheduleId>/seats",
     summary="Free seats of a date",
-    description="Seats never sold and not held (or held by a lapsed hold), by number. Needs an ACTIVE "
-    "X-Queue-Token of this concert; 404 for a schedule of another concert.",
+    description="Seats never sold and not held (or held by a lapsed hold), by number, `limit` a page (default and "
+    f"most {MAX_SEAT_PAGE}), of one `section` when given; pass `nextCursor` as `cursor` for the next page. Needs an "
+    "ACTIVE X-Queue-Token of this concert; 404 for a schedule of another concert.",
     tags=["Catalog"],
 )
 def list_seats(
     concertId: Annotated[str, Path(pattern=ID_PATTERN)],
     scheduleId: Annotated[str, Path(pattern=ID_PATTERN)],
+    limit: Annotated[int, Query(ge=1, le=MAX_SEAT_PAGE)] = MAX_SEAT_PAGE,
+    section: Annotated[str | None, Query(min_length=1, max_length=MAX_SECTION_LENGTH, pattern=SECTION_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> SeatsOut:
     caller = caller_from_event(app.current_event.raw_event)
     token = queue_token_from_headers(app.current_event.headers)
-    return catalog.seats(concertId, scheduleId, caller.user_id, token)
+    return catalog.seats(concertId, scheduleId, caller.user_id, token, limit=limit, section=section, cursor=cursor)
 
 
 lambda_handler = lambda_entry(app)

@@ -26,6 +26,7 @@ from tests.integration.api import (
     hold,
     join,
     listed_available_seats,
+    operator,
     starts_at,
     table,
 )
@@ -229,9 +230,7 @@ def test_every_buyer_route_refuses_an_expired_token(short_token_server):
     ],
 )
 def test_bad_concert_bodies_are_400_with_the_field(server, body, field):
-    response = requests.post(
-        f"{server.url}/admin/concerts", json=body, headers=bearer(server, "ops", admin=True), timeout=TIMEOUT
-    )
+    response = requests.post(f"{server.url}/admin/concerts", json=body, headers=operator(server), timeout=TIMEOUT)
     assert (response.status_code, error_code(response)) == (400, "VALIDATION_ERROR")
     assert field in [d["field"] for d in response.json()["error"]["details"]]
 

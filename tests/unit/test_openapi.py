@@ -137,16 +137,15 @@ _CODE = re.compile(r"`([A-Z][A-Z_]+)`")
 # Sentences where what is served is narrower than the team's contract (its v2 parts add fields or values):
 # each converges to the contract's wording when the issue named lands.
 _NARROWER_THAN_CONTRACT = {
-    "`POST /admin/concerts` — admin JWT.": "#15 Idempotency-Key required",
-    "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0;": "#15 seatBlocks",
     "Before the concert's `salesOpenAt` a join is 409 `SALE_NOT_OPEN` with `Retry-After` (`PreQueueMinutes` is 0 "
     "until the lobby is built).": "the lobby (real-scale issue)",
-    '[{"number", "price"}]}`:': "#15 sections and paging",
 }
 
 
 def _normalized(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("*(v2)*", "")).replace(" ,", ",").strip()
+    # "*(v2)*" marks what is new; "*(v2: required)*" reads "(required)" once built.
+    text = re.sub(r"\*\(v2: ([^)]*)\)\*", r"(\1)", text.replace("*(v2)*", ""))
+    return re.sub(r"\s+", " ", text).replace(" ,", ",").strip()
 
 
 def api_md_parts(text: str) -> tuple[list[str], dict[str, set[str]]]:

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ticketline import clock
+from ticketline import clock, cursors
 from ticketline.config import Settings, get_settings
 from ticketline.db import Item
-from ticketline.errors import NotFound, QueueTokenInvalid, ValidationFailed
+from ticketline.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    QueueTokenInvalid,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from ticketline.models.catalog import (
+    MAX_SEAT_PAGE,
     ConcertDetailOut,
     ConcertIn,
     ConcertOut,
     ConcertScheduleOut,
     ConcertsOut,
     ConcertSummaryOut,
+    SaleStatus,
     ScheduleCreatedOut,
     ScheduleOut,
     SchedulesOut,
     SeatOut,
+    SeatPage,
     SeatsOut,
     is_sold_out,
 )
@@ -34,6 +44,8 @@ from ticketline.services.queue import QueueService
 # The periodic recount leaves alone a date the stream recounted more recently than this: the stream keeps busy
 # dates fresh, the recount heals the quiet ones (docs/CATALOG.md).
 RECOUNT_MIN_AGE_SECONDS = 240
+# A seat page's cursor: the last seat number shown.
+_SEAT_CURSOR = re.compile(r"^seat:([0-9]{1,6})$")
 # A listing cursor: base64url of "<lastStartsAt epoch>:<concertId>" (the last concert shown); nothing else is one.
 _CURSOR_BODY = re.compile(r"^([0-9]{1,12}):([A-Za-z0-9_-]{1,64})$")
 
@@ -66,6 +78,35 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# Concert ids derived from (operator, Idempotency-Key): a retry finds the concert its first try created.
+_CONCERT_IDS = uuid.UUID("6f1c2b0e-5d4a-4c83-9f7e-2a9d8b6c1e30")
+
+
+def concert_id_for(owner: str, key: str) -> str:
+    """32 hex characters (uuid5 of the operator's sub and the key), within models.queue.ID_PATTERN. The sub and the
+    key are joined by a newline, which neither may contain, so no two pairs give one name."""
+    return uuid.uuid5(_CONCERT_IDS, f"{owner}\n{key}").hex
+
+
+def planned_schedules(request: ConcertIn, concert_id: str) -> list[ScheduleCreatedOut]:
+    """Each date's id (uuid5 of the concert id and its place in the request: a retry writes the same items), start
+    and seat count, in the request's order."""
+    namespace = uuid.UUID(concert_id)
+    return [
+        ScheduleCreatedOut(
+            schedule_id=uuid.uuid5(namespace, str(index)).hex,
+            starts_at=clock.to_iso(int(schedule.starts_at.timestamp())),
+            seat_count=schedule.seat_count,
+        )
+        for index, schedule in enumerate(request.schedules)
+    ]
+
+
+def request_fingerprint(request: ConcertIn) -> str:
+    """SHA-256 of the validated request in one spelling: a retry matches whatever its JSON's spacing or key order."""
+    return hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()
+
+
 class CatalogService:
     def __init__(
         self,
@@ -78,28 +119,31 @@ class CatalogService:
         self.queue = queue or QueueService(settings=self.settings)
 
     # ---- admin ----
-    def create_concert(self, request: ConcertIn) -> ConcertOut:
-        """Seats and schedule METAs first (batched, unreachable until published), then one transaction
-        publishes the concert: its schedule entries, its META and its queue. Until that transaction commits
-        nobody can join the queue (404), so nobody can list or hold anything of a half-written concert; if
-        it never commits the written seats stay orphaned and unreachable (docs/CATALOG.md)."""
+    def create_concert(self, request: ConcertIn, owner: str = "operator", key: str | None = None) -> ConcertOut:
+        """Create the concert once per (operator, Idempotency-Key): its id is derived from them, its META carries a
+        hash of the request, and the transaction that publishes it refuses to overwrite. A retry (the key again,
+        the same body) answers the concert as created; another body with the key is 409 IDEMPOTENCY_KEY_REUSED.
+        No key (tools and tests that never retry): a fresh one.
+
+        Seats and schedule METAs first (batched, unreachable until published), then one transaction publishes the
+        concert: its schedule entries, its META and its queue. Until that transaction commits nobody can join the
+        queue (404), so nobody can list or hold anything of a half-written concert (docs/CATALOG.md)."""
+        concert_id = concert_id_for(owner, key or new_id())
+        fingerprint = request_fingerprint(request)
+        stored = self.repository.concert_meta(concert_id)  # the fast answer to a retry; the put's condition decides
+        if stored is not None:
+            return self._as_created(request, stored, fingerprint)
         now = int(clock.now())
-        concert_id = new_id()
         sales_open_at = int(request.sales_open_at.timestamp()) if request.sales_open_at else now
         capacity = request.queue_capacity or self.settings.default_queue_capacity
         shards = request.queue_shards or self.settings.queue_counter_shards
-        created: list[ScheduleCreatedOut] = []
+        created = planned_schedules(request, concert_id)
         hidden: list[Item] = []  # schedule METAs (seats are streamed)
         entries: list[Item] = []
-        for schedule in request.schedules:
-            schedule_id = new_id()
-            starts_at = clock.to_iso(int(schedule.starts_at.timestamp()))
-            meta, entry = self.repository.schedule_items(concert_id, schedule_id, starts_at, len(schedule.seats))
+        for out in created:
+            meta, entry = self.repository.schedule_items(concert_id, out.schedule_id, out.starts_at, out.seat_count)
             hidden.append(meta)
             entries.append(entry)
-            created.append(
-                ScheduleCreatedOut(schedule_id=schedule_id, starts_at=starts_at, seat_count=len(schedule.seats))
-            )
         requests = self.repository.batch_put(self._seat_items(request, created, hidden))
         concert = self.repository.concert_item(
             concert_id,
@@ -109,11 +153,18 @@ class CatalogService:
             sales_open_at=sales_open_at,
             starts=[schedule.starts_at for schedule in created],
             now=now,
+            owner=owner,
+            fingerprint=fingerprint,
         )
         queue_items = QueueRepository(self.settings.table_name).new_queue_items(
             concert_id, capacity, shards, now, sales_open_at=sales_open_at, sellable_until=concert["sellableUntil"]
         )
-        self.repository.publish([*entries, concert, *queue_items])
+        if not self.repository.publish([*entries, concert, *queue_items]):
+            # A concurrent retry with the same key published it first: answer as it did.
+            stored = self.repository.concert_meta(concert_id)
+            if stored is None:  # cancelled for another reason than our condition: nothing was published
+                raise ServiceUnavailable(message="The concert could not be published; retry with the same key.")
+            return self._as_created(request, stored, fingerprint)
         seats = sum(s.seat_count for s in created)
         metrics.add_metric(name="ConcertsCreated", unit="Count", value=1)
         logger.info(
@@ -123,17 +174,35 @@ class CatalogService:
         return ConcertOut(
             concert_id=concert_id,
             title=request.title,
+            status=SaleStatus.ON_SALE,
             queue_capacity=capacity,
             queue_shards=shards,
             sales_open_at=clock.to_iso(sales_open_at),
             schedules=created,
         )
 
+    @staticmethod
+    def _as_created(request: ConcertIn, stored: Item, fingerprint: str) -> ConcertOut:
+        """The answer to a retry: the concert the first request created, if the key came with the same body."""
+        if stored.get("requestHash") != fingerprint:
+            raise IdempotencyKeyReused()
+        concert_id = str(stored["concertId"])
+        return ConcertOut(
+            concert_id=concert_id,
+            title=str(stored["title"]),
+            status=SaleStatus(str(stored.get("status", SaleStatus.ON_SALE.value))),
+            queue_capacity=int(stored["queueCapacity"]),
+            queue_shards=int(stored["queueShards"]),
+            sales_open_at=_sales_open_at(stored),
+            schedules=planned_schedules(request, concert_id),
+        )
+
     def _seat_items(self, request: ConcertIn, created: list[ScheduleCreatedOut], metas: list[Item]) -> Iterator[Item]:
         yield from metas
         for schedule, out in zip(request.schedules, created, strict=True):
-            for seat in schedule.seats:
-                yield self.repository.seat_item(out.schedule_id, seat.number, seat.price, out.starts_at)
+            for run in schedule.runs():
+                for number in range(run.first, run.last + 1):
+                    yield self.repository.seat_item(out.schedule_id, number, run.price, out.starts_at, run.section)
 
     # ---- discovery (public) ----
     def concerts(self, limit: int, cursor: str | None) -> ConcertsOut:
@@ -196,15 +265,31 @@ class CatalogService:
             ],
         )
 
-    def seats(self, concert_id: str, schedule_id: str, user_id: str, presented: str | None) -> SeatsOut:
-        """Free seats by number: the token read plus one (paginated) Query of the schedule's partition."""
+    def seats(
+        self,
+        concert_id: str,
+        schedule_id: str,
+        user_id: str,
+        presented: str | None,
+        *,
+        limit: int = MAX_SEAT_PAGE,
+        section: str | None = None,
+        cursor: str | None = None,
+    ) -> SeatsOut:
+        """A page of free seats by number: the token read plus one (paginated) Query of the schedule's partition
+        (and, after the first page, the schedule's META: the Query starts past it)."""
+        after = int(cursors.decode(cursor, _SEAT_CURSOR).group(1)) if cursor is not None else None
         self._require_active(concert_id, user_id, presented)
-        schedule, free = self.repository.schedule_and_free_seats(schedule_id, int(clock.now()))
+        page = SeatPage(limit=limit, after=after, section=section)
+        schedule, free, more = self.repository.free_seats_page(schedule_id, int(clock.now()), page)
+        if after is not None:
+            schedule = self.repository.schedule(schedule_id)
         if schedule is None or schedule.concert_id != concert_id:
             raise NotFound(f"Concert {concert_id} has no schedule {schedule_id}.")
         return SeatsOut(
             schedule_id=schedule_id,
-            seats=[SeatOut(number=seat.number, price=seat.price) for seat in sorted(free, key=lambda s: s.number)],
+            seats=[SeatOut(number=seat.number, price=seat.price, section=seat.section) for seat in free],
+            next_cursor=cursors.encode(f"seat:{free[-1].number}") if more else None,
         )
 
     # ---- the stream-fed figures (stream consumer, periodic recount) ----
