@@ -64,6 +64,24 @@ class SeatRun:
         return self.last - self.first + 1
 
 
+class SeatRangeMessage(ApiModel):
+    """One message of a concert's publication: a run of seats of one date to write. Seat numbers, never a seat list,
+    so a message stays a few hundred bytes (SQS allows 256 KB)."""
+
+    concert_id: str
+    schedule_id: str
+    starts_at: str
+    first: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    last: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    price: int = Field(gt=0, le=MAX_PRICE)
+    section: str | None = None
+
+    @property
+    def range_id(self) -> str:
+        """Names the range among its concert's: its date and its first seat."""
+        return f"{self.schedule_id}#{self.first:06d}"
+
+
 # ---- admin input ----
 class SeatIn(ApiModel):
     number: SeatNumber

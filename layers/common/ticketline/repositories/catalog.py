@@ -30,7 +30,15 @@ from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import Item, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
-from ticketline.models.catalog import SaleStatus, ScheduleRef, Seat, SeatCounts, SeatPage, SeatStatus
+from ticketline.models.catalog import (
+    SaleStatus,
+    ScheduleRef,
+    Seat,
+    SeatCounts,
+    SeatPage,
+    SeatRangeMessage,
+    SeatStatus,
+)
 from ticketline.observability import logger
 from ticketline.repositories.queue import LISTING_PARTITION, is_condition_failure, state_key
 
@@ -91,14 +99,18 @@ class CatalogRepository:
         now: int,
         owner: str,
         fingerprint: str,
+        status: SaleStatus = SaleStatus.ON_SALE,
     ) -> Item:
         """The concert's META, listed for discovery from the start (every seat is for sale: sellable until the
-        last date starts). `createdBy` and `requestHash`: the operator and the request it was created from, which a
-        retry with the same Idempotency-Key must match."""
+        last date starts); one PUBLISHING is listed when it opens. `createdBy` and `requestHash`: the operator and
+        the request it was created from, which a retry with the same Idempotency-Key must match."""
+        listing = listing_attributes(starts)
+        if status is SaleStatus.PUBLISHING:
+            del listing["GSI2PK"], listing["GSI2SK"]
         return {
             **concert_key(concert_id),
             "concertId": concert_id,
-            "status": SaleStatus.ON_SALE.value,
+            "status": status.value,
             "createdBy": owner,
             "requestHash": fingerprint,
             "title": title,
@@ -107,7 +119,7 @@ class CatalogRepository:
             "scheduleCount": len(starts),
             "createdAt": now,
             "salesOpenAt": sales_open_at,
-            **listing_attributes(starts),
+            **listing,
             "sellableUntil": int(clock.from_iso(max(starts))),
         }
 
@@ -132,6 +144,13 @@ class CatalogRepository:
             "status": SeatStatus.FREE.value,
             "startsAt": starts_at,
         }
+
+    def range_items(self, seat_range: SeatRangeMessage) -> Iterator[Item]:
+        """The FREE seats of a range."""
+        for number in range(seat_range.first, seat_range.last + 1):
+            yield self.seat_item(
+                seat_range.schedule_id, number, seat_range.price, seat_range.starts_at, seat_range.section
+            )
 
     # ---- writes ----
     def batch_put(self, items: Iterable[Item]) -> int:

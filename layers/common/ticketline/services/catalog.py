@@ -33,17 +33,25 @@ from ticketline.models.catalog import (
     SchedulesOut,
     SeatOut,
     SeatPage,
+    SeatRangeMessage,
     SeatsOut,
     is_sold_out,
 )
 from ticketline.observability import logger, metrics
 from ticketline.repositories.catalog import CatalogRepository, sellable_until
+from ticketline.repositories.publishing import SeatRangeQueue, progress_item
 from ticketline.repositories.queue import QueueRepository, optional_int
 from ticketline.services.queue import QueueService
 
 # The periodic recount leaves alone a date the stream recounted more recently than this: the stream keeps busy
 # dates fresh, the recount heals the quiet ones (docs/CATALOG.md).
 RECOUNT_MIN_AGE_SECONDS = 240
+# A concert of more seats is published in the background (202 PUBLISHING): DynamoDB Local writes ~1,000 seats a second
+# and one date's partition takes ~1,000 writes a second on AWS, so 10,000 seats stay well inside API Gateway's 29 s
+# (docs/BENCHMARKS.md, "Stadium").
+SYNC_SEAT_LIMIT = 10_000
+# Seats per queue message: 40 BatchWriteItem requests, about a second of one date's partition on AWS.
+RANGE_SEATS = 1_000
 # A seat page's cursor: the last seat number shown.
 _SEAT_CURSOR = re.compile(r"^seat:([0-9]{1,6})$")
 # A listing cursor: base64url of "<lastStartsAt epoch>:<concertId>" (the last concert shown); nothing else is one.
@@ -102,6 +110,24 @@ def planned_schedules(request: ConcertIn, concert_id: str) -> list[ScheduleCreat
     ]
 
 
+def seat_ranges(request: ConcertIn, created: list[ScheduleCreatedOut], concert_id: str) -> list[SeatRangeMessage]:
+    """Every date's seats as ranges of at most RANGE_SEATS seats of one price and section, by date and number."""
+    return [
+        SeatRangeMessage(
+            concert_id=concert_id,
+            schedule_id=out.schedule_id,
+            starts_at=out.starts_at,
+            first=first,
+            last=min(first + RANGE_SEATS - 1, run.last),
+            price=run.price,
+            section=run.section,
+        )
+        for schedule, out in zip(request.schedules, created, strict=True)
+        for run in schedule.runs()
+        for first in range(run.first, run.last + 1, RANGE_SEATS)
+    ]
+
+
 def request_fingerprint(request: ConcertIn) -> str:
     """SHA-256 of the validated request in one spelling: a retry matches whatever its JSON's spacing or key order."""
     return hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()
@@ -138,13 +164,14 @@ class CatalogService:
         capacity = request.queue_capacity or self.settings.default_queue_capacity
         shards = request.queue_shards or self.settings.queue_counter_shards
         created = planned_schedules(request, concert_id)
+        in_background = sum(s.seat_count for s in created) > SYNC_SEAT_LIMIT
+        status = SaleStatus.PUBLISHING if in_background else SaleStatus.ON_SALE
         hidden: list[Item] = []  # schedule METAs (seats are streamed)
         entries: list[Item] = []
         for out in created:
             meta, entry = self.repository.schedule_items(concert_id, out.schedule_id, out.starts_at, out.seat_count)
             hidden.append(meta)
             entries.append(entry)
-        requests = self.repository.batch_put(self._seat_items(request, created, hidden))
         concert = self.repository.concert_item(
             concert_id,
             title=request.title,
@@ -155,54 +182,76 @@ class CatalogService:
             now=now,
             owner=owner,
             fingerprint=fingerprint,
+            status=status,
         )
-        queue_items = QueueRepository(self.settings.table_name).new_queue_items(
-            concert_id, capacity, shards, now, sales_open_at=sales_open_at, sellable_until=concert["sellableUntil"]
-        )
-        if not self.repository.publish([*entries, concert, *queue_items]):
+        ranges = seat_ranges(request, created, concert_id)
+        if in_background:
+            # The dates and the concert (not listed, no queue) with the count of ranges to write; the publisher
+            # writes the seats and opens the sale when the count reaches 0 (services/publishing.py).
+            requests = self.repository.batch_put(hidden)
+            published = self.repository.publish([*entries, concert, progress_item(concert_id, len(ranges))])
+        else:
+            requests = self.repository.batch_put(self._seat_items(ranges, hidden))
+            queue_items = QueueRepository(self.settings.table_name).new_queue_items(
+                concert_id, capacity, shards, now, sales_open_at=sales_open_at, sellable_until=concert["sellableUntil"]
+            )
+            published = self.repository.publish([*entries, concert, *queue_items])
+        if not published:
             # A concurrent retry with the same key published it first: answer as it did.
             stored = self.repository.concert_meta(concert_id)
             if stored is None:  # cancelled for another reason than our condition: nothing was published
                 raise ServiceUnavailable(message="The concert could not be published; retry with the same key.")
             return self._as_created(request, stored, fingerprint)
+        if in_background:
+            requests += SeatRangeQueue(self.settings).send(ranges)
         seats = sum(s.seat_count for s in created)
         metrics.add_metric(name="ConcertsCreated", unit="Count", value=1)
         logger.info(
             "concert created",
-            extra={"concertId": concert_id, "schedules": len(created), "seats": seats, "batchRequests": requests},
+            extra={
+                "concertId": concert_id,
+                "schedules": len(created),
+                "seats": seats,
+                "status": status.value,
+                "ranges": len(ranges) if in_background else 0,
+                "requests": requests,
+            },
         )
         return ConcertOut(
             concert_id=concert_id,
             title=request.title,
-            status=SaleStatus.ON_SALE,
+            status=status,
             queue_capacity=capacity,
             queue_shards=shards,
             sales_open_at=clock.to_iso(sales_open_at),
             schedules=created,
         )
 
-    @staticmethod
-    def _as_created(request: ConcertIn, stored: Item, fingerprint: str) -> ConcertOut:
-        """The answer to a retry: the concert the first request created, if the key came with the same body."""
+    def _as_created(self, request: ConcertIn, stored: Item, fingerprint: str) -> ConcertOut:
+        """The answer to a retry: the concert the first request created, if the key came with the same body. One
+        still PUBLISHING has its ranges sent again, in case the first request died before sending them all (copies
+        within SQS's deduplication window are dropped, later ones skip the ranges already written)."""
         if stored.get("requestHash") != fingerprint:
             raise IdempotencyKeyReused()
         concert_id = str(stored["concertId"])
+        status = SaleStatus(str(stored.get("status", SaleStatus.ON_SALE.value)))
+        created = planned_schedules(request, concert_id)
+        if status is SaleStatus.PUBLISHING:
+            SeatRangeQueue(self.settings).send(seat_ranges(request, created, concert_id))
         return ConcertOut(
             concert_id=concert_id,
             title=str(stored["title"]),
-            status=SaleStatus(str(stored.get("status", SaleStatus.ON_SALE.value))),
+            status=status,
             queue_capacity=int(stored["queueCapacity"]),
             queue_shards=int(stored["queueShards"]),
             sales_open_at=_sales_open_at(stored),
-            schedules=planned_schedules(request, concert_id),
+            schedules=created,
         )
 
-    def _seat_items(self, request: ConcertIn, created: list[ScheduleCreatedOut], metas: list[Item]) -> Iterator[Item]:
+    def _seat_items(self, ranges: list[SeatRangeMessage], metas: list[Item]) -> Iterator[Item]:
         yield from metas
-        for schedule, out in zip(request.schedules, created, strict=True):
-            for run in schedule.runs():
-                for number in range(run.first, run.last + 1):
-                    yield self.repository.seat_item(out.schedule_id, number, run.price, out.starts_at, run.section)
+        for seat_range in ranges:
+            yield from self.repository.range_items(seat_range)
 
     # ---- discovery (public) ----
     def concerts(self, limit: int, cursor: str | None) -> ConcertsOut:
