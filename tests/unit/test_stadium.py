@@ -201,3 +201,25 @@ def test_the_seats_list_of_a_concert_body_gives_sections_too(clock):
     alice = Buyer(concert, "alice")
     listed = CatalogService().seats(concert.concert_id, concert.schedules[0].schedule_id, "alice", alice.token)
     assert [(s.number, s.section) for s in listed.seats] == [(1, "VIP"), (2, None)]
+
+
+# ---- the figures: O(changes) per stream batch ----
+def test_a_stream_batch_adds_its_changes_and_a_redelivery_adds_only_the_new_records(clock):
+    from tests.conftest import lambda_context
+    from tests.unit.test_catalog_holds import item
+    from tests.unit.test_discovery import handler, seat_change
+    from ticketline.repositories.catalog import concert_schedule_key
+
+    concert = create(blocks_body([{"from": 1, "to": 2_000, "price": 1}]))
+    schedule = concert.schedules[0]
+    module = handler("seat_availability")
+    first = [seat_change(schedule.schedule_id, 1, "100"), seat_change(schedule.schedule_id, 2, "200")]
+    later = [seat_change(schedule.schedule_id, 1, "300", old="HELD", new="SOLD")]
+    assert module.lambda_handler({"Records": first}, lambda_context("seat_availability")) == {"batchItemFailures": []}
+    # Lambda delivers again from an earlier checkpoint, with a record the first batch did not have.
+    assert module.lambda_handler({"Records": first + later}, lambda_context("seat_availability")) == {
+        "batchItemFailures": []
+    }
+    entry = item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))
+    assert (entry["availableSeats"], entry["heldSeats"], entry["soldSeats"]) == (1_998, 1, 1)
+    assert entry["figuresSequence"] == "300".zfill(40)

@@ -399,6 +399,16 @@ class SeatCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatCountChange:
+    """What a stream batch changes in a date's figures (each may be negative), and the stream sequence numbers of
+    its first and last records (zero-padded to 40 digits, so they compare as strings)."""
+
+    counts: SeatCounts
+    first: str
+    last: str
+
+
+@dataclass(frozen=True, slots=True)
 class SeatPage:
     """Which free seats a listing page asks for: after seat number `after` (None: from the first), `limit` of them,
     of one `section` or all."""

@@ -34,6 +34,7 @@ from ticketline.models.catalog import (
     SaleStatus,
     ScheduleRef,
     Seat,
+    SeatCountChange,
     SeatCounts,
     SeatPage,
     SeatRangeMessage,
@@ -219,6 +220,36 @@ class CatalogRepository:
                 return False
             raise
         return True
+
+    def add_counts(self, schedule: ScheduleRef, change: SeatCountChange, now_ms: int) -> str | None:
+        """Add a stream batch's changes to the date's figures, unless records from `change.first` on were added
+        already (a batch delivered again): the entry keeps the last stream sequence number added. One UpdateItem;
+        None when added (or the entry is not published), else the sequence number stored, for the caller to add
+        only the records after it."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(concert_schedule_key(schedule.concert_id, schedule.starts_at, schedule.schedule_id)),
+                UpdateExpression="ADD availableSeats :free, heldSeats :held, soldSeats :sold "
+                "SET figuresSequence = :last, availableCountedAt = :at",
+                ConditionExpression="attribute_exists(PK) AND "
+                "(attribute_not_exists(figuresSequence) OR figuresSequence < :first)",
+                ExpressionAttributeValues=values(
+                    free=change.counts.free,
+                    held=change.counts.held,
+                    sold=change.counts.sold,
+                    first=change.first,
+                    last=change.last,
+                    at=now_ms,
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+            stored = from_raw(error.response.get("Item") or {})
+            return str(stored["figuresSequence"]) if "figuresSequence" in stored else None
+        return None
 
     def set_sellable_until(self, concert_id: str, sellable_until: int, counted_at_ms: int) -> bool:
         """Store the concert's sold-out figure on its META (discovery) and its queue state (joins, polls, admission)

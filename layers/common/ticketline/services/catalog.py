@@ -31,10 +31,13 @@ from ticketline.models.catalog import (
     ScheduleCreatedOut,
     ScheduleOut,
     SchedulesOut,
+    SeatCountChange,
+    SeatCounts,
     SeatOut,
     SeatPage,
     SeatRangeMessage,
     SeatsOut,
+    SeatStatus,
     is_sold_out,
 )
 from ticketline.observability import logger, metrics
@@ -52,6 +55,8 @@ RECOUNT_MIN_AGE_SECONDS = 240
 SYNC_SEAT_LIMIT = 10_000
 # Seats per queue message: 40 BatchWriteItem requests, about a second of one date's partition on AWS.
 RANGE_SEATS = 1_000
+# Stream sequence numbers are up to 40 digits: padded, they compare as strings in a condition.
+SEQUENCE_DIGITS = 40
 # A seat page's cursor: the last seat number shown.
 _SEAT_CURSOR = re.compile(r"^seat:([0-9]{1,6})$")
 # A listing cursor: base64url of "<lastStartsAt epoch>:<concertId>" (the last concert shown); nothing else is one.
@@ -126,6 +131,15 @@ def seat_ranges(request: ConcertIn, created: list[ScheduleCreatedOut], concert_i
         for run in schedule.runs()
         for first in range(run.first, run.last + 1, RANGE_SEATS)
     ]
+
+
+def seat_count_deltas(changes: Iterable[tuple[str, str, str]]) -> SeatCounts:
+    """FREE, HELD and SOLD seats gained (or lost: negative) by status changes (old, new)."""
+    delta = {status.value: 0 for status in SeatStatus}
+    for _, old, new in changes:
+        delta[old] -= 1
+        delta[new] += 1
+    return SeatCounts(free=delta["FREE"], held=delta["HELD"], sold=delta["SOLD"])
 
 
 def request_fingerprint(request: ConcertIn) -> str:
@@ -358,6 +372,22 @@ class CatalogService:
             concerts.add(schedule.concert_id)
         return concerts
 
+    def add_changes(self, schedule_id: str, changes: list[tuple[str, str, str]]) -> str | None:
+        """Add one date's seat changes from a stream batch, (sequence number, old status, new status) each, to its
+        figures: O(changes), never a recount of the date's seats. Records added already (the batch delivered again)
+        are left out. Returns the date's concert (None: no such date)."""
+        schedule = self.repository.schedule(schedule_id)
+        if schedule is None:
+            return None
+        pending = sorted((sequence.zfill(SEQUENCE_DIGITS), old, new) for sequence, old, new in changes)
+        while pending:
+            change = SeatCountChange(seat_count_deltas(pending), pending[0][0], pending[-1][0])
+            stored = self.repository.add_counts(schedule, change, int(clock.now() * 1000))
+            if stored is None:
+                break
+            pending = [record for record in pending if record[0] > stored]
+        return schedule.concert_id
+
     def recount_sold_out(self, concert_id: str) -> bool:
         """Store the concert's sold-out figure from its dates' counts: one Query of its partition and one
         transaction (META and queue state). True when stored; False when a later count is stored already."""
@@ -373,13 +403,6 @@ class CatalogService:
         if stored and is_sold_out(until, clock.now()):
             logger.info("concert sold out", extra={"concertId": concert_id})
         return stored
-
-    def recount_changed(self, schedule_ids: Iterable[str]) -> int:
-        """What a stream batch does: recount its dates, then their concerts' sold-out figure; returns the dates."""
-        dates = set(schedule_ids)
-        for concert_id in sorted(self.recount_dates(dates)):
-            self.recount_sold_out(concert_id)
-        return len(dates)
 
     def recount_live(self) -> RecountSummary:
         """The periodic recount (scheduler task `recount`): heals a figure a lost or failed stream batch left wrong,
