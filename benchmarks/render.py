@@ -176,7 +176,8 @@ def stadium(result: dict[str, Any]) -> str:
         (
             "seat list, paged",
             f"{pages['count']} pages, {pages['seats']:,} seats, largest page {pages['largest_bytes']:,} bytes (6 MB "
-            f"limit), {pages['mean_seconds']} s a page, {pages['rru']} RRU in all",
+            f"limit), {pages['mean_seconds']} s a page, {pages['rru']} RRU in all, {pages['retried_503']} page(s) "
+            "retried after a 503",
         ),
     ]
     return f"""## {TITLES["stadium"]}

@@ -29,6 +29,7 @@ PARTITION_WRITE_UNITS_PER_SECOND = 1_000  # DynamoDB's per-partition write throu
 LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 API_GATEWAY_SECONDS = 29
 SQS_BATCH = 10
+MAX_PAGE_RETRIES = 5  # a 503 (DynamoDB Local past the client's read timeout on a loaded machine) is retried
 STARTS_AT = "2031-06-01T19:00:00Z"
 
 
@@ -134,8 +135,11 @@ def publish_all(api: InProcessApi, records: list[dict[str, Any]], seats: int) ->
         waiting = list(records)
         while waiting:
             batch, waiting = waiting[:SQS_BATCH], waiting[SQS_BATCH:]
-            answer = api._host.invoke(publisher, {"Records": batch})
-            failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+            try:
+                answer = api._host.invoke(publisher, {"Records": batch})
+                failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+            except Exception as error:  # every record failed: Lambda reports an error and SQS delivers them all again
+                answer, failed = {"error": str(error)}, {r["messageId"] for r in batch}
             redelivered += len(failed)
             if redelivered > len(records):
                 raise RuntimeError(f"publish keeps failing: {answer}")
@@ -160,22 +164,30 @@ def list_pages(api: InProcessApi, concert_id: str, schedule_id: str) -> dict[str
     headers = {"X-Queue-Token": join.body["token"]}
     sizes: list[int] = []
     seconds: list[float] = []
-    listed = 0
+    made: list[Any] = []
+    listed = retries = 0
     cursor = ""
-    with api.log.labelled("pages") as made:
-        while True:
-            query = "limit=5000" + (f"&cursor={cursor}" if cursor else "")
-            path = f"/concerts/{concert_id}/schedules/{schedule_id}/seats"
-            started = time.perf_counter()
+    while True:
+        query = "limit=5000" + (f"&cursor={cursor}" if cursor else "")
+        path = f"/concerts/{concert_id}/schedules/{schedule_id}/seats"
+        started = time.perf_counter()
+        page = api.call("GET", path, label="seats", user="fan", headers=headers, query=query)
+        while page.status == 503 and retries < MAX_PAGE_RETRIES:  # a client follows Retry-After
+            retries += 1
+            made += page.requests
             page = api.call("GET", path, label="seats", user="fan", headers=headers, query=query)
-            seconds.append(time.perf_counter() - started)
-            sizes.append(len(json.dumps(page.body).encode()))
-            listed += len(page.body["seats"])
-            cursor = page.body["nextCursor"] or ""
-            if not cursor:
-                break
+        seconds.append(time.perf_counter() - started)
+        if page.status != 200:
+            raise RuntimeError(f"seats: {page.status} {page.body}")
+        made += page.requests
+        sizes.append(len(json.dumps(page.body).encode()))
+        listed += len(page.body["seats"])
+        cursor = page.body["nextCursor"] or ""
+        if not cursor:
+            break
     return {
         "count": len(sizes),
+        "retried_503": retries,
         "seats": listed,
         "largest_bytes": max(sizes),
         "mean_seconds": round(sum(seconds) / len(seconds), 2),

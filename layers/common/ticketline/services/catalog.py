@@ -211,10 +211,12 @@ class CatalogService:
             )
             published = self.repository.publish([*entries, concert, *queue_items])
         if not published:
-            # A concurrent retry with the same key published it first: answer as it did.
+            # A concurrent retry with the same key published it first (or was publishing it): answer as it did.
             stored = self.repository.concert_meta(concert_id)
-            if stored is None:  # cancelled for another reason than our condition: nothing was published
-                raise ServiceUnavailable(message="The concert could not be published; retry with the same key.")
+            if stored is None:  # both conflicted and neither committed: the client's retry will
+                raise ServiceUnavailable(
+                    retry_after_seconds=1, message="The concert could not be published; retry with the same key."
+                )
             return self._as_created(request, stored, fingerprint)
         if in_background:
             requests += SeatRangeQueue(self.settings).send(ranges)
