@@ -16,7 +16,7 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || com
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: lock pure operator-token bench bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars bench-scale bench-scheduler run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
+.PHONY: lock pure operator-token bench bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars bench-scale bench-scheduler bench-stadium run test unit integration reliability lint typecheck template build check-layer-arch openapi seed e2e screenshot token clean deps
 
 $(VENV)/.installed: requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), f"Python 3.13 needed, got {sys.version.split()[0]} from $(PYTHON) (pyenv install 3.13.0)"'
@@ -135,13 +135,17 @@ clean:
 
 ## bench: every benchmark (~6 min); each writes docs/benchmarks/<name>.json and re-renders docs/BENCHMARKS.md.
 ## A target broken makes its benchmark exit 1; `make -k bench` runs the rest anyway.
-bench: bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars bench-scale bench-scheduler
+bench: bench-cost bench-sale bench-hotkeys bench-coldstart bench-dollars bench-scale bench-scheduler bench-stadium
 
 bench-cost: deps
 	$(PY) -m benchmarks.cost $(ARGS)
 
 bench-sale: deps
 	$(PY) -m benchmarks.sale $(ARGS)
+
+## bench-stadium: one 100,000-seat date created (202), published by the publisher function, paged (~3 min)
+bench-stadium: deps
+	$(PY) -m benchmarks.stadium $(ARGS)
 
 bench-hotkeys: deps
 	$(PY) -m benchmarks.hotkeys $(ARGS)

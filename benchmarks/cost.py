@@ -137,6 +137,7 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
         CREATE_CONCERT,
         user="ops",
         admin=True,
+        headers={"Idempotency-Key": uuid.uuid4().hex},
         body={
             "title": "Benchmark night",
             "queueCapacity": capacity,

@@ -14,7 +14,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_ROOT / "docs" / "benchmarks"
 DOC_PATH = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
-ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars", "scale", "lobby", "scheduler")
+ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars", "scale", "lobby", "scheduler", "stadium")
 
 
 def machine() -> dict[str, Any]:
@@ -103,6 +103,7 @@ def render() -> None:
         "scale": sections.scale,
         "lobby": sections.lobby,
         "scheduler": sections.scheduler,
+        "stadium": sections.stadium,
     }
     parts = [sections.HEADER]
     for name in ORDER:

@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with running_server(parameter_overrides=overrides, workers=args.workers, scheduler=False) as server:
         ops = requests.post(
             f"{server.url}/admin/concerts",
-            headers={"Authorization": f"Bearer {server.token('ops', admin=True)}"},
+            headers={"Authorization": f"Bearer {server.token('ops', admin=True)}", "Idempotency-Key": "benchmark-sale"},
             json={
                 "title": "Benchmark sale",
                 "queueCapacity": args.capacity,

@@ -36,6 +36,7 @@ def create_live(api: InProcessApi, concerts: int) -> None:
             label="create",
             user="ops",
             admin=True,
+            headers={"Idempotency-Key": f"live-{n}"},
             body={
                 "title": f"Live {n}",
                 "queueCapacity": 1,

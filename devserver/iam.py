@@ -44,6 +44,7 @@ _HOOK_ID = "ticketline-iam"
 MANAGED_POLICY_STATEMENTS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
     "AWSLambdaBasicExecutionRole": (),
     "AWSXrayWriteOnlyAccess": (),
+    "AWSLambdaSQSQueueExecutionRole": (),  # sqs:ReceiveMessage, DeleteMessage, ...: nothing on DynamoDB
     "AWSLambdaDynamoDBExecutionRole": (
         {
             "Effect": "Allow",

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ def create_concert(url: str, body: dict[str, Any], operator: str = "demo-operato
     response = requests.post(
         f"{url.rstrip('/')}/admin/concerts",
         json=body,
-        headers={"Authorization": f"Bearer {mint_token(operator, admin=True)}"},
+        headers={"Authorization": f"Bearer {mint_token(operator, admin=True)}", "Idempotency-Key": uuid.uuid4().hex},
         timeout=60,
     )
     if response.status_code != 201:

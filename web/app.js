@@ -207,7 +207,12 @@ async function createDemoConcert() {
     }));
     const response = await fetch("/admin/concerts", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: "Bearer " + ops.data.token },
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: "Bearer " + ops.data.token,
+        // One key per click: a retry of this request would answer the same concert (API.md).
+        "Idempotency-Key": crypto.randomUUID(),
+      },
       body: JSON.stringify({ title: "Winter night (demo)", queueCapacity: 100, schedules }),
     });
     const data = await response.json();

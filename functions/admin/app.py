@@ -3,10 +3,11 @@ queue."""
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from ticketline.api import JSON_BODY, SIGNED_IN, PathId, create_app, error_responses, lambda_entry
+from ticketline.api import IDEMPOTENT, JSON_BODY, SIGNED_IN, PathId, create_app, error_responses, lambda_entry
 from ticketline.auth import caller_from_event
 from ticketline.errors import Forbidden, NotFound, ValidationFailed
-from ticketline.models.catalog import ConcertIn, ConcertOut
+from ticketline.idempotency import IdempotencyKey
+from ticketline.models.catalog import ConcertIn, ConcertOut, SaleStatus
 from ticketline.models.queue import ConcertSaleOut, QueueControlIn, QueueFiguresOut
 from ticketline.services.catalog import CatalogService
 from ticketline.services.operator import OperatorService
@@ -20,16 +21,28 @@ operator = OperatorService()
 @app.post(
     "/admin/concerts",
     summary="Create a concert",
-    description="Admin group only (403 otherwise, checked before the body). Body: ConcertIn - "
-    '{"title", "queueCapacity"?, "queueShards"?, "schedules": [{"startsAt", "seats": [{"number", "price"}]}]} '
-    "(1..50 schedules in the future, 1..5000 seats each with unique numbers, 0 < price <= 10,000,000). "
-    "201: the concert with its concertId and each schedule's scheduleId; its queue is open.",
-    responses=error_responses(*SIGNED_IN, *JSON_BODY, Forbidden, ok={201: "The concert, published"}),
+    description="Admin group only (403 otherwise, checked before the body). Header Idempotency-Key (required): a "
+    "retry with the same key and body answers the same concert, never a second one; another body with the key is 409 "
+    'IDEMPOTENCY_KEY_REUSED. Body: ConcertIn - {"title", "queueCapacity"?, "queueShards"?, "salesOpenAt"?, '
+    '"schedules": [{"startsAt", "seats": [{"number", "price", "section"?}]} or {"startsAt", "seatBlocks": '
+    '[{"section"?, "from", "to", "price"}]}]} (1..50 schedules in the future, up to 100,000 seats each with unique '
+    "numbers, 0 < price <= 10,000,000). 201: the concert with its concertId and each schedule's scheduleId; its "
+    'queue is open. 202: `"status": "PUBLISHING"`, a concert too large to write within the request; it opens for '
+    'sale ("ON_SALE") once every seat is written.',
+    responses=error_responses(
+        *SIGNED_IN,
+        *JSON_BODY,
+        *IDEMPOTENT,
+        Forbidden,
+        ok={201: "The concert, published", 202: "The concert, publishing"},
+    ),
     tags=["Catalog"],
 )
-def create_concert(request: ConcertIn) -> Response[ConcertOut]:
-    concert = catalog.create_concert(request)
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=concert)
+def create_concert(request: ConcertIn, idempotency_key: IdempotencyKey) -> Response[ConcertOut]:
+    caller = caller_from_event(app.current_event.raw_event)
+    concert = catalog.create_concert(request, caller.user_id, idempotency_key)
+    status = 202 if concert.status is SaleStatus.PUBLISHING else 201
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=concert)
 
 
 @app.patch(

@@ -1,10 +1,12 @@
-"""DynamoDB Streams consumer: when a seat changes status (to or from FREE, or HELD to SOLD), recount its date's
-figures (FREE, HELD, SOLD seats) and then its concert's sold-out figure, and add the batch's sales (money taken,
-tickets cancelled) to the date's sales figures (services/operator.py: O(changes), a retry adds nothing twice).
+"""DynamoDB Streams consumer: when seats change status (to or from FREE, or HELD to SOLD), add the changes to their
+date's figures (FREE, HELD, SOLD seats) and the date's sales (money taken, tickets cancelled: services/operator.py),
+then recount their concert's sold-out figure from its dates' figures.
 
-The template's filter sends only those changes; each date is recounted once per batch, whatever the batch holds.
-Partial batch responses (ReportBatchItemFailures): a date whose recount fails fails its records only, and Lambda
-delivers the batch again from the first of them. A retry is safe: a recount stores the same numbers again.
+The template's filter sends only those changes. Each date costs one UpdateItem per batch whatever its size (the
+sum of its records' changes, never a recount of its seats: a 100,000-seat date costs what a 100-seat one does), and
+each concert one Query of its dates. Partial batch responses (ReportBatchItemFailures): a date whose update fails
+fails its records only, and Lambda delivers the batch again from the first of them. A retry is safe: the date's
+figures keep the last stream sequence number added, and records up to it are not added twice.
 """
 
 from __future__ import annotations
@@ -26,32 +28,44 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 class SeatChanges:
-    """One batch: the first record of a date recounts the date, then its concert (so the concert's last recount
-    in the batch sees every date of it that changed), and adds the date's sales of the whole batch; later records of
-    the date share that outcome."""
+    """One batch: every date's changes added first (its seat figures, then its sales: each one update, each keeping
+    the last sequence number it added), then each concert's sold-out figure (so it sees every date of it that
+    changed); each record then shares its date's outcome."""
 
     def __init__(self, records: list[DynamoDBRecord]) -> None:
-        self.outcomes: dict[str, Exception | None] = {}
-        self.sales: dict[str, list[SeatSale]] = {}
+        by_date: dict[str, list[StreamRecord]] = {}
         for record in records:
             schedule_id = schedule_of_seat(record.dynamodb.keys if record.dynamodb else {})
             if schedule_id is not None and record.dynamodb is not None:
-                self.sales.setdefault(schedule_id, []).append(_sale(record.dynamodb))
+                by_date.setdefault(schedule_id, []).append(record.dynamodb)
+        self.outcomes: dict[str, Exception | None] = {}
+        concerts: dict[str, list[str]] = {}
+        for schedule_id, streams in by_date.items():
+            try:
+                concert_id = catalog.add_changes(schedule_id, [_status_change(stream) for stream in streams])
+                sales.add(schedule_id, [_sale(stream) for stream in streams])
+                self.outcomes[schedule_id] = None
+                if concert_id is not None:
+                    concerts.setdefault(concert_id, []).append(schedule_id)
+            except Exception as error:  # kept: every record of this date fails with it
+                self.outcomes[schedule_id] = error
+        for concert_id, dates in sorted(concerts.items()):
+            try:
+                catalog.recount_sold_out(concert_id)
+            except Exception as error:  # its dates' records are delivered again (their changes are not re-added)
+                self.outcomes.update(dict.fromkeys(dates, error))
 
     def handle(self, record: DynamoDBRecord) -> None:
         schedule_id = schedule_of_seat(record.dynamodb.keys if record.dynamodb else {})
-        if schedule_id is None:
-            return
-        if schedule_id not in self.outcomes:
-            try:
-                catalog.recount_changed([schedule_id])
-                sales.add(schedule_id, self.sales.get(schedule_id, []))
-                self.outcomes[schedule_id] = None
-            except Exception as error:  # kept: every record of this date fails with it
-                self.outcomes[schedule_id] = error
-        failure = self.outcomes[schedule_id]
+        failure = self.outcomes.get(schedule_id) if schedule_id is not None else None
         if failure is not None:
             raise failure
+
+
+def _status_change(stream: StreamRecord) -> tuple[str, str, str]:
+    """(sequence number, old status, new status): a MODIFY's record has both images (NEW_AND_OLD_IMAGES)."""
+    old, new = stream.old_image or {}, stream.new_image or {}
+    return str(stream.sequence_number), str(old.get("status")), str(new.get("status"))
 
 
 def _sale(stream: StreamRecord) -> SeatSale:
@@ -69,5 +83,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event=event, record_handler=changes.handle, processor=processor, context=context
     )
     failed = [date for date, outcome in changes.outcomes.items() if outcome is not None]
-    logger.info("seat figures recounted", extra={"dates": len(changes.outcomes), "failedDates": failed})
+    logger.info("seat figures updated", extra={"dates": len(changes.outcomes), "failedDates": failed})
     return dict(response)

@@ -17,7 +17,17 @@ from ticketline.api import (
 )
 from ticketline.auth import caller_from_event
 from ticketline.errors import NotFound, ServiceUnavailable, ValidationFailed
-from ticketline.models.catalog import DEFAULT_PAGE, MAX_PAGE, ConcertDetailOut, ConcertsOut, SchedulesOut, SeatsOut
+from ticketline.models.catalog import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    MAX_SEAT_PAGE,
+    MAX_SECTION_LENGTH,
+    SECTION_PATTERN,
+    ConcertDetailOut,
+    ConcertsOut,
+    SchedulesOut,
+    SeatsOut,
+)
 from ticketline.services.catalog import CatalogService
 
 app = create_app()
@@ -81,14 +91,25 @@ def list_schedules(concertId: PathId, queue_token: QueueToken) -> SchedulesOut:
 @app.get(
     "/concerts/<concertId>/schedules/<scheduleId>/seats",
     summary="Free seats of a date",
-    description="Seats never sold and not held (or held by a lapsed hold), by number. Needs an ACTIVE "
-    "X-Queue-Token of this concert; 404 for a schedule of another concert.",
+    description="Seats never sold and not held (or held by a lapsed hold), by number, `limit` a page (default and "
+    f"most {MAX_SEAT_PAGE}), of one `section` when given; pass `nextCursor` as `cursor` for the next page. Needs an "
+    "ACTIVE X-Queue-Token of this concert; 404 for a schedule of another concert.",
     responses=error_responses(*SIGNED_IN, *ACTIVE_QUEUE_TOKEN, ValidationFailed, NotFound),
     tags=["Catalog"],
 )
-def list_seats(concertId: PathId, scheduleId: PathId, queue_token: QueueToken) -> SeatsOut:
+def list_seats(
+    concertId: PathId,
+    scheduleId: PathId,
+    queue_token: QueueToken,
+    *,
+    limit: Annotated[int, Query(ge=1, le=MAX_SEAT_PAGE)] = MAX_SEAT_PAGE,
+    section: Annotated[str | None, Query(min_length=1, max_length=MAX_SECTION_LENGTH, pattern=SECTION_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+) -> SeatsOut:
     caller = caller_from_event(app.current_event.raw_event)
-    return catalog.seats(concertId, scheduleId, caller.user_id, queue_token)
+    return catalog.seats(
+        concertId, scheduleId, caller.user_id, queue_token, limit=limit, section=section, cursor=cursor
+    )
 
 
 lambda_handler = lambda_entry(app)

@@ -98,7 +98,7 @@ def test_the_page_on_another_origin_joins_and_reads_a_429(
     from playwright.sync_api import expect
 
     concert = demo_concert(title="Other origin", dates=1, seats=5, capacity=10, price=1000)
-    operator = {"Authorization": f"Bearer {server.token('ops', admin=True)}"}
+    operator = {"Authorization": f"Bearer {server.token('ops', admin=True)}", "Idempotency-Key": "cross-origin-1"}
     created = requests.post(f"{server.url}/admin/concerts", json=concert, headers=operator, timeout=30)
     assert created.status_code == 201, created.text
     concert_id = created.json()["concertId"]

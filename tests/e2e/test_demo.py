@@ -33,7 +33,7 @@ def concert(server: RunningServer) -> dict[str, Any]:
     from devserver.seed import demo_concert
 
     body = demo_concert(title="E2E night", dates=2, seats=20, capacity=1, price=PRICE)
-    response = call(server, "POST", "/admin/concerts", "ops", json=body)
+    response = call(server, "POST", "/admin/concerts", "ops", json=body, headers={"Idempotency-Key": "e2e-night"})
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -176,7 +176,7 @@ def test_several_seats_held_one_given_back_two_paid_one_cancelled(page: Any, ser
     from devserver.seed import demo_concert
 
     body = demo_concert(title="E2E purchase", dates=1, seats=20, capacity=10, price=PRICE)
-    created = call(server, "POST", "/admin/concerts", "ops", json=body)
+    created = call(server, "POST", "/admin/concerts", "ops", json=body, headers={"Idempotency-Key": "e2e-purchase"})
     assert created.status_code == 201, created.text
     concert_id = created.json()["concertId"]
 

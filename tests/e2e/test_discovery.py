@@ -31,7 +31,7 @@ def create(server: RunningServer, title: str, starts: list[str], seats: int) -> 
             {"startsAt": at, "seats": [{"number": n, "price": 10_000} for n in range(1, seats + 1)]} for at in starts
         ],
     }
-    response = call(server, "POST", "/admin/concerts", "ops", json=body)
+    response = call(server, "POST", "/admin/concerts", "ops", json=body, headers={"Idempotency-Key": title})
     assert response.status_code == 201, response.text
     return dict(response.json())
 

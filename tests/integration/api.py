@@ -31,6 +31,11 @@ def concert_body(seats: int = 10, schedules: int = 1, **fields: Any) -> dict[str
     }
 
 
+def operator(server: Any) -> dict[str, str]:
+    """An operator's headers for POST /admin/concerts: its JWT and a fresh Idempotency-Key."""
+    return {**bearer(server, "ops", admin=True), "Idempotency-Key": uuid.uuid4().hex}
+
+
 def bearer(server: Any, user: str, admin: bool = False) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.token(user, admin=admin)}"}
 
@@ -39,7 +44,7 @@ def create_concert(server: Any, **kwargs: Any) -> dict[str, Any]:
     response = requests.post(
         f"{server.url}/admin/concerts",
         json=concert_body(**kwargs),
-        headers=bearer(server, "ops", admin=True),
+        headers=operator(server),
         timeout=TIMEOUT,
     )
     assert response.status_code == 201, response.text

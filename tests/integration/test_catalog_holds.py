@@ -26,6 +26,7 @@ from tests.integration.api import (
     hold,
     join,
     listed_available_seats,
+    operator,
     starts_at,
     table,
 )
@@ -52,7 +53,8 @@ def test_an_admin_creates_a_concert_then_buyers_list_its_dates_and_seats(server)
     assert seats.status_code == 200
     assert seats.json() == {
         "scheduleId": schedule_id,
-        "seats": [{"number": n, "price": 10_000 + n} for n in range(1, 6)],
+        "seats": [{"number": n, "price": 10_000 + n, "section": None} for n in range(1, 6)],
+        "nextCursor": None,
     }
     assert hold(server, headers, schedule_id, 3).status_code == 201
     assert [s["number"] for s in requests.get(seats_url, headers=headers, timeout=TIMEOUT).json()["seats"]] == [
@@ -65,9 +67,8 @@ def test_an_admin_creates_a_concert_then_buyers_list_its_dates_and_seats(server)
 
 
 def test_a_non_admin_cannot_create_a_concert(server):
-    response = requests.post(
-        f"{server.url}/admin/concerts", json=concert_body(), headers=bearer(server, "mallory"), timeout=TIMEOUT
-    )
+    mallory = {**bearer(server, "mallory"), "Idempotency-Key": "k1"}
+    response = requests.post(f"{server.url}/admin/concerts", json=concert_body(), headers=mallory, timeout=TIMEOUT)
     assert (response.status_code, error_code(response)) == (403, "FORBIDDEN")
     no_jwt = requests.post(f"{server.url}/admin/concerts", json=concert_body(), timeout=TIMEOUT)
     assert no_jwt.status_code == 401
@@ -229,9 +230,7 @@ def test_every_buyer_route_refuses_an_expired_token(short_token_server):
     ],
 )
 def test_bad_concert_bodies_are_400_with_the_field(server, body, field):
-    response = requests.post(
-        f"{server.url}/admin/concerts", json=body, headers=bearer(server, "ops", admin=True), timeout=TIMEOUT
-    )
+    response = requests.post(f"{server.url}/admin/concerts", json=body, headers=operator(server), timeout=TIMEOUT)
     assert (response.status_code, error_code(response)) == (400, "VALIDATION_ERROR")
     assert field in [d["field"] for d in response.json()["error"]["details"]]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.api import TIMEOUT, bearer, buyer, create_concert, error_code, hold, table
+from tests.integration.api import TIMEOUT, bearer, buyer, create_concert, error_code, hold, operator, table
 from tests.integration.test_wallet_payments import balance, charge, user
 
 pytestmark = pytest.mark.integration
@@ -129,9 +129,7 @@ def test_holds_racing_the_dates_start_never_sell(server):
             }
         ],
     }
-    created = requests.post(
-        f"{server.url}/admin/concerts", json=body, headers=bearer(server, "ops", admin=True), timeout=TIMEOUT
-    )
+    created = requests.post(f"{server.url}/admin/concerts", json=body, headers=operator(server), timeout=TIMEOUT)
     assert created.status_code == 201, created.text
     concert_id, schedule_id = created.json()["concertId"], created.json()["schedules"][0]["scheduleId"]
     buyers = [user("early") for _ in range(4)]

@@ -157,7 +157,8 @@ def create_concert(
             for i in range(schedules)
         ],
     }
-    headers = {"Authorization": f"Bearer {server.token('ops', admin=True)}"}
+    # One key for every retry: a retry after a lost answer gets the same concert, never a second one.
+    headers = {"Authorization": f"Bearer {server.token('ops', admin=True)}", "Idempotency-Key": uuid.uuid4().hex}
     for _ in range(retries):  # a faulty server may answer 503: an operator retries
         response = requests.post(f"{server.url}/admin/concerts", json=body, headers=headers, timeout=60)
         if response.status_code == 201:

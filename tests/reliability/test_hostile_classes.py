@@ -123,7 +123,7 @@ def target(reliable_server: Any) -> Target:
         "/admin/concerts": Route(
             "/admin/concerts",
             {"title": "Hostile", "schedules": [{"startsAt": starts, "seats": [{"number": 1, "price": 100}]}]},
-            False,
+            True,
             admin=True,
         ),
     }

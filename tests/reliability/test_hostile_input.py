@@ -411,7 +411,7 @@ def test_a_non_admin_cannot_create_a_concert_even_with_a_valid_body(reliable_ser
     response = requests.post(
         f"{reliable_server.url}/admin/concerts",
         json=body,
-        headers={"Authorization": f"Bearer {reliable_server.token('mallory-admin')}"},
+        headers={"Authorization": f"Bearer {reliable_server.token('mallory-admin')}", "Idempotency-Key": "k1"},
         timeout=TIMEOUT,
     )
     assert response.status_code == 403 and response.json()["error"]["code"] == "FORBIDDEN"

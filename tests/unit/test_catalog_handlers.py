@@ -92,7 +92,11 @@ def test_browse_hold_and_read_through_the_handlers(invoke, clock):
     assert json.loads(schedules["body"])["schedules"][0]["availableSeats"] == 1
     seats_path = f"{dates_path}/{schedule_id}/seats"
     seats = invoke("seats", with_token("list_seats.json", token.token, pathParameters=path, path=seats_path))
-    assert json.loads(seats["body"]) == {"scheduleId": schedule_id, "seats": [{"number": 1, "price": 50_000}]}
+    assert json.loads(seats["body"]) == {
+        "scheduleId": schedule_id,
+        "seats": [{"number": 1, "price": 50_000, "section": None}],
+        "nextCursor": None,
+    }
 
     hold = json.dumps({"scheduleId": schedule_id, "seatNumber": 1})
     held = invoke("reserve", with_token("hold_seat.json", token.token, body=hold))

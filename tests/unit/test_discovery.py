@@ -306,19 +306,19 @@ def seat_change(schedule_id: str, number: int, sequence: str, old: str = "FREE",
     }
 
 
-def test_a_date_whose_recount_fails_fails_only_its_records(clock, monkeypatch):
+def test_a_date_whose_update_fails_fails_only_its_records(clock, monkeypatch):
     good, bad = create(seats=2), create(seats=2)
     good_id, bad_id = good.schedules[0].schedule_id, bad.schedules[0].schedule_id
     set_seat(good_id, 1, "HELD")
     module = handler("seat_availability")
-    count_seats = module.catalog.repository.count_seats
+    add_counts = module.catalog.repository.add_counts
 
-    def failing(schedule_id: str) -> Any:
-        if schedule_id == bad_id:
+    def failing(schedule: Any, *args: Any) -> Any:
+        if schedule.schedule_id == bad_id:
             raise RuntimeError("injected")
-        return count_seats(schedule_id)
+        return add_counts(schedule, *args)
 
-    monkeypatch.setattr(module.catalog.repository, "count_seats", failing)
+    monkeypatch.setattr(module.catalog.repository, "add_counts", failing)
     records = [seat_change(good_id, 1, "100"), seat_change(bad_id, 1, "200"), seat_change(bad_id, 2, "300")]
     result = module.lambda_handler({"Records": records}, lambda_context("seat_availability"))
     assert result == {"batchItemFailures": [{"itemIdentifier": "200"}, {"itemIdentifier": "300"}]}

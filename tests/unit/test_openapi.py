@@ -151,9 +151,6 @@ _CODE = re.compile(r"`([A-Z][A-Z_]+)`")
 # Sentences where what is served is narrower than the team's contract (its v2 parts add fields or values):
 # each converges to the contract's wording when the issue named lands.
 _NARROWER_THAN_CONTRACT = {
-    "`POST /admin/concerts` — admin JWT.": "#15 Idempotency-Key required",
-    "50000}, ...]}]}` (1..50 schedules, 1..5000 seats each, unique seat numbers, price > 0;": "#15 seatBlocks",
-    '[{"number", "price"}]}`:': "#15 sections and paging",
     # What the contract's "still in flight" means now that the record is in the effect's transaction (#14 item 3):
     # to be added to ../shared/API.md.
     "Charges, payments and cancellations keep their key's record in the same transaction as their effect, so a "
@@ -163,7 +160,9 @@ _NARROWER_THAN_CONTRACT = {
 
 
 def _normalized(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("*(v2)*", "")).replace(" ,", ",").strip()
+    # "*(v2)*" marks what is new; "*(v2: required)*" reads "(required)" once built.
+    text = re.sub(r"\*\(v2: ([^)]*)\)\*", r"(\1)", text.replace("*(v2)*", ""))
+    return re.sub(r"\s+", " ", text).replace(" ,", ",").strip()
 
 
 def api_md_parts(text: str) -> tuple[list[str], dict[str, set[str]]]:
@@ -212,7 +211,7 @@ _IMPLIED_CODES = {
     "queue token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED"),
     # As the auth a route asks ("user JWT + ACTIVE token"), not "the live ACTIVE tokens" of the operator's routes.
     "+ ACTIVE token": ("QUEUE_TOKEN_INVALID", "QUEUE_TOKEN_EXPIRED", "QUEUE_TOKEN_NOT_ACTIVE"),
-    "Idempotency-Key": ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_IN_PROGRESS"),
+    "Idempotency-Key": ("IDEMPOTENCY_KEY_REUSED",),
     "Body": ("VALIDATION_ERROR", "UNSUPPORTED_MEDIA_TYPE", "PAYLOAD_TOO_LARGE"),  # API.md "Requests"
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -160,7 +161,7 @@ def create_concert(invoke) -> str:
         "queueCapacity": 2,
         "schedules": [{"startsAt": s, "seats": [{"number": n, "price": 100} for n in (1, 2, 3)]} for s in starts],
     }
-    response = call(invoke, "admin_create_concert.json", "", body)
+    response = call(invoke, "admin_create_concert.json", "", body, user=f"ops-{uuid.uuid4().hex[:8]}")
     assert response["statusCode"] == 201
     return str(response["json"]["concertId"])
 

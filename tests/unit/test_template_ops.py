@@ -111,6 +111,7 @@ OWN_VARIABLES = {
         "ALLOWED_ORIGINS",
         "ACTIVE_TOKEN_TTL_SECONDS",
         "ADMISSION_SCHEDULE_RATE",
+        "PUBLISH_SEATS_QUEUE_URL",
     },
     "SeatsFunction": DYNAMODB | {"ALLOWED_ORIGINS"},
     "ReserveFunction": DYNAMODB
@@ -119,6 +120,7 @@ OWN_VARIABLES = {
     "PayFunction": DYNAMODB | {"MAX_TICKETS_PER_USER", "CANCELLATION_CUTOFF_HOURS", "ALLOWED_ORIGINS"},
     "SchedulerFunction": DYNAMODB | {"ACTIVE_TOKEN_TTL_SECONDS"},
     "SeatAvailabilityFunction": DYNAMODB,
+    "PublishSeatsFunction": DYNAMODB,
     "HealthFunction": {"TABLE_NAME", "ALLOWED_ORIGINS"},
 }
 

@@ -35,7 +35,6 @@ from ticketline.auth import QUEUE_TOKEN_HEADER, caller_from_event
 from ticketline.config import get_settings
 from ticketline.errors import (
     DomainError,
-    IdempotencyInProgress,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueTokenExpired,
@@ -139,7 +138,7 @@ SIGNED_IN = (Unauthenticated, ServiceUnavailable)  # the authorizer's 401; Dynam
 JSON_BODY = (ValidationFailed, UnsupportedMediaType, PayloadTooLarge)  # json_object_body
 QUEUE_TOKEN = (QueueTokenInvalid, QueueTokenExpired)  # a QueueToken header of any status
 ACTIVE_QUEUE_TOKEN = (*QUEUE_TOKEN, QueueTokenNotActive)
-IDEMPOTENT = (IdempotencyKeyReused, IdempotencyInProgress)  # an IdempotencyKey header
+IDEMPOTENT = (IdempotencyKeyReused,)  # an IdempotencyKey header (a duplicate in flight gets the first answer)
 
 _VALIDATION_EXAMPLE = ValidationFailed.field("body", "is not valid JSON")
 _RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {

@@ -37,6 +37,9 @@ class Settings(BaseModel):
     table_name: NonEmpty
     idempotency_table_name: NonEmpty | None = None  # only the functions that keep idempotency records have one
     dynamodb_endpoint_url: str | None = None  # only for sam local / the local server; unset on AWS
+    # The FIFO queue of seat ranges a stadium-size concert is published through (AdminFunction only).
+    publish_seats_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None  # only for the local server; unset on AWS
     default_queue_capacity: Positive = 100
     queue_counter_shards: Annotated[int, Field(ge=1, le=64)] = 1
     active_token_ttl_seconds: Positive = 300

@@ -76,10 +76,6 @@ class IdempotencyKeyReused(Conflict):
     code, default_message = "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used with another request body."
 
 
-class IdempotencyInProgress(Conflict):
-    code, default_message = "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still in flight."
-
-
 class BalanceLimitExceeded(Conflict):
     code, default_message = "BALANCE_LIMIT_EXCEEDED", "This charge would take your balance past its maximum."
 

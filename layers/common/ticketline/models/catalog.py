@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from ticketline import clock
 from ticketline.models import ApiModel, with_examples
 
 MAX_SCHEDULES = 50
-MAX_SEATS_PER_SCHEDULE = 5_000
-MAX_SEAT_NUMBER = 99_999  # keys pad seat numbers to five digits (SEAT#00042)
+MAX_SEATS_PER_SCHEDULE = 100_000  # a stadium
+MAX_SEAT_BLOCKS = 1_000  # ranges per schedule: a stadium's sections and price bands, in a small body
+MAX_SEAT_NUMBER = 999_999  # keys sort by number (repositories.catalog.seat_key)
+MAX_SEAT_PAGE = 5_000  # GET .../seats ?limit=: ~40 bytes a seat, a page well within Lambda's 6 MB response
 MAX_PRICE = 10_000_000
 MAX_QUEUE_CAPACITY = 100_000
 MAX_QUEUE_SHARDS = 64
@@ -23,6 +26,13 @@ DEFAULT_PAGE = 20
 # strict: a JSON string "5", a float 5.0 or true is not a seat number or a price.
 SeatNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_SEAT_NUMBER, examples=[42])]
 Price = Annotated[int, Field(strict=True, gt=0, le=MAX_PRICE, description="Won (integer).", examples=[50_000])]
+SECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _-]*$"
+MAX_SECTION_LENGTH = 32
+Section = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SECTION_LENGTH, pattern=SECTION_PATTERN),
+    Field(description="The seat's section (letters, digits, space, _ or -; up to 32).", examples=["A"]),
+]
 
 
 class SeatStatus(StrEnum):
@@ -31,19 +41,103 @@ class SeatStatus(StrEnum):
     SOLD = "SOLD"
 
 
+class SaleStatus(StrEnum):
+    """A concert's sale: PUBLISHING until every seat is written, then ON_SALE, SOLD_OUT or ENDED."""
+
+    PUBLISHING = "PUBLISHING"
+    ON_SALE = "ON_SALE"
+    SOLD_OUT = "SOLD_OUT"
+    ENDED = "ENDED"
+
+
+@dataclass(frozen=True, slots=True)
+class SeatRun:
+    """Seats `first`..`last` (both included) of one price and section: what is written together."""
+
+    first: int
+    last: int
+    price: int
+    section: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+
+class SeatRangeMessage(ApiModel):
+    """One message of a concert's publication: a run of seats of one date to write. Seat numbers, never a seat list,
+    so a message stays a few hundred bytes (SQS allows 256 KB)."""
+
+    concert_id: str
+    schedule_id: str
+    starts_at: str
+    first: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    last: int = Field(ge=1, le=MAX_SEAT_NUMBER)
+    price: int = Field(gt=0, le=MAX_PRICE)
+    section: str | None = None
+
+    @property
+    def range_id(self) -> str:
+        """Names the range among its concert's: its date and its first seat."""
+        return f"{self.schedule_id}#{self.first:06d}"
+
+
 # ---- admin input ----
 class SeatIn(ApiModel):
     number: SeatNumber
     price: Price
+    section: Section | None = None
+
+
+class SeatBlockIn(ApiModel):
+    """Seats `from`..`to` (both included), one price, one optional section."""
+
+    model_config = with_examples({"section": "A", "from": 1, "to": 20_000, "price": 80_000})
+
+    section: Section | None = None
+    first: SeatNumber = Field(alias="from")
+    last: SeatNumber = Field(alias="to")
+    price: Price
+
+    @field_validator("last")
+    @classmethod
+    def _not_before_first(cls, value: int, info: ValidationInfo) -> int:
+        first = info.data.get("first")
+        if first is not None and value < first:
+            raise ValueError(f"must be at least `from` ({first})")
+        return value
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
 
 
 class ScheduleIn(ApiModel):
     model_config = with_examples(
-        {"startsAt": "2030-12-24T19:00:00Z", "seats": [{"number": 1, "price": 80_000}, {"number": 2, "price": 50_000}]}
+        {"startsAt": "2030-12-24T19:00:00Z", "seats": [{"number": 1, "price": 80_000}, {"number": 2, "price": 50_000}]},
+        {
+            "startsAt": "2030-12-25T19:00:00Z",
+            "seatBlocks": [
+                {"section": "A", "from": 1, "to": 20_000, "price": 80_000},
+                {"section": "B", "from": 20_001, "to": 100_000, "price": 50_000},
+            ],
+        },
     )
 
     starts_at: AwareDatetime = Field(description="ISO-8601 with a zone, in the future.")
-    seats: list[SeatIn] = Field(min_length=1, max_length=MAX_SEATS_PER_SCHEDULE)
+    seats: list[SeatIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SEATS_PER_SCHEDULE,
+        description="The seats one by one; or seatBlocks.",
+    )
+    seat_blocks: list[SeatBlockIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SEAT_BLOCKS,
+        description=f"Ranges of seat numbers instead of seats: not overlapping, at most {MAX_SEATS_PER_SCHEDULE:,} "
+        "seats in all.",
+    )
 
     @field_validator("starts_at")
     @classmethod
@@ -61,6 +155,42 @@ class ScheduleIn(ApiModel):
                 raise ValueError(f"seat numbers must be unique within a schedule ({seat.number} appears twice)")
             seen.add(seat.number)
         return seats
+
+    @field_validator("seat_blocks")
+    @classmethod
+    def _disjoint_and_bounded(cls, blocks: list[SeatBlockIn] | None, info: ValidationInfo) -> list[SeatBlockIn] | None:
+        if blocks is None:
+            return None
+        if info.data.get("seats") is not None:
+            raise ValueError("give either seats or seatBlocks, not both")
+        ordered = sorted(blocks, key=lambda b: b.first)
+        for before, after in pairwise(ordered):
+            if after.first <= before.last:
+                raise ValueError(f"ranges overlap ({before.first}-{before.last} and {after.first}-{after.last})")
+        total = sum(block.size for block in blocks)
+        if total > MAX_SEATS_PER_SCHEDULE:
+            raise ValueError(f"at most {MAX_SEATS_PER_SCHEDULE:,} seats per schedule ({total:,} given)")
+        return blocks
+
+    @model_validator(mode="after")
+    def _seats_or_blocks(self) -> ScheduleIn:
+        if self.seats is None and self.seat_blocks is None:
+            raise ValueError("give seats or seatBlocks")
+        return self
+
+    def runs(self) -> list[SeatRun]:
+        """The date's seats as runs of numbers, by number: seatBlocks as given, or each listed seat a run of one."""
+        if self.seat_blocks is not None:
+            return [
+                SeatRun(b.first, b.last, b.price, b.section) for b in sorted(self.seat_blocks, key=lambda b: b.first)
+            ]
+        return [
+            SeatRun(s.number, s.number, s.price, s.section) for s in sorted(self.seats or [], key=lambda s: s.number)
+        ]
+
+    @property
+    def seat_count(self) -> int:
+        return len(self.seats) if self.seats is not None else sum(b.size for b in self.seat_blocks or [])
 
 
 class ConcertIn(ApiModel):
@@ -113,6 +243,7 @@ class ConcertOut(ApiModel):
         {
             "concertId": "01JD4Y7Z0K3M5Q8R2T6V9W1X3Y",
             "title": "Winter night",
+            "status": "ON_SALE",
             "queueCapacity": 100,
             "queueShards": 1,
             "salesOpenAt": "2030-12-01T10:00:00Z",
@@ -124,6 +255,10 @@ class ConcertOut(ApiModel):
 
     concert_id: str
     title: str
+    status: SaleStatus = Field(
+        description="ON_SALE: every seat is written and the queue is open (201); PUBLISHING: the seats are being "
+        "written in the background and the queue opens once they all are (202)."
+    )
     queue_capacity: int
     queue_shards: int
     sales_open_at: str
@@ -222,22 +357,25 @@ class SchedulesOut(ApiModel):
 
 
 class SeatOut(ApiModel):
-    model_config = with_examples({"number": 42, "price": 50_000})
+    model_config = with_examples({"number": 42, "price": 50_000, "section": "A"})
 
     number: int
     price: int
+    section: str | None = Field(description="The seat's section; null when the concert gave none.")
 
 
 class SeatsOut(ApiModel):
     model_config = with_examples(
         {
             "scheduleId": "01JD4Y9A2B4C6D8E0F1G3H5J7K",
-            "seats": [{"number": 1, "price": 80_000}, {"number": 42, "price": 50_000}],
+            "seats": [{"number": 1, "price": 80_000, "section": "A"}, {"number": 42, "price": 50_000, "section": "A"}],
+            "nextCursor": None,
         }
     )
 
     schedule_id: str
     seats: list[SeatOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
 
 
 # ---- stored ----
@@ -261,6 +399,26 @@ class SeatCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatCountChange:
+    """What a stream batch changes in a date's figures (each may be negative), and the stream sequence numbers of
+    its first and last records (zero-padded to 40 digits, so they compare as strings)."""
+
+    counts: SeatCounts
+    first: str
+    last: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeatPage:
+    """Which free seats a listing page asks for: after seat number `after` (None: from the first), `limit` of them,
+    of one `section` or all."""
+
+    limit: int
+    after: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleRef:
     """A schedule's META item: enough to find its concert and its entry in the concert's partition."""
 
@@ -277,6 +435,7 @@ class Seat:
     status: SeatStatus
     reservation_id: str | None
     hold_expires_at: int | None
+    section: str | None = None
 
     def is_free(self, now: float) -> bool:
         """Never sold and not held, or held by a hold that has lapsed (lazy expiry)."""
@@ -286,12 +445,6 @@ class Seat:
 
 
 # ---- operators ----
-class SaleStatus(StrEnum):
-    ON_SALE = "ON_SALE"
-    SOLD_OUT = "SOLD_OUT"
-    ENDED = "ENDED"
-
-
 class SalesOut(ApiModel):
     model_config = with_examples(
         {"seats": 10000, "free": 6200, "held": 300, "sold": 3500, "cancelled": 12, "revenue": 350000000}

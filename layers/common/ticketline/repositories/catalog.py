@@ -8,9 +8,9 @@
                                                                          availableSeats, heldSeats, soldSeats
                                                                          (stream-fed figures, see CATALOG.md)
 - schedule META     PK=SCHEDULE#<sid>   SK=META                          concertId, startsAt, seatCount
-- seat              PK=SCHEDULE#<sid>   SK=SEAT#00042                    number, price, status FREE|HELD|SOLD,
-                                                                         startsAt (the date's), reservationId,
-                                                                         holdExpiresAt (when HELD)
+- seat              PK=SCHEDULE#<sid>   SK=SEAT#00042 (SEAT#:123456)     number, price, section?, status
+                                                                         FREE|HELD|SOLD, startsAt (the date's),
+                                                                         reservationId, holdExpiresAt (when HELD)
 
 Listing a concert's dates is one Query of its partition; listing a date's seats is one Query of the
 schedule's partition (META sorts just before the seats, so the same Query finds it).
@@ -30,7 +30,16 @@ from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import Item, condition_failed, dynamodb, from_raw, put_new, to_raw, values
 from ticketline.errors import ServiceUnavailable
-from ticketline.models.catalog import ScheduleRef, Seat, SeatCounts, SeatStatus
+from ticketline.models.catalog import (
+    SaleStatus,
+    ScheduleRef,
+    Seat,
+    SeatCountChange,
+    SeatCounts,
+    SeatPage,
+    SeatRangeMessage,
+    SeatStatus,
+)
 from ticketline.observability import logger
 from ticketline.repositories.queue import LISTING_PARTITION, state_key
 
@@ -40,6 +49,7 @@ BATCH_WRITE_WORKERS = 8
 TRANSACTION_LIMIT = 100  # DynamoDB's most items per TransactWriteItems
 SCHEDULE_PREFIX = "SCHEDULE#"
 SEAT_PREFIX = "SEAT#"
+SIX_DIGITS = 100_000
 # Sorts after every ISO date ("2...") and every id character: the upper bound of "SCHEDULE#<startsAt>#<sid>".
 _AFTER_ALL = "~"
 
@@ -58,7 +68,10 @@ def schedule_key(schedule_id: str) -> Item:
 
 
 def seat_key(schedule_id: str, number: int) -> Item:
-    return {"PK": f"SCHEDULE#{schedule_id}", "SK": f"{SEAT_PREFIX}{number:05d}"}
+    """Sort keys in seat-number order: five digits as ever (SEAT#00042), and a stadium's six-digit numbers after ':'
+    (SEAT#:100000), which sorts after every digit, so the keys written before stadiums existed keep their meaning."""
+    digits = f"{number:05d}" if number < SIX_DIGITS else f":{number:06d}"
+    return {"PK": f"SCHEDULE#{schedule_id}", "SK": f"{SEAT_PREFIX}{digits}"}
 
 
 def schedule_of_seat(key: Mapping[str, Any]) -> str | None:
@@ -85,19 +98,29 @@ class CatalogRepository:
         sales_open_at: int,
         starts: list[str],
         now: int,
+        owner: str,
+        fingerprint: str,
+        status: SaleStatus = SaleStatus.ON_SALE,
     ) -> Item:
         """The concert's META, listed for discovery from the start (every seat is for sale: sellable until the
-        last date starts)."""
+        last date starts); one PUBLISHING is listed when it opens. `createdBy` and `requestHash`: the operator and
+        the request it was created from, which a retry with the same Idempotency-Key must match."""
+        listing = listing_attributes(starts)
+        if status is SaleStatus.PUBLISHING:
+            del listing["GSI2PK"], listing["GSI2SK"]
         return {
             **concert_key(concert_id),
             "concertId": concert_id,
+            "status": status.value,
+            "createdBy": owner,
+            "requestHash": fingerprint,
             "title": title,
             "queueCapacity": capacity,
             "queueShards": shards,
             "scheduleCount": len(starts),
             "createdAt": now,
             "salesOpenAt": sales_open_at,
-            **listing_attributes(starts),
+            **listing,
             "sellableUntil": int(clock.from_iso(max(starts))),
         }
 
@@ -112,15 +135,23 @@ class CatalogRepository:
         )
 
     @staticmethod
-    def seat_item(schedule_id: str, number: int, price: int, starts_at: str) -> Item:
+    def seat_item(schedule_id: str, number: int, price: int, starts_at: str, section: str | None = None) -> Item:
         """`startsAt` (the date's, ISO UTC): a hold's condition refuses a seat whose date has started."""
         return {
             **seat_key(schedule_id, number),
             "number": number,
             "price": price,
+            "section": section,  # to_raw leaves out None: no attribute for a seat without a section
             "status": SeatStatus.FREE.value,
             "startsAt": starts_at,
         }
+
+    def range_items(self, seat_range: SeatRangeMessage) -> Iterator[Item]:
+        """The FREE seats of a range."""
+        for number in range(seat_range.first, seat_range.last + 1):
+            yield self.seat_item(
+                seat_range.schedule_id, number, seat_range.price, seat_range.starts_at, seat_range.section
+            )
 
     # ---- writes ----
     def batch_put(self, items: Iterable[Item]) -> int:
@@ -153,11 +184,18 @@ class CatalogRepository:
             retry_after_seconds=1, message="The catalog could not be written in time; retry later."
         )
 
-    def publish(self, items: list[Item]) -> None:
-        """Puts that make a concert visible, all or nothing, each refusing to overwrite."""
+    def publish(self, items: list[Item]) -> bool:
+        """Puts that make a concert visible, all or nothing, each refusing to overwrite. False: one of them exists
+        already (a retry with the same Idempotency-Key published it first); nothing was written."""
         if len(items) > TRANSACTION_LIMIT:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items can be published together")
-        put_new(self.table, items)
+        try:
+            put_new(self.table, items)
+        except ClientError as error:
+            if is_transaction_condition_failure(error, conflicts=True):
+                return False
+            raise
+        return True
 
     def set_counts(self, schedule: ScheduleRef, counts: SeatCounts, counted_at_ms: int) -> bool:
         """Store a recount of the date's seats by status, unless a recount that started later is already stored.
@@ -183,6 +221,36 @@ class CatalogRepository:
             raise
         return True
 
+    def add_counts(self, schedule: ScheduleRef, change: SeatCountChange, now_ms: int) -> str | None:
+        """Add a stream batch's changes to the date's figures, unless records from `change.first` on were added
+        already (a batch delivered again): the entry keeps the last stream sequence number added. One UpdateItem;
+        None when added (or the entry is not published), else the sequence number stored, for the caller to add
+        only the records after it."""
+        try:
+            dynamodb().update_item(
+                TableName=self.table,
+                Key=to_raw(concert_schedule_key(schedule.concert_id, schedule.starts_at, schedule.schedule_id)),
+                UpdateExpression="ADD availableSeats :free, heldSeats :held, soldSeats :sold "
+                "SET figuresSequence = :last, availableCountedAt = :at",
+                ConditionExpression="attribute_exists(PK) AND "
+                "(attribute_not_exists(figuresSequence) OR figuresSequence < :first)",
+                ExpressionAttributeValues=values(
+                    free=change.counts.free,
+                    held=change.counts.held,
+                    sold=change.counts.sold,
+                    first=change.first,
+                    last=change.last,
+                    at=now_ms,
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            stored = from_raw(error.response.get("Item") or {})
+            return str(stored["figuresSequence"]) if "figuresSequence" in stored else None
+        return None
+
     def set_sellable_until(self, concert_id: str, sellable_until: int, counted_at_ms: int) -> bool:
         """Store the concert's sold-out figure on its META (discovery) and its queue state (joins, polls, admission)
         in one transaction, so the two never disagree; a figure computed from an older read never wins.
@@ -202,10 +270,7 @@ class CatalogRepository:
                 ]
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and all(
-                reason.get("Code") in ("ConditionalCheckFailed", "None")
-                for reason in error.response.get("CancellationReasons", [])
-            ):
+            if is_transaction_condition_failure(error):
                 return False
             raise
         return True
@@ -235,6 +300,11 @@ class CatalogRepository:
         return True
 
     # ---- reads ----
+    def concert_meta(self, concert_id: str) -> Item | None:
+        """The concert's META, strongly consistent (a retry of its creation must see it): one GetItem."""
+        raw = dynamodb().get_item(TableName=self.table, Key=to_raw(concert_key(concert_id)), ConsistentRead=True)
+        return from_raw(raw["Item"]) if "Item" in raw else None
+
     def future_schedules(self, concert_id: str, after: str) -> list[Item]:
         """The concert's schedule entries starting after `after` (ISO), soonest first: one Query."""
         return list(
@@ -314,33 +384,60 @@ class CatalogRepository:
         items = [from_raw(raw) for raw in dynamodb().query(**request)["Items"]]
         return items[:limit], len(items) > limit
 
-    def schedule_and_free_seats(self, schedule_id: str, now: int) -> tuple[ScheduleRef | None, list[Seat]]:
-        """The schedule's META and its free seats (never sold, or held by a lapsed hold): one Query, paginated."""
+    def free_seats_page(
+        self, schedule_id: str, now: int, page: SeatPage
+    ) -> tuple[ScheduleRef | None, list[Seat], bool]:
+        """The schedule's META (first page only: None on later ones) and up to `page.limit` free seats (never sold, or
+        held by a lapsed hold) by number after `page.after`, of `page.section` when given; and whether more may follow.
+
+        One Query, paginated by DynamoDB's 1 MB pages until the page is full (a filter reads past the seats it drops).
+        """
         schedule: ScheduleRef | None = None
         seats: list[Seat] = []
-        for item in self._query(
-            KeyConditionExpression="PK = :pk AND SK BETWEEN :meta AND :last",
-            # META sorts before SEAT#: the same Query returns both; the filter drops taken seats server-side.
+        section_filter = " AND (attribute_not_exists(#status) OR #section = :section)" if page.section else ""
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :from AND :last",
+            # META sorts before SEAT#: the first page's Query returns both; the filter drops taken seats server-side.
             # (A filter cannot name key attributes: META is the one item without a status.)
-            FilterExpression=(
-                "attribute_not_exists(#status) OR #status = :free OR (#status = :held AND holdExpiresAt <= :now)"
-            ),
-            ExpressionAttributeNames={"#status": "status", "#number": "number"},
-            ExpressionAttributeValues=values(
+            "FilterExpression": "(attribute_not_exists(#status) OR #status = :free OR (#status = :held AND "
+            "holdExpiresAt <= :now))" + section_filter,
+            "ExpressionAttributeNames": {"#status": "status", "#number": "number", "#section": "section"},
+            "ExpressionAttributeValues": values(
                 pk=f"SCHEDULE#{schedule_id}",
-                meta="META",
                 last="SEAT#~",
                 free=SeatStatus.FREE.value,
                 held=SeatStatus.HELD.value,
                 now=now,
+                **{"from": "META"},
+                **({"section": page.section} if page.section else {}),
             ),
-            ProjectionExpression="SK, concertId, startsAt, #number, price",
-        ):
+            "ProjectionExpression": "SK, concertId, startsAt, #number, price, #section",
+            # Read no further than the page needs (the META, the page and one more) when nothing is filtered out,
+            # rather than DynamoDB's whole 1 MB page: ~5,000 seats are ~0.5 MB. The paginator reads on past it when
+            # the filter dropped seats.
+            "Limit": page.limit + 2,
+        }
+        if page.after is not None:
+            request["ExclusiveStartKey"] = to_raw(seat_key(schedule_id, page.after))
+        for item in self._query(**request):
             if item["SK"] == "META":
                 schedule = ScheduleRef(schedule_id, str(item["concertId"]), str(item["startsAt"]))
-            else:
-                seats.append(Seat(schedule_id, int(item["number"]), int(item["price"]), SeatStatus.FREE, None, None))
-        return schedule, seats
+                continue
+            if len(seats) == page.limit:  # one more than the page: a next page exists
+                return schedule, seats, True
+            section = item.get("section")
+            seats.append(
+                Seat(
+                    schedule_id,
+                    int(item["number"]),
+                    int(item["price"]),
+                    SeatStatus.FREE,
+                    None,
+                    None,
+                    str(section) if section is not None else None,
+                )
+            )
+        return schedule, seats, False
 
     def _query(self, **request: Any) -> Iterator[Item]:
         paginator = dynamodb().get_paginator("query")
@@ -375,6 +472,17 @@ def sellable_until(entries: Iterable[Item]) -> int:
     )
 
 
+def is_transaction_condition_failure(error: ClientError, *, conflicts: bool = False) -> bool:
+    """A transaction cancelled by its conditions only (no throttling): retrying would fail again. `conflicts`: a
+    transaction on the same items in flight (TransactionConflict) counts too, for writes another request makes the
+    same (a concurrent retry of one creation)."""
+    accepted = {"ConditionalCheckFailed", "None"} | ({"TransactionConflict"} if conflicts else set())
+    reasons = error.response.get("CancellationReasons", [])
+    return error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and all(
+        reason.get("Code") in accepted for reason in reasons
+    )
+
+
 def schedule_ref(item: Item) -> ScheduleRef:
     return ScheduleRef(str(item["scheduleId"]), str(item["concertId"]), str(item["startsAt"]))
 
@@ -389,4 +497,5 @@ def seat_from_item(item: Item) -> Seat:
         status=SeatStatus(item["status"]),
         reservation_id=str(reservation_id) if reservation_id is not None else None,
         hold_expires_at=int(hold_expires_at) if hold_expires_at is not None else None,
+        section=str(item["section"]) if "section" in item else None,
     )

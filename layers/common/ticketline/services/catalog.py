@@ -3,37 +3,62 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ticketline import clock
+from ticketline import clock, cursors
 from ticketline.config import Settings, get_settings
 from ticketline.db import Item
-from ticketline.errors import NotFound, QueueTokenInvalid, ValidationFailed
+from ticketline.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    QueueTokenInvalid,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from ticketline.models.catalog import (
+    MAX_SEAT_PAGE,
     ConcertDetailOut,
     ConcertIn,
     ConcertOut,
     ConcertScheduleOut,
     ConcertsOut,
     ConcertSummaryOut,
+    SaleStatus,
     ScheduleCreatedOut,
     ScheduleOut,
     SchedulesOut,
+    SeatCountChange,
+    SeatCounts,
     SeatOut,
+    SeatPage,
+    SeatRangeMessage,
     SeatsOut,
+    SeatStatus,
     is_sold_out,
 )
 from ticketline.observability import logger, metrics
 from ticketline.repositories.catalog import CatalogRepository, sellable_until
+from ticketline.repositories.publishing import SeatRangeQueue, progress_item
 from ticketline.repositories.queue import QueueRepository, optional_int
 from ticketline.services.queue import QueueService
 
 # The periodic recount leaves alone a date the stream recounted more recently than this: the stream keeps busy
 # dates fresh, the recount heals the quiet ones (docs/CATALOG.md).
 RECOUNT_MIN_AGE_SECONDS = 240
+# A concert of more seats is published in the background (202 PUBLISHING): DynamoDB Local writes ~1,000 seats a second
+# and one date's partition takes ~1,000 writes a second on AWS, so 10,000 seats stay well inside API Gateway's 29 s
+# (docs/BENCHMARKS.md, "Stadium").
+SYNC_SEAT_LIMIT = 10_000
+# Seats per queue message: 40 BatchWriteItem requests, about a second of one date's partition on AWS.
+RANGE_SEATS = 1_000
+# Stream sequence numbers are up to 40 digits: padded, they compare as strings in a condition.
+SEQUENCE_DIGITS = 40
+# A seat page's cursor: the last seat number shown.
+_SEAT_CURSOR = re.compile(r"^seat:([0-9]{1,6})$")
 # A listing cursor: base64url of "<lastStartsAt epoch>:<concertId>" (the last concert shown); nothing else is one.
 _CURSOR_BODY = re.compile(r"^([0-9]{1,12}):([A-Za-z0-9_-]{1,64})$")
 
@@ -66,6 +91,62 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# Concert ids derived from (operator, Idempotency-Key): a retry finds the concert its first try created.
+_CONCERT_IDS = uuid.UUID("6f1c2b0e-5d4a-4c83-9f7e-2a9d8b6c1e30")
+
+
+def concert_id_for(owner: str, key: str) -> str:
+    """32 hex characters (uuid5 of the operator's sub and the key), within models.queue.ID_PATTERN. The sub and the
+    key are joined by a newline, which neither may contain, so no two pairs give one name."""
+    return uuid.uuid5(_CONCERT_IDS, f"{owner}\n{key}").hex
+
+
+def planned_schedules(request: ConcertIn, concert_id: str) -> list[ScheduleCreatedOut]:
+    """Each date's id (uuid5 of the concert id and its place in the request: a retry writes the same items), start
+    and seat count, in the request's order."""
+    namespace = uuid.UUID(concert_id)
+    return [
+        ScheduleCreatedOut(
+            schedule_id=uuid.uuid5(namespace, str(index)).hex,
+            starts_at=clock.to_iso(int(schedule.starts_at.timestamp())),
+            seat_count=schedule.seat_count,
+        )
+        for index, schedule in enumerate(request.schedules)
+    ]
+
+
+def seat_ranges(request: ConcertIn, created: list[ScheduleCreatedOut], concert_id: str) -> list[SeatRangeMessage]:
+    """Every date's seats as ranges of at most RANGE_SEATS seats of one price and section, by date and number."""
+    return [
+        SeatRangeMessage(
+            concert_id=concert_id,
+            schedule_id=out.schedule_id,
+            starts_at=out.starts_at,
+            first=first,
+            last=min(first + RANGE_SEATS - 1, run.last),
+            price=run.price,
+            section=run.section,
+        )
+        for schedule, out in zip(request.schedules, created, strict=True)
+        for run in schedule.runs()
+        for first in range(run.first, run.last + 1, RANGE_SEATS)
+    ]
+
+
+def seat_count_deltas(changes: Iterable[tuple[str, str, str]]) -> SeatCounts:
+    """FREE, HELD and SOLD seats gained (or lost: negative) by status changes (old, new)."""
+    delta = {status.value: 0 for status in SeatStatus}
+    for _, old, new in changes:
+        delta[old] -= 1
+        delta[new] += 1
+    return SeatCounts(free=delta["FREE"], held=delta["HELD"], sold=delta["SOLD"])
+
+
+def request_fingerprint(request: ConcertIn) -> str:
+    """SHA-256 of the validated request in one spelling: a retry matches whatever its JSON's spacing or key order."""
+    return hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()
+
+
 class CatalogService:
     def __init__(
         self,
@@ -78,29 +159,33 @@ class CatalogService:
         self.queue = queue or QueueService(settings=self.settings)
 
     # ---- admin ----
-    def create_concert(self, request: ConcertIn) -> ConcertOut:
-        """Seats and schedule METAs first (batched, unreachable until published), then one transaction
-        publishes the concert: its schedule entries, its META and its queue. Until that transaction commits
-        nobody can join the queue (404), so nobody can list or hold anything of a half-written concert; if
-        it never commits the written seats stay orphaned and unreachable (docs/CATALOG.md)."""
+    def create_concert(self, request: ConcertIn, owner: str = "operator", key: str | None = None) -> ConcertOut:
+        """Create the concert once per (operator, Idempotency-Key): its id is derived from them, its META carries a
+        hash of the request, and the transaction that publishes it refuses to overwrite. A retry (the key again,
+        the same body) answers the concert as created; another body with the key is 409 IDEMPOTENCY_KEY_REUSED.
+        No key (tools and tests that never retry): a fresh one.
+
+        Seats and schedule METAs first (batched, unreachable until published), then one transaction publishes the
+        concert: its schedule entries, its META and its queue. Until that transaction commits nobody can join the
+        queue (404), so nobody can list or hold anything of a half-written concert (docs/CATALOG.md)."""
+        concert_id = concert_id_for(owner, key or new_id())
+        fingerprint = request_fingerprint(request)
+        stored = self.repository.concert_meta(concert_id)  # the fast answer to a retry; the put's condition decides
+        if stored is not None:
+            return self._as_created(request, stored, fingerprint)
         now = int(clock.now())
-        concert_id = new_id()
         sales_open_at = int(request.sales_open_at.timestamp()) if request.sales_open_at else now
         capacity = request.queue_capacity or self.settings.default_queue_capacity
         shards = request.queue_shards or self.settings.queue_counter_shards
-        created: list[ScheduleCreatedOut] = []
+        created = planned_schedules(request, concert_id)
+        in_background = sum(s.seat_count for s in created) > SYNC_SEAT_LIMIT
+        status = SaleStatus.PUBLISHING if in_background else SaleStatus.ON_SALE
         hidden: list[Item] = []  # schedule METAs (seats are streamed)
         entries: list[Item] = []
-        for schedule in request.schedules:
-            schedule_id = new_id()
-            starts_at = clock.to_iso(int(schedule.starts_at.timestamp()))
-            meta, entry = self.repository.schedule_items(concert_id, schedule_id, starts_at, len(schedule.seats))
+        for out in created:
+            meta, entry = self.repository.schedule_items(concert_id, out.schedule_id, out.starts_at, out.seat_count)
             hidden.append(meta)
             entries.append(entry)
-            created.append(
-                ScheduleCreatedOut(schedule_id=schedule_id, starts_at=starts_at, seat_count=len(schedule.seats))
-            )
-        requests = self.repository.batch_put(self._seat_items(request, created, hidden))
         concert = self.repository.concert_item(
             concert_id,
             title=request.title,
@@ -109,31 +194,80 @@ class CatalogService:
             sales_open_at=sales_open_at,
             starts=[schedule.starts_at for schedule in created],
             now=now,
+            owner=owner,
+            fingerprint=fingerprint,
+            status=status,
         )
-        queue_items = QueueRepository(self.settings.table_name).new_queue_items(
-            concert_id, capacity, shards, now, sales_open_at=sales_open_at, sellable_until=concert["sellableUntil"]
-        )
-        self.repository.publish([*entries, concert, *queue_items])
+        ranges = seat_ranges(request, created, concert_id)
+        if in_background:
+            # The dates and the concert (not listed, no queue) with the count of ranges to write; the publisher
+            # writes the seats and opens the sale when the count reaches 0 (services/publishing.py).
+            requests = self.repository.batch_put(hidden)
+            published = self.repository.publish([*entries, concert, progress_item(concert_id, len(ranges))])
+        else:
+            requests = self.repository.batch_put(self._seat_items(ranges, hidden))
+            queue_items = QueueRepository(self.settings.table_name).new_queue_items(
+                concert_id, capacity, shards, now, sales_open_at=sales_open_at, sellable_until=concert["sellableUntil"]
+            )
+            published = self.repository.publish([*entries, concert, *queue_items])
+        if not published:
+            # A concurrent retry with the same key published it first (or was publishing it): answer as it did.
+            stored = self.repository.concert_meta(concert_id)
+            if stored is None:  # both conflicted and neither committed: the client's retry will
+                raise ServiceUnavailable(
+                    retry_after_seconds=1, message="The concert could not be published; retry with the same key."
+                )
+            return self._as_created(request, stored, fingerprint)
+        if in_background:
+            requests += SeatRangeQueue(self.settings).send(ranges)
         seats = sum(s.seat_count for s in created)
         metrics.add_metric(name="ConcertsCreated", unit="Count", value=1)
         logger.info(
             "concert created",
-            extra={"concertId": concert_id, "schedules": len(created), "seats": seats, "batchRequests": requests},
+            extra={
+                "concertId": concert_id,
+                "schedules": len(created),
+                "seats": seats,
+                "status": status.value,
+                "ranges": len(ranges) if in_background else 0,
+                "requests": requests,
+            },
         )
         return ConcertOut(
             concert_id=concert_id,
             title=request.title,
+            status=status,
             queue_capacity=capacity,
             queue_shards=shards,
             sales_open_at=clock.to_iso(sales_open_at),
             schedules=created,
         )
 
-    def _seat_items(self, request: ConcertIn, created: list[ScheduleCreatedOut], metas: list[Item]) -> Iterator[Item]:
+    def _as_created(self, request: ConcertIn, stored: Item, fingerprint: str) -> ConcertOut:
+        """The answer to a retry: the concert the first request created, if the key came with the same body. One
+        still PUBLISHING has its ranges sent again, in case the first request died before sending them all (copies
+        within SQS's deduplication window are dropped, later ones skip the ranges already written)."""
+        if stored.get("requestHash") != fingerprint:
+            raise IdempotencyKeyReused()
+        concert_id = str(stored["concertId"])
+        status = SaleStatus(str(stored.get("status", SaleStatus.ON_SALE.value)))
+        created = planned_schedules(request, concert_id)
+        if status is SaleStatus.PUBLISHING:
+            SeatRangeQueue(self.settings).send(seat_ranges(request, created, concert_id))
+        return ConcertOut(
+            concert_id=concert_id,
+            title=str(stored["title"]),
+            status=status,
+            queue_capacity=int(stored["queueCapacity"]),
+            queue_shards=int(stored["queueShards"]),
+            sales_open_at=_sales_open_at(stored),
+            schedules=created,
+        )
+
+    def _seat_items(self, ranges: list[SeatRangeMessage], metas: list[Item]) -> Iterator[Item]:
         yield from metas
-        for schedule, out in zip(request.schedules, created, strict=True):
-            for seat in schedule.seats:
-                yield self.repository.seat_item(out.schedule_id, seat.number, seat.price, out.starts_at)
+        for seat_range in ranges:
+            yield from self.repository.range_items(seat_range)
 
     # ---- discovery (public) ----
     def concerts(self, limit: int, cursor: str | None) -> ConcertsOut:
@@ -196,15 +330,31 @@ class CatalogService:
             ],
         )
 
-    def seats(self, concert_id: str, schedule_id: str, user_id: str, presented: str | None) -> SeatsOut:
-        """Free seats by number: the token read plus one (paginated) Query of the schedule's partition."""
+    def seats(
+        self,
+        concert_id: str,
+        schedule_id: str,
+        user_id: str,
+        presented: str | None,
+        *,
+        limit: int = MAX_SEAT_PAGE,
+        section: str | None = None,
+        cursor: str | None = None,
+    ) -> SeatsOut:
+        """A page of free seats by number: the token read plus one (paginated) Query of the schedule's partition
+        (and, after the first page, the schedule's META: the Query starts past it)."""
+        after = int(cursors.decode(cursor, _SEAT_CURSOR).group(1)) if cursor is not None else None
         self._require_active(concert_id, user_id, presented)
-        schedule, free = self.repository.schedule_and_free_seats(schedule_id, int(clock.now()))
+        page = SeatPage(limit=limit, after=after, section=section)
+        schedule, free, more = self.repository.free_seats_page(schedule_id, int(clock.now()), page)
+        if after is not None:
+            schedule = self.repository.schedule(schedule_id)
         if schedule is None or schedule.concert_id != concert_id:
             raise NotFound(f"Concert {concert_id} has no schedule {schedule_id}.")
         return SeatsOut(
             schedule_id=schedule_id,
-            seats=[SeatOut(number=seat.number, price=seat.price) for seat in sorted(free, key=lambda s: s.number)],
+            seats=[SeatOut(number=seat.number, price=seat.price, section=seat.section) for seat in free],
+            next_cursor=cursors.encode(f"seat:{free[-1].number}") if more else None,
         )
 
     # ---- the stream-fed figures (stream consumer, periodic recount) ----
@@ -224,6 +374,22 @@ class CatalogService:
             concerts.add(schedule.concert_id)
         return concerts
 
+    def add_changes(self, schedule_id: str, changes: list[tuple[str, str, str]]) -> str | None:
+        """Add one date's seat changes from a stream batch, (sequence number, old status, new status) each, to its
+        figures: O(changes), never a recount of the date's seats. Records added already (the batch delivered again)
+        are left out. Returns the date's concert (None: no such date)."""
+        schedule = self.repository.schedule(schedule_id)
+        if schedule is None:
+            return None
+        pending = sorted((sequence.zfill(SEQUENCE_DIGITS), old, new) for sequence, old, new in changes)
+        while pending:
+            change = SeatCountChange(seat_count_deltas(pending), pending[0][0], pending[-1][0])
+            stored = self.repository.add_counts(schedule, change, int(clock.now() * 1000))
+            if stored is None:
+                break
+            pending = [record for record in pending if record[0] > stored]
+        return schedule.concert_id
+
     def recount_sold_out(self, concert_id: str) -> bool:
         """Store the concert's sold-out figure from its dates' counts: one Query of its partition and one
         transaction (META and queue state). True when stored; False when a later count is stored already."""
@@ -239,13 +405,6 @@ class CatalogService:
         if stored and is_sold_out(until, clock.now()):
             logger.info("concert sold out", extra={"concertId": concert_id})
         return stored
-
-    def recount_changed(self, schedule_ids: Iterable[str]) -> int:
-        """What a stream batch does: recount its dates, then their concerts' sold-out figure; returns the dates."""
-        dates = set(schedule_ids)
-        for concert_id in sorted(self.recount_dates(dates)):
-            self.recount_sold_out(concert_id)
-        return len(dates)
 
     def recount_live(self) -> RecountSummary:
         """The periodic recount (scheduler task `recount`): heals a figure a lost or failed stream batch left wrong,

@@ -1,0 +1,102 @@
+"""Issue 15 over HTTP on DynamoDB Local: concert creation with an Idempotency-Key and a retry (one concert, however
+many concurrent retries), seatBlocks with sections, and a large date's seats paged by cursor."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from tests.integration.api import TIMEOUT, bearer, buyer, error_code, starts_at, table
+
+LARGEST_IN_REQUEST = 10_000  # services/catalog.py SYNC_SEAT_LIMIT: more is published in the background
+
+
+def post(server: Any, body: dict[str, Any], key: str) -> requests.Response:
+    """As an operator's client: a 503 (with Retry-After) is sent again with the same key."""
+    headers = {**bearer(server, "ops", admin=True), "Idempotency-Key": key}
+    for _ in range(5):
+        response = requests.post(f"{server.url}/admin/concerts", json=body, headers=headers, timeout=120)
+        if response.status_code != 503:
+            return response
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    return response
+
+
+def blocks(*ranges: tuple[str | None, int, int, int]) -> dict[str, Any]:
+    return {
+        "title": "Arena",
+        "queueCapacity": 10,
+        "schedules": [
+            {
+                "startsAt": starts_at(),
+                "seatBlocks": [
+                    {"from": first, "to": last, "price": price, **({"section": section} if section else {})}
+                    for section, first, last, price in ranges
+                ],
+            }
+        ],
+    }
+
+
+def test_concurrent_retries_with_one_key_make_one_concert(server):
+    body = blocks(("A", 1, 300, 9_000), (None, 1_000, 1_099, 4_000))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: post(server, body, "arena-retry"), range(4)))
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert len({a.json()["concertId"] for a in answers}) == 1
+    assert len({a.json()["schedules"][0]["scheduleId"] for a in answers}) == 1
+    concert_id = answers[0].json()["concertId"]
+    listed = table(server).query(
+        IndexName="GSI2",
+        KeyConditionExpression="GSI2PK = :p",
+        FilterExpression="title = :t",
+        ExpressionAttributeValues={":p": "CONCERTS", ":t": "Arena"},
+    )["Items"]
+    assert [item["concertId"] for item in listed] == [concert_id]
+
+    other = post(server, blocks(("A", 1, 300, 9_001)), "arena-retry")
+    assert (other.status_code, error_code(other)) == (409, "IDEMPOTENCY_KEY_REUSED")
+    missing = requests.post(
+        f"{server.url}/admin/concerts", json=body, headers=bearer(server, "ops", admin=True), timeout=TIMEOUT
+    )
+    assert missing.status_code == 400
+    assert [d["field"] for d in missing.json()["error"]["details"]] == ["Idempotency-Key"]
+
+
+def test_overlapping_blocks_are_400_naming_the_field(server):
+    response = post(server, blocks(("A", 1, 10, 1), ("B", 10, 20, 1)), "arena-overlap")
+    assert (response.status_code, error_code(response)) == (400, "VALIDATION_ERROR")
+    assert "schedules.0.seatBlocks" in [d["field"] for d in response.json()["error"]["details"]]
+
+
+def test_the_largest_date_written_in_the_request_pages_by_cursor_and_section(server):
+    body = blocks(("FLOOR", 1, 2_000, 150_000), ("STAND", 99_001, 99_000 + LARGEST_IN_REQUEST - 2_000, 80_000))
+    created = post(server, body, "arena-large")
+    assert created.status_code == 201, created.text
+    concert_id, schedule_id = created.json()["concertId"], created.json()["schedules"][0]["scheduleId"]
+    headers = buyer(server, concert_id, "pager")
+    url = f"{server.url}/concerts/{concert_id}/schedules/{schedule_id}/seats"
+
+    def pages(**query: Any) -> list[list[dict[str, Any]]]:
+        seen, cursor = [], None
+        while True:
+            params = {**query, **({"cursor": cursor} if cursor else {})}
+            page = requests.get(url, headers=headers, params=params, timeout=60)
+            assert page.status_code == 200, page.text
+            seen.append(page.json()["seats"])
+            cursor = page.json()["nextCursor"]
+            if cursor is None:
+                return seen
+
+    every = pages()
+    assert [len(p) for p in every] == [5_000, 5_000]  # the default page
+    numbers = [seat["number"] for page in every for seat in page]
+    assert numbers == [*range(1, 2_001), *range(99_001, 107_001)]  # by number, six digits after five
+    stand = pages(section="STAND", limit=3_000)
+    assert [len(p) for p in stand] == [3_000, 3_000, 2_000]
+    assert {seat["section"] for page in stand for seat in page} == {"STAND"}
+    bad = requests.get(url, headers=headers, params={"limit": 5_001}, timeout=TIMEOUT)
+    assert (bad.status_code, error_code(bad)) == (400, "VALIDATION_ERROR")
