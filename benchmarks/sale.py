@@ -143,7 +143,7 @@ def plot(samples: list[Sample], users: int, path: Any) -> None:
     plt.close(figure)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Sample]]:
     import boto3
     import requests
 
@@ -208,7 +208,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         audit_started = time.monotonic()
         findings = audit(client, table, max_holds=int(server.parameters["MaxHoldsPerSchedule"]))
         audit_seconds = time.monotonic() - audit_started
-    plot(samples, args.users, report.RESULTS_DIR / "sale.png")
     result = summarize(samples, seconds)
     result |= {
         "users": args.users,
@@ -229,7 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "plot": "benchmarks/sale.png",
     }
-    return result
+    return result, samples
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--admit-every", type=float, default=1.0, help="seconds between scheduler Admit runs")
     parser.add_argument("--deadline", type=float, default=270.0, help="stop the buyers after this many seconds")
     args = parser.parse_args(argv)
-    result = run(args)
+    result, samples = run(args)
+    plot(samples, args.users, report.RESULTS_DIR / "sale.png")
     report.save(
         "sale", f"make bench-sale  (python -m benchmarks.sale {' '.join(sys.argv[1:]) or '--users 2000'})", result
     )

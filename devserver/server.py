@@ -2,7 +2,9 @@
 the scheduler and the stream poller running, each in a process of its own; DynamoDB Local runs around them all.
 
 Why processes: a Powertools resolver keeps the current event on a class attribute, so one process runs one
-invocation at a time (lambda_host.py); concurrent requests need several processes. Everything forks before any
+invocation at a time (lambda_host.py); concurrent requests need several processes. gunicorn's sync workers take
+a connection only when idle, as Lambda gives an environment one request at a time, so a slow call never queues
+others behind it while another worker waits (and a connection serves one request). Everything forks before any
 handler (or its boto3 clients) is loaded; the throttle's buckets are made before the fork, so workers share them.
 """
 
@@ -25,10 +27,10 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.http import errors as http_errors
 from gunicorn.util import write_nonblock
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
 
 from devserver import DEFAULT_TEMPLATE, PROJECT_ROOT, faults
-from devserver.dynamodb_local import running_engine, use_local_credentials
+from devserver.dynamodb_local import die_with_parent, running_engine, use_local_credentials
 from devserver.gateway import MAX_BODY_BYTES, Gateway
 from devserver.lambda_host import LambdaHost
 from devserver.proxy import HttpRequest, HttpResponse, error_response
@@ -160,6 +162,12 @@ class _ServerContext:
         host.wait_until_idle(_STOP_GRACE_SECONDS)
 
 
+def _child_started() -> None:
+    """In every process the arbiter forks."""
+    die_with_parent()  # an arbiter killed without stopping us (SIGKILL): stop too
+    faults.install_from_env()  # before any boto3 client exists: clients copy the session's hooks
+
+
 class _Sidecar:
     """A process next to gunicorn's workers (the scheduler, the stream poller), forked and restarted by the arbiter."""
 
@@ -168,12 +176,12 @@ class _Sidecar:
         self._run = run
         self.pid = 0
 
-    def start(self, parent_pid: int, listeners: Iterable[Any]) -> None:
+    def start(self, listeners: Iterable[Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:
-            self._child(parent_pid, listeners)
+            self._child(listeners)
 
     def exited(self) -> bool:
         try:
@@ -191,7 +199,7 @@ class _Sidecar:
                     os.kill(self.pid, signal.SIGKILL)
             time.sleep(0.02)
 
-    def _child(self, parent_pid: int, listeners: Iterable[Any]) -> None:
+    def _child(self, listeners: Iterable[Any]) -> None:
         status = 0
         try:
             for listener in listeners:  # this process serves no HTTP
@@ -202,14 +210,8 @@ class _Sidecar:
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
             # Ctrl-C reaches the whole process group: the arbiter decides, and sends SIGTERM.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            faults.install_from_env()  # before any boto3 client exists: clients copy the session's hooks
-            runner = threading.Thread(target=self._run, args=(stop,), daemon=True)
-            runner.start()
-            # getppid() changes when the arbiter dies without stopping us (e.g. SIGKILL): stop too.
-            while not stop.wait(1.0) and os.getppid() == parent_pid:
-                pass
-            stop.set()
-            runner.join(_STOP_GRACE_SECONDS)
+            _child_started()
+            self._run(stop)
         except BaseException:
             logger.exception("%s (process %d) failed", self.name, os.getpid())
             status = 1
@@ -230,7 +232,7 @@ class _LocalArbiter(Arbiter):
             if sidecar.pid == 0 or sidecar.exited():
                 if sidecar.pid:
                     logger.error("the %s (process %d) exited; starting another", sidecar.name, sidecar.pid)
-                sidecar.start(self.pid, self.LISTENERS)
+                sidecar.start(self.LISTENERS)
 
 
 class _LocalServer(BaseApplication):
@@ -249,13 +251,11 @@ class _LocalServer(BaseApplication):
             "bind": [f"{bind}:{self._options.port}"],
             "workers": self._options.workers,
             "worker_class": f"{__name__}._LocalWorker",
-            "threads": 8,  # requests queue on a worker's one Lambda host; a thread waits, the connection stays open
-            "timeout": 120,  # a worker silent this long is stuck: past any route's 29 s
+            "timeout": 300,  # a worker silent this long is stuck: past any route's 29 s and a long schedule run
             "graceful_timeout": int(_STOP_GRACE_SECONDS),
-            "keepalive": 60,  # clients keep their connections, as with API Gateway
             "backlog": 512,
             "control_socket_disable": True,  # its thread in the arbiter would be forked into every worker
-            "post_fork": lambda arbiter, worker: faults.install_from_env(),  # before any boto3 client exists
+            "post_fork": lambda arbiter, worker: _child_started(),
             "when_ready": self._when_ready,
             "on_exit": self._on_exit,
         }
@@ -345,7 +345,7 @@ _REFUSALS: list[tuple[type[Exception], int, str]] = [
 _APPLICATION_FAULTS = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
 
 
-class _LocalWorker(ThreadWorker):
+class _LocalWorker(SyncWorker):
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         refusal = next(((status, code) for kind, status, code in _REFUSALS if isinstance(exc, kind)), None)
         if refusal is None or isinstance(exc, _APPLICATION_FAULTS):  # gunicorn's 500
