@@ -157,7 +157,12 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Sample]]:
     seats = args.seats or min(args.users, 5000)
     overrides = {"ActiveTokenTtlSeconds": "300", "SeatHoldTtlSeconds": "300", "QueueStateCacheSeconds": "1"}
     with running_server(parameter_overrides=overrides, workers=args.workers, scheduler=False) as server:
-        ops = requests.post(
+        from requests.adapters import HTTPAdapter
+        from urllib3.util import Retry
+
+        setup = requests.Session()  # a loaded machine's DynamoDB Local may answer 503: retry as its Retry-After says
+        setup.mount("http://", HTTPAdapter(max_retries=Retry(total=3, status_forcelist=[503], allowed_methods=None)))
+        ops = setup.post(
             f"{server.url}/admin/concerts",
             headers={"Authorization": f"Bearer {server.token('ops', admin=True)}"},
             json={
