@@ -273,8 +273,9 @@ def sale(result: dict[str, Any]) -> str:
 
 {result["users"]} buyers joined within {result["join_seconds"]:g} s a concert of {result["seats"]} seats with
 `queueCapacity` {result["capacity"]} and {result["queue_shards"]} counter shard(s), on the local server
-({result["server_workers"]} worker processes, DynamoDB Local) driven by {result["client_threads"]} client
-connections. Waiters poll at the server's `retryAfterSeconds`; the scheduler's `Admit` ran every
+({result["server_workers"]} worker processes, DynamoDB Local) driven by locust buyers
+(`benchmarks/locustfile.py`), at most {result["client_threads"]} requests in flight. Waiters poll at the
+server's `retryAfterSeconds`; the scheduler's `Admit` ran every
 {result["admit_every_seconds"]:g} s ({result["admit_runs"]} runs, median {result["admit_run_ms_median"]} ms). Each
 buyer then lists the dates and the free seats, holds a random free seat (up to 3 tries), charges the price
 and pays.

@@ -4,34 +4,33 @@ Local. Prints the throughput and p50/p95/p99 latency per endpoint, draws request
 and audits the table at the end (tests/support/audit.py: no seat sold twice, sold seats = PAID reservations =
 payment ledger entries, balances = their ledger, no negative balance, no token ACTIVE after payment).
 
-    python -m benchmarks.sale [--users 2000] [--workers 4] [--clients 48]
+    python -m benchmarks.sale [--users 2000] [--workers 4] [--clients 16]
     make bench-sale ARGS="--users 2000"
 
-The load generator is closed-loop: `--clients` threads, each with its own keep-alive connection, run the
-buyers' next steps when they fall due (a waiting buyer costs nothing between polls). Bounded by --deadline.
+The buyers are locust users (benchmarks/locustfile.py, which operators also point at a deployed stack), spawned
+evenly over --join-seconds; at most `--clients` requests are in flight at once, as from that many connections (a
+waiting buyer costs nothing between polls). Bounded by --deadline.
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
-import random
 import statistics
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import requests
+import gevent
+from locust import events  # first: it patches the standard library for gevent before ssl is imported
+from locust.env import Environment
 
-from benchmarks import report
+from benchmarks import locustfile, report
 
 PRICE = 10_000
-MAX_HOLD_ATTEMPTS = 3
-FIRST_POLL_SECONDS = 2.0  # a join answers WAIT without retryAfterSeconds: poll after the shortest interval
 
 
 @dataclass
@@ -42,167 +41,30 @@ class Sample:
     status: int
 
 
-@dataclass(order=True)
-class Due:
-    at: float
-    buyer: int = field(compare=False)
+def run_buyers(url: str, options: argparse.Namespace, users: int, join_seconds: float, deadline: float) -> list[Sample]:
+    """Runs `users` locust buyers against `url` until every one is done or `deadline` seconds have passed."""
+    from tqdm import tqdm
 
+    samples: list[Sample] = []
+    began = time.time()
 
-@dataclass
-class Buyer:
-    user: str
-    bearer: str
-    step: str = "join"
-    queue_token: str | None = None
-    hold_attempts: int = 0
-    reservation_id: str | None = None
-    outcome: str | None = None  # "bought", "sold out", "gave up", "expired", "error"
+    def record(name: str, start_time: float, response_time: float, response: Any, **_: Any) -> None:
+        status = getattr(response, "status_code", 0) or 599  # 0: no answer (a connection refused or reset)
+        samples.append(Sample(name, start_time - began, response_time / 1000, status))
 
-
-class Sale:
-    def __init__(self, server: Any, concert_id: str, schedule_id: str, users: int, clients: int) -> None:
-        self.server = server
-        self.concert_id = concert_id
-        self.schedule_id = schedule_id
-        names = [f"buyer-{concert_id[:6]}-{n}" for n in range(users)]
-        self.buyers = [Buyer(name, server.token(name)) for name in names]
-        self.clients = clients
-        self.samples: list[Sample] = []
-        self.polls_per_buyer: Counter[int] = Counter()
-        self._due: list[Due] = []
-        self._lock = threading.Condition()
-        self._done = 0
-        self.started = 0.0
-        self.rng = random.Random(11)
-
-    # ---- scheduling ----
-    def run(self, join_seconds: float, deadline_seconds: float, progress: Any) -> None:
-        self.started = time.monotonic()
-        for n in range(len(self.buyers)):
-            self._due.append(Due(self.started + self.rng.uniform(0, join_seconds), n))
-        heapq.heapify(self._due)
-        self._deadline = self.started + deadline_seconds
-        self._progress = progress
-        threads = [threading.Thread(target=self._client, daemon=True) for _ in range(self.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    def _client(self) -> None:
-        session = requests.Session()
-        try:
-            while True:
-                with self._lock:
-                    while True:
-                        if self._done == len(self.buyers) or time.monotonic() > self._deadline:
-                            self._lock.notify_all()
-                            return
-                        if self._due and self._due[0].at <= time.monotonic():
-                            due = heapq.heappop(self._due)
-                            break
-                        wait = (self._due[0].at - time.monotonic()) if self._due else 0.5
-                        self._lock.wait(timeout=max(0.001, min(wait, 0.5)))
-                delay = self._step(session, self.buyers[due.buyer], due.buyer)
-                with self._lock:
-                    if delay is None:
-                        self._done += 1
-                        self._progress.update(1)
-                    else:
-                        heapq.heappush(self._due, Due(time.monotonic() + delay, due.buyer))
-                    self._lock.notify()
-        finally:
-            session.close()
-
-    # ---- one buyer's steps ----
-    def _call(self, session: requests.Session, buyer: Buyer, method: str, path: str, endpoint: str, **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {buyer.bearer}", **kw.pop("headers", {})}
-        if buyer.queue_token:
-            headers["X-Queue-Token"] = buyer.queue_token
-        started = time.monotonic()
-        try:
-            response = session.request(method, f"{self.server.url}{path}", headers=headers, timeout=60, **kw)
-            status = response.status_code
-        except requests.RequestException:
-            response, status = None, 599
-        self.samples.append(Sample(endpoint, started - self.started, time.monotonic() - started, status))
-        return response
-
-    def _step(self, session: requests.Session, buyer: Buyer, n: int) -> float | None:  # noqa: PLR0911
-        cid = self.concert_id
-        if buyer.step == "join":
-            response = self._call(session, buyer, "POST", f"/concerts/{cid}/queue/tokens", "POST queue/tokens")
-            if response is None or response.status_code not in (200, 201):
-                return self._finish(buyer, "error")
-            body = response.json()
-            buyer.queue_token = body["token"]
-            buyer.step = "schedules" if body["status"] == "ACTIVE" else "poll"
-            return 0.0 if buyer.step == "schedules" else FIRST_POLL_SECONDS
-        if buyer.step == "poll":
-            response = self._call(session, buyer, "GET", f"/concerts/{cid}/queue/position", "GET queue/position")
-            self.polls_per_buyer[n] += 1
-            if response is None or response.status_code != 200:
-                return self._finish(
-                    buyer, "expired" if response is not None and response.status_code == 410 else "error"
-                )
-            body = response.json()
-            if body["status"] == "ACTIVE":
-                buyer.step = "schedules"
-                return 0.0
-            return float(body["retryAfterSeconds"])
-        if buyer.step == "schedules":
-            self._call(session, buyer, "GET", f"/concerts/{cid}/schedules", "GET schedules")
-            buyer.step = "seats"
-            return 0.0
-        if buyer.step == "seats":
-            response = self._call(
-                session, buyer, "GET", f"/concerts/{cid}/schedules/{self.schedule_id}/seats", "GET seats"
-            )
-            free = [seat["number"] for seat in response.json()["seats"]] if response is not None and response.ok else []
-            if not free:
-                return self._finish(buyer, "sold out")
-            buyer.hold_attempts += 1
-            hold = self._call(
-                session,
-                buyer,
-                "POST",
-                "/reservations",
-                "POST /reservations",
-                json={"scheduleId": self.schedule_id, "seatNumber": self.rng.choice(free)},
-            )
-            if hold is not None and hold.status_code == 201:
-                buyer.reservation_id = hold.json()["reservationId"]
-                buyer.step = "charge"
-                return 0.0
-            return 0.0 if buyer.hold_attempts < MAX_HOLD_ATTEMPTS else self._finish(buyer, "gave up")
-        if buyer.step == "charge":
-            response = self._call(
-                session,
-                buyer,
-                "POST",
-                "/wallet/charges",
-                "POST /wallet/charges",
-                json={"amount": PRICE},
-                headers={"Idempotency-Key": f"charge-{buyer.user}"},
-            )
-            if response is None or response.status_code != 200:
-                return self._finish(buyer, "error")
-            buyer.step = "pay"
-            return 0.0
-        response = self._call(
-            session,
-            buyer,
-            "POST",
-            "/payments",
-            "POST /payments",
-            json={"reservationId": buyer.reservation_id},
-            headers={"Idempotency-Key": f"pay-{buyer.user}"},
-        )
-        return self._finish(buyer, "bought" if response is not None and response.status_code == 201 else "error")
-
-    @staticmethod
-    def _finish(buyer: Buyer, outcome: str) -> None:
-        buyer.outcome = outcome
+    environment = Environment(user_classes=[locustfile.Buyer], host=url, events=events, parsed_options=options)
+    events.request.add_listener(record)
+    runner = environment.create_local_runner()
+    try:
+        runner.start(users, spawn_rate=users / join_seconds)
+        with tqdm(total=users, desc="buyers done", unit="buyer", mininterval=1.0) as progress:
+            while time.time() - began < deadline and sum(locustfile.OUTCOMES.values()) < users:
+                gevent.sleep(0.5)
+                progress.update(sum(locustfile.OUTCOMES.values()) - progress.n)
+        runner.quit()
+    finally:
+        events.request.remove_listener(record)
+    return samples
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
@@ -217,46 +79,46 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def summarize(sale: Sale, seconds: float) -> dict[str, Any]:
+def summarize(samples: list[Sample], seconds: float) -> dict[str, Any]:
     by_endpoint: dict[str, list[Sample]] = defaultdict(list)
-    for sample in sale.samples:
+    for sample in samples:
         by_endpoint[sample.endpoint].append(sample)
     endpoints = []
-    for endpoint, samples in by_endpoint.items():
+    for endpoint, sampled in by_endpoint.items():
         endpoints.append(
             {
                 "endpoint": endpoint,
-                "requests": len(samples),
-                "per_second": round(len(samples) / seconds, 1),
-                "statuses": dict(sorted(Counter(str(s.status) for s in samples).items())),
-                **percentiles([s.seconds for s in samples]),
+                "requests": len(sampled),
+                "per_second": round(len(sampled) / seconds, 1),
+                "statuses": dict(sorted(Counter(str(s.status) for s in sampled).items())),
+                **percentiles([s.seconds for s in sampled]),
             }
         )
-    outcomes = Counter(buyer.outcome or "unfinished" for buyer in sale.buyers)
-    polls = list(sale.polls_per_buyer.values())
+    outcomes = locustfile.OUTCOMES
+    polls = locustfile.POLLS_PER_WAITER
     return {
         "seconds": round(seconds, 1),
-        "requests": len(sale.samples),
-        "requests_per_second": round(len(sale.samples) / seconds, 1),
+        "requests": len(samples),
+        "requests_per_second": round(len(samples) / seconds, 1),
         "tickets_per_second": round(outcomes["bought"] / seconds, 1),
-        "all": percentiles([s.seconds for s in sale.samples]),
+        "all": percentiles([s.seconds for s in samples]),
         "endpoints": endpoints,
         "outcomes": dict(outcomes),
-        "server_errors": sum(s.status >= 500 for s in sale.samples),
+        "server_errors": sum(s.status >= 500 for s in samples),
         "polls_per_waiting_buyer": round(statistics.fmean(polls), 1) if polls else 0.0,
     }
 
 
-def plot(sale: Sale, path: Any) -> None:
+def plot(samples: list[Sample], users: int, path: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    end = int(max((s.started + s.seconds for s in sale.samples), default=1)) + 1
+    end = int(max((s.started + s.seconds for s in samples), default=1)) + 1
     per_second: dict[str, list[int]] = defaultdict(lambda: [0] * end)
     latency: list[list[float]] = [[] for _ in range(end)]
-    for sample in sale.samples:
+    for sample in samples:
         second = int(sample.started + sample.seconds)
         per_second[sample.endpoint][second] += 1
         latency[second].append(sample.seconds * 1000)
@@ -268,7 +130,7 @@ def plot(sale: Sale, path: Any) -> None:
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     rates.set_ylabel("requests / s")
     rates.legend(fontsize=7, ncols=2, loc="upper right")
-    rates.set_title(f"Sale: {len(sale.buyers)} buyers on the local server (DynamoDB Local)")
+    rates.set_title(f"Sale: {users} buyers on the local server (DynamoDB Local)")
     for q, style in ((50, "-"), (95, "--"), (99, ":")):
         series = [statistics.quantiles(v, n=100, method="inclusive")[q - 1] if len(v) > 1 else None for v in latency]
         latencies.plot(seconds, series, style, label=f"p{q}")
@@ -281,9 +143,9 @@ def plot(sale: Sale, path: Any) -> None:
     plt.close(figure)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Sample]]:
     import boto3
-    from tqdm import tqdm
+    import requests
 
     from devserver.dynamodb_local import use_local_credentials
     from devserver.testing import running_server
@@ -295,7 +157,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seats = args.seats or min(args.users, 5000)
     overrides = {"ActiveTokenTtlSeconds": "300", "SeatHoldTtlSeconds": "300", "QueueStateCacheSeconds": "1"}
     with running_server(parameter_overrides=overrides, workers=args.workers, scheduler=False) as server:
-        ops = requests.post(
+        from requests.adapters import HTTPAdapter
+        from urllib3.util import Retry
+
+        setup = requests.Session()  # a loaded machine's DynamoDB Local may answer 503: retry as its Retry-After says
+        setup.mount("http://", HTTPAdapter(max_retries=Retry(total=3, status_forcelist=[503], allowed_methods=None)))
+        ops = setup.post(
             f"{server.url}/admin/concerts",
             headers={"Authorization": f"Bearer {server.token('ops', admin=True)}", "Idempotency-Key": "benchmark-sale"},
             json={
@@ -313,7 +180,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         ops.raise_for_status()
         concert = ops.json()
-        sale = Sale(server, concert["concertId"], concert["schedules"][0]["scheduleId"], args.users, args.clients)
+        schedule_id = concert["schedules"][0]["scheduleId"]
+        buyers = argparse.Namespace(
+            concert_id=concert["concertId"],
+            schedule_id=schedule_id,
+            tokens_file="",
+            price=PRICE,
+            max_in_flight=args.clients,
+        )
         stop = threading.Event()
         admit_runs: list[float] = []
 
@@ -328,20 +202,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         admitter = threading.Thread(target=admit, daemon=True)
         admitter.start()
-        with tqdm(total=args.users, desc="buyers done", unit="buyer", mininterval=1.0) as progress:
-            began = time.monotonic()
-            sale.run(args.join_seconds, args.deadline, progress)
-            seconds = time.monotonic() - began
+        began = time.monotonic()
+        samples = run_buyers(server.url, buyers, args.users, args.join_seconds, args.deadline)
+        seconds = time.monotonic() - began
         stop.set()
         admitter.join(timeout=60)
         client = boto3.client("dynamodb", endpoint_url=server.dynamodb_endpoint)
         table = server.table_name("TicketlineTable")
-        settle_hint(client, table, sale.schedule_id)  # the stream consumer is a second or two behind the last hold
+        settle_hint(client, table, schedule_id)  # the stream consumer is a second or two behind the last hold
         audit_started = time.monotonic()
         findings = audit(client, table, max_holds=int(server.parameters["MaxHoldsPerSchedule"]))
         audit_seconds = time.monotonic() - audit_started
-    plot(sale, report.RESULTS_DIR / "sale.png")
-    result = summarize(sale, seconds)
+    result = summarize(samples, seconds)
     result |= {
         "users": args.users,
         "seats": seats,
@@ -361,7 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "plot": "benchmarks/sale.png",
     }
-    return result
+    return result, samples
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,12 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--capacity", type=int, default=200, help="the concert's queueCapacity (ACTIVE at once)")
     parser.add_argument("--shards", type=int, default=1, help="the concert's queueShards")
     parser.add_argument("--workers", type=int, default=4, help="local server worker processes")
-    parser.add_argument("--clients", type=int, default=16, help="load-generator threads (connections)")
+    parser.add_argument("--clients", type=int, default=16, help="requests in flight at most (as many connections)")
     parser.add_argument("--join-seconds", type=float, default=5.0, help="buyers join evenly within this time")
     parser.add_argument("--admit-every", type=float, default=1.0, help="seconds between scheduler Admit runs")
     parser.add_argument("--deadline", type=float, default=270.0, help="stop the buyers after this many seconds")
     args = parser.parse_args(argv)
-    result = run(args)
+    result, samples = run(args)
+    plot(samples, args.users, report.RESULTS_DIR / "sale.png")
     report.save(
         "sale", f"make bench-sale  (python -m benchmarks.sale {' '.join(sys.argv[1:]) or '--users 2000'})", result
     )

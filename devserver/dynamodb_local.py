@@ -141,7 +141,7 @@ def _start(command_without_port: list[str], cwd: Path | None, *, quiet: bool) ->
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # a start-up banner only; errors go to stderr
             stderr=subprocess.DEVNULL if quiet else None,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads exist yet in this process)
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (no threads exist yet in this process)
         )
         endpoint = f"http://127.0.0.1:{port}"
         try:
@@ -192,8 +192,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _die_with_parent() -> None:
-    """Linux: the engine gets SIGTERM if the server dies without stopping it (e.g. SIGKILL)."""
+def die_with_parent() -> None:
+    """Linux: this (forked) process gets SIGTERM if the server dies without stopping it (e.g. SIGKILL)."""
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -1,44 +1,51 @@
-"""The local server's processes: a parent that owns the DynamoDB engine and the listening socket,
-pre-forked HTTP workers that accept on that socket, and one scheduler process.
+"""The local server: gunicorn's pre-forked workers serve the gateway as a WSGI application; its arbiter also keeps
+the scheduler and the stream poller running, each in a process of its own; DynamoDB Local runs around them all.
 
-Why processes: a Powertools resolver keeps the current event on a class attribute, so one process
-runs one invocation at a time (lambda_host.py); concurrent requests need several processes.
-The parent forks before any thread exists and before any handler (or its boto3 clients) is loaded.
+Why processes: a Powertools resolver keeps the current event on a class attribute, so one process runs one
+invocation at a time (lambda_host.py); concurrent requests need several processes. gunicorn's sync workers take
+a connection only when idle, as Lambda gives an environment one request at a time, so a slow call never queues
+others behind it while another worker waits (and a connection serves one request). Everything forks before any
+handler (or its boto3 clients) is loaded; the throttle's buckets are made before the fork, so workers share them.
 """
 
 import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 import boto3
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.http import errors as http_errors
+from gunicorn.util import write_nonblock
+from gunicorn.workers.sync import SyncWorker
 
 from devserver import DEFAULT_TEMPLATE, PROJECT_ROOT, faults
-from devserver.dynamodb_local import running_engine, use_local_credentials
+from devserver.dynamodb_local import die_with_parent, running_engine, use_local_credentials
 from devserver.gateway import MAX_BODY_BYTES, Gateway
 from devserver.lambda_host import LambdaHost
 from devserver.proxy import HttpRequest, HttpResponse, error_response
 from devserver.schedules import ScheduleRunner, timer_rates
 from devserver.streams import StreamPoller
 from devserver.template import ScheduleEvent, Template, create_tables, load_template
-from devserver.throttling import Throttle
+from devserver.throttling import ANY_METHODS, Throttle
 
 logger = logging.getLogger("devserver")
 
 LISTENING_BANNER = "Ticketline local API on"
 DYNAMODB_LOCAL_DIR = PROJECT_ROOT / ".local" / "dynamodb-local"
 _STOP_GRACE_SECONDS = 5.0
-_RESPAWN_DELAY_SECONDS = 0.5  # keeps a worker that dies at once from spinning the parent
+# API Gateway's methods, plus the two http.server answered before: anything else is 501.
+_KNOWN_METHODS = frozenset({*ANY_METHODS, "TRACE", "CONNECT"})
 
 
 @dataclass(frozen=True)
@@ -53,21 +60,9 @@ class ServerOptions:
     dynamodb_endpoint: str | None = None
 
 
-class _StopRequested(Exception):
-    """SIGTERM in the parent: unwinds it through the same clean-up as Ctrl-C."""
-
-
 def serve(options: ServerOptions) -> None:
     """Runs the server until Ctrl-C or SIGTERM; returns after the workers and the engine have stopped."""
-    signal.signal(signal.SIGTERM, _raise_stop_requested)
     _configure_output()
-    try:
-        _serve(options)
-    except (_StopRequested, KeyboardInterrupt):
-        logger.info("stopped")
-
-
-def _serve(options: ServerOptions) -> None:
     use_local_credentials()
     fault_plan = faults.FaultPlan.parse(os.environ.get(faults.FAULTS_ENV, ""))  # a bad spec fails here, not per worker
     template = load_template(options.template_path, options.parameter_overrides)
@@ -75,34 +70,18 @@ def _serve(options: ServerOptions) -> None:
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("listening on %s: the local API has no real authentication, keep it off networks", options.host)
     with (
-        _listen(options.host, options.port) as listener,
         running_engine(DYNAMODB_LOCAL_DIR, options.dynamodb_endpoint) as engine,
         tempfile.TemporaryDirectory(prefix="ticketline-devserver-") as lock_dir,
     ):
         _create_tables(engine.endpoint_url, template)
-        processes = _Processes(template, listener, engine.endpoint_url, Path(lock_dir))
-        try:
-            for _ in range(options.workers):
-                processes.spawn_worker()
-            if rates:
-                processes.spawn_scheduler(rates)
-            if template.streams:
-                processes.spawn_stream_poller()
-            _print_banner(
-                listener,
-                engine=engine.description,
-                template=template,
-                workers=options.workers,
-                rates=rates,
-                fault_plan=fault_plan,
-            )
-            processes.supervise()
-        finally:
-            processes.stop()
-
-
-def _raise_stop_requested(signum: int, frame: object) -> None:
-    raise _StopRequested
+        context = _ServerContext(template, engine.endpoint_url, Path(lock_dir), Throttle(template))
+        banner = _banner_lines(engine.description, template, options.workers, rates, fault_plan)
+        sidecars = [_Sidecar("scheduler", lambda stop: context.run_scheduler(rates, stop))] if rates else []
+        if template.streams:
+            sidecars.append(_Sidecar("stream poller", context.run_stream_poller))
+        with contextlib.suppress(SystemExit):  # gunicorn's arbiter ends with sys.exit(0)
+            _LocalServer(options, context, banner, sidecars).run()
+    logger.info("stopped")
 
 
 def _configure_output() -> None:
@@ -117,17 +96,6 @@ def _configure_output() -> None:
         logger.propagate = False
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    listener = socket.create_server((host, port), family=_address_family(host), backlog=512)
-    # Every worker waits on this socket; the one that loses the race for a connection must not block.
-    listener.setblocking(False)
-    return listener
-
-
-def _address_family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
 def _create_tables(endpoint_url: str, template: Template) -> None:
     # A short-lived client, closed before the fork: no connection of it may be shared with a worker.
     client = boto3.client("dynamodb", endpoint_url=endpoint_url)
@@ -137,19 +105,14 @@ def _create_tables(endpoint_url: str, template: Template) -> None:
         client.close()
 
 
-def _print_banner(
-    listener: socket.socket,
-    *,
+def _banner_lines(
     engine: str,
     template: Template,
     workers: int,
     rates: list[tuple[ScheduleEvent, float]],
     fault_plan: faults.FaultPlan,
-) -> None:
-    host, port = listener.getsockname()[:2]
-    url_host = f"[{host}]" if ":" in host else host
+) -> list[str]:
     lines = [
-        f"{LISTENING_BANNER} http://{url_host}:{port}",
         f"DynamoDB: {engine} (tables: {', '.join(template.table_names.values())})",
         f"Workers: {workers}",
         "Scheduler: "
@@ -168,212 +131,230 @@ def _print_banner(
     lines.append("  GET     /_local/info")
     lines.append("  POST    /_local/token  (a dev JWT for the demo page)")
     lines.extend(f"  POST    /_local/schedules/{schedule.name}" for schedule in template.schedules)
-    lines.append(f"Demo client: http://{url_host}:{port}/   API docs: http://{url_host}:{port}/docs (/openapi.json)")
-    print("\n".join(lines), flush=True)
+    return lines
 
 
-class _Processes:
-    """Forks, supervises (restarting a child that dies) and stops the worker, scheduler and stream processes."""
+@dataclass(frozen=True)
+class _ServerContext:
+    """What every process of the server is built from (made in the arbiter, before any fork)."""
 
-    def __init__(self, template: Template, listener: socket.socket, dynamodb_endpoint: str, lock_dir: Path) -> None:
-        self._template = template
-        self._listener = listener
-        self._dynamodb_endpoint = dynamodb_endpoint
-        self._lock_dir = lock_dir
-        self._parent_pid = os.getpid()
-        self._children: dict[int, Callable[[], None]] = {}
-        self._throttle = Throttle(template)  # before the fork: every worker draws from the same buckets
+    template: Template
+    dynamodb_endpoint: str
+    lock_dir: Path
+    throttle: Throttle
 
-    def spawn_worker(self) -> None:
-        self._spawn(self.spawn_worker, self._run_worker)
+    def host(self) -> LambdaHost:
+        return LambdaHost(self.dynamodb_endpoint, self.template.environment_names)
 
-    def spawn_scheduler(self, rates: list[tuple[ScheduleEvent, float]]) -> None:
-        self._spawn(lambda: self.spawn_scheduler(rates), lambda stop: self._run_scheduler(rates, stop))
+    def gateway(self) -> Gateway:
+        host = self.host()
+        runner = ScheduleRunner(self.template, host, self.lock_dir)
+        return Gateway(self.template, host, runner, self.dynamodb_endpoint, self.throttle)
 
-    def spawn_stream_poller(self) -> None:
-        self._spawn(self.spawn_stream_poller, self._run_stream_poller)
+    def run_scheduler(self, rates: list[tuple[ScheduleEvent, float]], stop: threading.Event) -> None:
+        host = self.host()
+        ScheduleRunner(self.template, host, self.lock_dir).run_on_timer(rates, stop)
+        host.wait_until_idle(_STOP_GRACE_SECONDS)
 
-    def supervise(self) -> None:
-        while True:
-            pid, status = os.wait()
-            respawn = self._children.pop(pid, None)
-            if respawn is None:  # the only other child: the DynamoDB engine
-                logger.error("the DynamoDB engine exited (%s): stopping", _exit_description(status))
-                return
-            logger.error("process %d exited (%s); starting another", pid, _exit_description(status))
-            time.sleep(_RESPAWN_DELAY_SECONDS)
-            respawn()
+    def run_stream_poller(self, stop: threading.Event) -> None:
+        host = self.host()
+        StreamPoller(self.template, host, self.dynamodb_endpoint).run(stop)
+        host.wait_until_idle(_STOP_GRACE_SECONDS)
 
-    def stop(self) -> None:
-        # Nothing may interrupt the clean-up: a second Ctrl-C would orphan the children.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for pid in self._children:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE_SECONDS
-        while self._children and time.monotonic() < deadline:
-            for pid in list(self._children):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    del self._children[pid]
-            time.sleep(0.02)
-        for pid in self._children:
-            _signal(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        self._children.clear()
 
-    def _spawn(self, respawn: Callable[[], None], run: Callable[[threading.Event], None]) -> None:
+def _child_started() -> None:
+    """In every process the arbiter forks."""
+    die_with_parent()  # an arbiter killed without stopping us (SIGKILL): stop too
+    faults.install_from_env()  # before any boto3 client exists: clients copy the session's hooks
+
+
+class _Sidecar:
+    """A process next to gunicorn's workers (the scheduler, the stream poller), forked and restarted by the arbiter."""
+
+    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
+        self.name = name
+        self._run = run
+        self.pid = 0
+
+    def start(self, listeners: Iterable[Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            self._child(run)
-        self._children[pid] = respawn
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._child(listeners)
 
-    def _child(self, run: Callable[[threading.Event], None]) -> NoReturn:
+    def exited(self) -> bool:
+        try:
+            return os.waitpid(self.pid, os.WNOHANG)[0] == self.pid
+        except ChildProcessError:  # the arbiter reaps every child it does not know
+            return True
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_SECONDS
+        while not self.exited():
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+            time.sleep(0.02)
+
+    def _child(self, listeners: Iterable[Any]) -> None:
         status = 0
         try:
+            for listener in listeners:  # this process serves no HTTP
+                listener.close()
             stop = threading.Event()
+            for signum in (*Arbiter.SIGNALS, signal.SIGCHLD):  # the arbiter's handlers are not ours
+                signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-            # Ctrl-C reaches the whole process group: the parent decides, and sends SIGTERM.
+            # Ctrl-C reaches the whole process group: the arbiter decides, and sends SIGTERM.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            faults.install_from_env()  # before any boto3 client exists: clients copy the session's hooks
-            run(stop)
+            _child_started()
+            self._run(stop)
         except BaseException:
-            logger.exception("process %d failed", os.getpid())
+            logger.exception("%s (process %d) failed", self.name, os.getpid())
             status = 1
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-            # Never return into the parent's stack (its finally blocks would stop the engine).
-            os._exit(status)
-
-    def _wait_for_stop(self, stop: threading.Event) -> None:
-        # getppid() changes when the parent dies without stopping us (e.g. SIGKILL): stop too.
-        while not stop.wait(1.0):
-            if os.getppid() != self._parent_pid:
-                return
-
-    def _run_worker(self, stop: threading.Event) -> None:
-        host = LambdaHost(self._dynamodb_endpoint, self._template.environment_names)
-        runner = ScheduleRunner(self._template, host, self._lock_dir)
-        gateway = Gateway(self._template, host, runner, self._dynamodb_endpoint, self._throttle)
-        http_server = _WorkerHttpServer(self._listener, gateway)
-        threading.Thread(target=http_server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        self._wait_for_stop(stop)
-        http_server.shutdown()
-        host.wait_until_idle(_STOP_GRACE_SECONDS)
-
-    def _run_scheduler(self, rates: list[tuple[ScheduleEvent, float]], stop: threading.Event) -> None:
-        self._listener.close()  # this process serves no HTTP
-        host = LambdaHost(self._dynamodb_endpoint, self._template.environment_names)
-        runner = ScheduleRunner(self._template, host, self._lock_dir)
-        threading.Thread(target=runner.run_on_timer, args=(rates, stop), daemon=True).start()
-        self._wait_for_stop(stop)
-        stop.set()
-        host.wait_until_idle(_STOP_GRACE_SECONDS)
-
-    def _run_stream_poller(self, stop: threading.Event) -> None:
-        self._listener.close()  # this process serves no HTTP
-        host = LambdaHost(self._dynamodb_endpoint, self._template.environment_names)
-        poller = StreamPoller(self._template, host, self._dynamodb_endpoint)
-        threading.Thread(target=poller.run, args=(stop,), daemon=True).start()
-        self._wait_for_stop(stop)
-        stop.set()
-        host.wait_until_idle(_STOP_GRACE_SECONDS)
+            os._exit(status)  # never return into the arbiter's stack
 
 
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+class _LocalArbiter(Arbiter):
+    """gunicorn's arbiter, also keeping the sidecars running."""
+
+    sidecars: list[_Sidecar]
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        for sidecar in self.sidecars:
+            if sidecar.pid == 0 or sidecar.exited():
+                if sidecar.pid:
+                    logger.error("the %s (process %d) exited; starting another", sidecar.name, sidecar.pid)
+                sidecar.start(self.LISTENERS)
 
 
-def _exit_description(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"signal {os.WTERMSIG(status)}"
-    return f"status {os.waitstatus_to_exitcode(status)}"
+class _LocalServer(BaseApplication):
+    def __init__(
+        self, options: ServerOptions, context: _ServerContext, banner: list[str], sidecars: list[_Sidecar]
+    ) -> None:
+        self._options = options
+        self._context = context
+        self._banner = banner
+        self._sidecars = sidecars
+        super().__init__()
+
+    def load_config(self) -> None:
+        bind = f"[{self._options.host}]" if ":" in self._options.host else self._options.host
+        settings = {
+            "bind": [f"{bind}:{self._options.port}"],
+            "workers": self._options.workers,
+            "worker_class": f"{__name__}._LocalWorker",
+            "timeout": 300,  # a worker silent this long is stuck: past any route's 29 s and a long schedule run
+            "graceful_timeout": int(_STOP_GRACE_SECONDS),
+            "backlog": 512,
+            "control_socket_disable": True,  # its thread in the arbiter would be forked into every worker
+            "post_fork": lambda arbiter, worker: _child_started(),
+            "when_ready": self._when_ready,
+            "on_exit": self._on_exit,
+        }
+        for name, value in settings.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Callable[..., Iterable[bytes]]:  # in each worker, after the fork
+        return _WsgiGateway(self._context.gateway())
+
+    def run(self) -> None:
+        arbiter = _LocalArbiter(self)
+        arbiter.sidecars = self._sidecars
+        arbiter.run()
+
+    def _on_exit(self, arbiter: Arbiter) -> None:
+        for sidecar in self._sidecars:
+            sidecar.stop()
+
+    def _when_ready(self, arbiter: Arbiter) -> None:
+        host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        lines = [
+            f"{LISTENING_BANNER} {url}",
+            *self._banner,
+            f"Demo client: {url}/   API docs: {url}/docs (/openapi.json)",
+        ]
+        print("\n".join(lines), flush=True)
 
 
-class _WorkerHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _WsgiGateway:
+    """The gateway behind a WSGI interface, with the HTTP rules API Gateway applies before it."""
 
-    def __init__(self, listener: socket.socket, gateway: Gateway) -> None:
-        super().__init__(listener.getsockname()[:2], _RequestHandler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = listener  # bound by the parent, shared by every worker
-        self.server_port = listener.getsockname()[1]
-        self.gateway = gateway
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
 
-
-_HTTP_ERROR_CODES = {
-    400: "VALIDATION_ERROR",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    408: "REQUEST_TIMEOUT",
-    414: "URI_TOO_LONG",
-    431: "HEADERS_TOO_LARGE",
-    501: "METHOD_NOT_ALLOWED",
-    505: "HTTP_VERSION_NOT_SUPPORTED",
-}
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as clients expect of API Gateway
-    timeout = 60  # an idle keep-alive connection holds a thread, not the worker
-    server: _WorkerHttpServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    # http.server dispatches on do_<METHOD>; API Gateway routes every method the same way.
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = do_GET  # noqa: N815
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a malformed request line, headers too large, a method it has no
-        do_<METHOD> for) in the API's error shape, never its HTML page."""
-        self.close_connection = True
-        self.request_version = "HTTP/1.1"  # a line it could not parse leaves HTTP/0.9: no status line at all
-        self._send(error_response(code, _HTTP_ERROR_CODES.get(code, "BAD_REQUEST"), message or "Bad request."))
-
-    def log_message(self, format: str, *args: object) -> None:
-        logger.debug(format, *args)
-
-    def _serve(self) -> None:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.monotonic()
-        response = self._response()
-        self._send(response)
-        logger.info("%s %s %d %.1f ms", self.command, self.path, response.status, (time.monotonic() - started) * 1000)
-
-    def _send(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def _response(self) -> HttpResponse:
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            return error_response(411, "LENGTH_REQUIRED", "Send the body with a Content-Length, not chunked.")
+        response = self._response(environ)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            reason = HTTPStatus(response.status).phrase
         except ValueError:
-            self.close_connection = True
-            return error_response(400, "VALIDATION_ERROR", "Content-Length is not a number.")
+            reason = "Unknown"
+        start_response(f"{response.status} {reason}", [*response.headers, ("Content-Length", str(len(response.body)))])
+        logger.info(
+            "%s %s %d %.1f ms",
+            environ["REQUEST_METHOD"],
+            environ["RAW_URI"],
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return [response.body]
+
+    def _response(self, environ: dict[str, Any]) -> HttpResponse:
+        if environ["REQUEST_METHOD"] not in _KNOWN_METHODS:
+            return error_response(501, "METHOD_NOT_ALLOWED", f"Unsupported method {environ['REQUEST_METHOD']!r}.")
+        if environ.get("HTTP_TRANSFER_ENCODING"):
+            return error_response(411, "LENGTH_REQUIRED", "Send the body with a Content-Length, not chunked.")
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # gunicorn refuses one that is not a number
         if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the unread body must not be parsed as the next request
-            return self.server.gateway.body_too_large()
-        path, _, query = self.path.partition("?")
+            return self._gateway.body_too_large()
+        path, _, query = environ["RAW_URI"].partition("?")
+        headers = [
+            (name.removeprefix("HTTP_").replace("_", "-").title(), value)
+            for name, value in environ.items()
+            if name.startswith("HTTP_") or name in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        ]
         request = HttpRequest(
-            method=self.command,
+            method=environ["REQUEST_METHOD"],
             path=path,
             query=query,
-            headers=list(self.headers.items()),
-            body=self.rfile.read(length) if length > 0 else b"",
-            source_ip=self.client_address[0],
-            server_port=self.server.server_port,
+            headers=headers,
+            body=environ["wsgi.input"].read(length) if length > 0 else b"",
+            source_ip=environ["REMOTE_ADDR"],
+            server_port=int(environ["SERVER_PORT"]),
         )
-        return self.server.gateway.handle(request)
+        return self._gateway.handle(request)
+
+
+# gunicorn's own refusals (a malformed request line, headers too large...) in the API's error shape.
+_REFUSALS: list[tuple[type[Exception], int, str]] = [
+    (http_errors.LimitRequestHeaders, 431, "HEADERS_TOO_LARGE"),
+    (http_errors.LimitRequestLine, 414, "URI_TOO_LONG"),
+    (http_errors.UnsupportedTransferCoding, 411, "LENGTH_REQUIRED"),
+    (http_errors.ParseException, 400, "VALIDATION_ERROR"),
+]
+
+_APPLICATION_FAULTS = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
+
+
+class _LocalWorker(SyncWorker):
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        refusal = next(((status, code) for kind, status, code in _REFUSALS if isinstance(exc, kind)), None)
+        if refusal is None or isinstance(exc, _APPLICATION_FAULTS):  # gunicorn's 500
+            super().handle_error(req, client, addr, exc)
+            return
+        logger.info("refused a request from %s: %s", (addr or ("?",))[0], exc)
+        response = error_response(*refusal, str(exc) or "Bad request.")
+        head = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in response.headers]
+        head.append(f"Content-Length: {len(response.body)}")
+        with contextlib.suppress(OSError):
+            write_nonblock(client, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)

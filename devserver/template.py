@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import cfn_tools
 
 from devserver import iam
 from devserver.event_filter import Pattern, PatternError, parse_pattern
@@ -55,30 +55,6 @@ _LOCAL_TABLE_PROPERTIES = frozenset(
 
 class TemplateError(ValueError):
     """The template (or a parameter override) cannot be run locally as written."""
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """A SafeLoader that reads short-form intrinsics (`!Ref X`) as their long form (`{"Ref": "X"}`)."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag_suffix}", node.start_mark)
-    if tag_suffix in ("Ref", "Condition"):
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
 class _Unresolvable(Exception):
@@ -334,7 +310,7 @@ class Template:
 
 
 def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = None) -> Template:
-    document = yaml.load(path.read_text(), Loader=_CloudFormationLoader)
+    document = cfn_tools.load_yaml(path.read_text())  # short-form intrinsics (`!Ref X`) in their long form
     resources: dict[str, Any] = document.get("Resources") or {}
     global_sections: dict[str, Any] = document.get("Globals") or {}
     parameters = _parameter_values(document.get("Parameters") or {}, parameter_overrides or {})

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cfn_tools
 import requests
-import yaml
 
 from devserver import DEFAULT_TEMPLATE, PROJECT_ROOT
-from devserver.template import _CloudFormationLoader
 from devserver.testing import running_server
 from tests.integration.api import TIMEOUT, bearer, create_concert, error_code, join, table
 from tests.integration.conftest import BASE_OVERRIDES
@@ -19,7 +18,7 @@ from tests.integration.conftest import BASE_OVERRIDES
 
 def template_without(tmp_path: Path, function_id: str, action: str) -> Path:
     """template.yaml with one action taken from one function's policies (JSON is YAML: the loader reads it)."""
-    document = yaml.load(DEFAULT_TEMPLATE.read_text(), Loader=_CloudFormationLoader)
+    document = cfn_tools.load_yaml(DEFAULT_TEMPLATE.read_text())
     removed = 0
     for policy in document["Resources"][function_id]["Properties"]["Policies"]:
         for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:

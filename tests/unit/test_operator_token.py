@@ -8,16 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import cfn_tools
 import jwt
 import pytest
-import yaml
 from moto import mock_aws
 
 from devserver.lambda_host import load_module
-from devserver.template import _CloudFormationLoader
 from tests.conftest import ROOT
 
-RESOURCES: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)["Resources"]
+RESOURCES: dict[str, Any] = cfn_tools.load_yaml((ROOT / "template.yaml").read_text())["Resources"]
 PASSWORD = "Correct-horse-9"
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import cfn_tools
 import pytest
-import yaml
 
-from devserver.template import _CloudFormationLoader
 from tests.conftest import ROOT
 
-TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)
+TEMPLATE: dict[str, Any] = cfn_tools.load_yaml((ROOT / "template.yaml").read_text())
 API = TEMPLATE["Resources"]["TicketlineApi"]["Properties"]
 ORIGIN = "'${AllowedOrigins}'"
 

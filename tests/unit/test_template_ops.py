@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import cfn_tools
 import pytest
 import yaml
 
 from devserver import DEFAULT_TEMPLATE
-from devserver.template import ANY_METHOD, ANY_RESOURCE, _CloudFormationLoader, load_template
+from devserver.template import ANY_METHOD, ANY_RESOURCE, load_template
 from tests.conftest import ROOT
 
-TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)
+TEMPLATE: dict[str, Any] = cfn_tools.load_yaml((ROOT / "template.yaml").read_text())
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 FUNCTIONS = sorted(name for name, resource in RESOURCES.items() if resource["Type"] == "AWS::Serverless::Function")
