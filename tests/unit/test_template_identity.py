@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
+import cfn_tools
 
-from devserver.template import _CloudFormationLoader
 from tests.conftest import ROOT
 
-TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)
+TEMPLATE: dict[str, Any] = cfn_tools.load_yaml((ROOT / "template.yaml").read_text())
 PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 BUYERS_CLIENT: dict[str, Any] = TEMPLATE["Resources"]["UserPoolClient"]["Properties"]
 # Cognito's limits per token (AWS::Cognito::UserPoolClient): ID and access tokens 5 minutes to 1 day, refresh
