@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ def a_sale_with_a_line(server: RunningServer) -> tuple[dict[str, Any], int]:
     from devserver.seed import demo_concert
 
     body = demo_concert(title="Operator night", dates=2, seats=20, capacity=2, price=PRICE)
-    created = call(server, "POST", "/admin/concerts", "ops", json=body)
+    created = call(server, "POST", "/admin/concerts", "ops", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
     assert created.status_code == 201, created.text
     concert = dict(created.json())
     buy_over_http(server, concert, "carol", seat=3)  # one seat sold (her place frees up)
