@@ -51,9 +51,9 @@ def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | No
     return HttpResponse(status, [("Content-Type", "application/json"), *(headers or [])], body)
 
 
-def error_response(status: int, code: str, message: str) -> HttpResponse:
+def error_response(status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> HttpResponse:
     """An error in API.md's shape, for the refusals the gateway makes itself (404, 405, 401...)."""
-    return json_response(status, {"error": {"code": code, "message": message, "details": []}})
+    return json_response(status, {"error": {"code": code, "message": message, "details": details or []}})
 
 
 def rest_event(

@@ -345,6 +345,14 @@ _REFUSALS: list[tuple[type[Exception], int, str]] = [
 _APPLICATION_FAULTS = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
 
 
+def _header_details(exc: BaseException) -> list[dict[str, str]]:
+    """A refused header named as clients write it (gunicorn upper-cases it), like a refusal of the handler's."""
+    if isinstance(exc, (http_errors.InvalidHeader, http_errors.InvalidHeaderName)):
+        name = "-".join(part.capitalize() for part in str(exc.hdr).split("-"))
+        return [{"field": name, "message": "has characters an HTTP header may not carry"}]
+    return []
+
+
 class _LocalWorker(SyncWorker):
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         refusal = next(((status, code) for kind, status, code in _REFUSALS if isinstance(exc, kind)), None)
@@ -352,7 +360,7 @@ class _LocalWorker(SyncWorker):
             super().handle_error(req, client, addr, exc)
             return
         logger.info("refused a request from %s: %s", (addr or ("?",))[0], exc)
-        response = error_response(*refusal, str(exc) or "Bad request.")
+        response = error_response(*refusal, str(exc) or "Bad request.", _header_details(exc))
         head = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}", "Connection: close"]
         head += [f"{name}: {value}" for name, value in response.headers]
         head.append(f"Content-Length: {len(response.body)}")
