@@ -150,9 +150,9 @@ def _failed_ids(records: list[dict[str, Any]], result: Any) -> set[str]:
     failures = result.get("batchItemFailures") if isinstance(result, dict) else None
     if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
         return set()
-    ids = {record["messageId"] for record in records}
+    ids: set[str] = {record["messageId"] for record in records}
     named = {failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures}
-    return named if named <= ids else ids
+    return {name for name in named if name in ids} if named <= ids else ids
 
 
 def _lambda_record(message: Mapping[str, Any], queue: QueueSpec) -> dict[str, Any]:

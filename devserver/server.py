@@ -78,7 +78,9 @@ def serve(options: ServerOptions) -> None:
     ):
         _create_tables(engine.endpoint_url, template)
         context = _ServerContext(template, engine.endpoint_url, Path(lock_dir), Throttle(template), sqs_endpoint)
-        banner = _banner_lines(engine.description, template, options.workers, rates, fault_plan, sqs_endpoint)
+        banner = _banner_lines(
+            engine.description, template, options.workers, rates, fault_plan, sqs_endpoint=sqs_endpoint
+        )
         sidecars = [_Sidecar("scheduler", lambda stop: context.run_scheduler(rates, stop))] if rates else []
         if template.streams:
             sidecars.append(_Sidecar("stream poller", context.run_stream_poller))
@@ -116,6 +118,7 @@ def _banner_lines(
     workers: int,
     rates: list[tuple[ScheduleEvent, float]],
     fault_plan: faults.FaultPlan,
+    *,
     sqs_endpoint: str,
 ) -> list[str]:
     lines = [

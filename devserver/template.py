@@ -385,7 +385,7 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
         _queue_attributes(queues),
     )
     apis = _apis(resources, global_sections.get("Api") or {}, resolver)
-    roles = _roles(document, parameters, tables)
+    roles = _roles(document, parameters, tables, queues)
     layer_dirs = {
         logical_id: path.parent / resolver.text(resource["Properties"]["ContentUri"])
         for logical_id, resource in resources.items()
@@ -508,15 +508,20 @@ def _function(
 
 
 def _roles(
-    document: Mapping[str, Any], parameters: Mapping[str, str], tables: tuple["TableSpec", ...]
+    document: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    tables: tuple["TableSpec", ...],
+    queues: tuple[QueueSpec, ...],
 ) -> dict[str, iam.RolePolicy]:
-    """Each function's role, translated by the SAM translator, its DynamoDB statements resolved to local ARNs."""
+    """Each function's role, translated by the SAM translator, its DynamoDB and SQS statements resolved to local
+    ARNs."""
     table_arns = {table.logical_id: iam.table_arn(LOCAL_REGION, LOCAL_ACCOUNT_ID, table.name) for table in tables}
     resolver = _Resolver(
         parameters,
-        {table.logical_id: table.name for table in tables},
+        {table.logical_id: table.name for table in tables} | {queue.logical_id: queue.url for queue in queues},
         {(logical_id, "Arn"): arn for logical_id, arn in table_arns.items()}
-        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()},
+        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()}
+        | _queue_attributes(queues),
     )
     roles = {}
     for function_id, translated in iam.translate_roles(document, parameters, LOCAL_REGION).items():
@@ -524,13 +529,13 @@ def _roles(
         for policy in translated.policy_documents:
             raw_statements = policy.get("Statement") or []
             for raw in [raw_statements] if isinstance(raw_statements, dict) else raw_statements:
-                if not iam.may_grant_dynamodb(raw):
-                    continue  # SQS, logs, ...: not requests this server checks
+                if not iam.may_grant_checked_action(raw):
+                    continue  # logs, X-Ray, ...: not requests this server checks
                 try:
                     resolved = resolver.tree(raw)
                 except _Unresolvable as error:
                     raise TemplateError(
-                        f"{function_id}: a DynamoDB policy resource is not a table of this template: {error}"
+                        f"{function_id}: a policy resource is not a table or queue of this template: {error}"
                     ) from error
                 statements.extend(iam.statements_from_document({"Statement": [resolved]}))
         for arn in translated.managed_policy_arns:
