@@ -355,9 +355,7 @@ _SQS_BATCH_ACTIONS = {
 }
 
 
-def required_sqs_permissions(
-    operation: str, request: Mapping[str, Any], region: str, account: str
-) -> list[Permission]:
+def required_sqs_permissions(operation: str, request: Mapping[str, Any], region: str, account: str) -> list[Permission]:
     """The authorization IAM makes for one SQS request (its API parameters, as sent on the wire)."""
     action = _SQS_BATCH_ACTIONS.get(operation, f"sqs:{operation}")
     queue = request.get("QueueUrl") or request.get("QueueName")

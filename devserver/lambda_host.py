@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from devserver import iam
 from devserver.proxy import LambdaContext
@@ -33,6 +33,12 @@ from devserver.template import LOCAL_REGION, FunctionSpec
 logger = logging.getLogger("devserver")
 
 Handler = Callable[[Any, LambdaContext], Any]
+
+
+class Invoker(Protocol):
+    """What an event source needs of a Lambda host: a function invoked with an event, its answer returned."""
+
+    def invoke(self, function: FunctionSpec, event: Any) -> Any: ...
 
 
 def local_function_environment(

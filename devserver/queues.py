@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 
 from devserver.dynamodb_local import running_moto_server
-from devserver.lambda_host import LambdaHost
+from devserver.lambda_host import Invoker
 from devserver.template import LOCAL_REGION, QueueEvent, QueueSpec, Template, create_queues
 
 logger = logging.getLogger("devserver")
@@ -69,7 +69,7 @@ class _Mapping:
 
 
 class QueuePoller:
-    def __init__(self, template: Template, host: LambdaHost, sqs_endpoint: str) -> None:
+    def __init__(self, template: Template, host: Invoker, sqs_endpoint: str) -> None:
         self._template = template
         self._host = host
         self._client = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=LOCAL_REGION)
