@@ -34,6 +34,7 @@ logger = logging.getLogger("devserver")
 
 RECEIVE_LIMIT = 10  # SQS's most messages per ReceiveMessage
 LONG_POLL_SECONDS = 1  # Lambda waits 20 s; 1 s keeps a stop prompt
+_WINDOW_POLL_SECONDS = 0.1  # within a batching window: how often to look for more messages
 # The attributes Lambda puts in a record (and, on a FIFO queue, the group, sequence and deduplication id).
 _RECORD_ATTRIBUTES = (
     "ApproximateReceiveCount",
@@ -103,9 +104,10 @@ class QueuePoller:
         return delivered
 
     def _receive(self, mapping: _Mapping, wait_seconds: int) -> list[dict[str, Any]]:
-        """Up to BatchSize messages: more receives while they come full, within MaximumBatchingWindowInSeconds."""
+        """Up to BatchSize messages: more receives while the batch is not full and MaximumBatchingWindowInSeconds,
+        counted from the first message, has not passed."""
         messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + mapping.event.batching_window_seconds
+        deadline = 0.0
         while len(messages) < mapping.event.batch_size:
             limit = min(RECEIVE_LIMIT, mapping.event.batch_size - len(messages))
             received = self._client.receive_message(
@@ -115,9 +117,16 @@ class QueuePoller:
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            if not messages:
+                if not received:
+                    break
+                deadline = time.monotonic() + mapping.event.batching_window_seconds
             messages.extend(received)
-            if len(received) < limit and time.monotonic() >= deadline:
-                break
+            if len(received) < limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(_WINDOW_POLL_SECONDS, remaining))
         return messages
 
     def _deliver(self, mapping: _Mapping, messages: list[dict[str, Any]]) -> None:

@@ -4,7 +4,9 @@ maxReceiveCount, a FIFO group in order."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from botocore.exceptions import ClientError
 from devserver.dynamodb_local import use_local_credentials
 from devserver.lambda_host import LambdaHost
 from devserver.queues import QueuePoller, running_queues
-from devserver.template import Template, load_template
+from devserver.template import Template, TemplateError, load_template
 
 VISIBILITY_SECONDS = 1
 
@@ -48,6 +50,12 @@ Transform: AWS::Serverless-2016-10-31
 Parameters:
   SeenFile:
     Type: String
+  BatchSize:
+    Type: Number
+    Default: 3
+  Window:
+    Type: Number
+    Default: 0
 Resources:
   Jobs:
     Type: AWS::SQS::Queue
@@ -78,7 +86,8 @@ Resources:
           Type: SQS
           Properties:
             Queue: !GetAtt Jobs.Arn
-            BatchSize: 3
+            BatchSize: !Ref BatchSize
+            MaximumBatchingWindowInSeconds: !Ref Window
             FunctionResponseTypes: [ReportBatchItemFailures]
 """
 
@@ -114,16 +123,22 @@ class Local:
         return self.poller.drain()
 
 
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[Local]:
+@contextlib.contextmanager
+def started(tmp_path: Path, **overrides: str) -> Iterator[Local]:
     use_local_credentials()
     (tmp_path / "worker").mkdir()
     (tmp_path / "worker" / "app.py").write_text(textwrap.dedent(WORKER))
     (tmp_path / "template.yaml").write_text(TEMPLATE)
     seen_file = tmp_path / "seen.jsonl"
-    template = load_template(tmp_path / "template.yaml", {"SeenFile": str(seen_file)})
+    template = load_template(tmp_path / "template.yaml", {"SeenFile": str(seen_file), **overrides})
     with running_queues(template) as endpoint:
         yield Local(template, endpoint, seen_file)
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[Local]:
+    with started(tmp_path) as running:
+        yield running
 
 
 def test_the_queues_are_created_as_the_template_writes_them(local: Local) -> None:
@@ -204,6 +219,32 @@ def test_a_fifo_group_is_delivered_in_order_and_waits_for_its_failed_message(loc
     local.drain_after_visibility_timeout()
     # ...then the group goes on from it, in order (the worker, unlike Powertools' FIFO processor, let ok-2 through).
     assert local.bodies_delivered()[1:] == [["fail-once-1", "ok-3", "ok-4"]]
+
+
+def test_a_batch_past_ten_messages_is_gathered_within_the_batching_window(tmp_path: Path) -> None:
+    with started(tmp_path, BatchSize="25", Window="1") as local:
+        for n in range(25):
+            local.send(f"ok-{n}", f"g{n}")
+
+        assert local.poller.poll_once() == 25
+        (bodies,) = local.bodies_delivered()
+        assert sorted(bodies) == sorted(f"ok-{n}" for n in range(25))
+        assert local.left_in(local.jobs.url) == 0
+
+
+@pytest.mark.parametrize(
+    ("written", "refusal"),
+    [
+        ("Queue: !GetAtt Jobs.Arn", "Worker.Jobs: Queue must be !GetAtt <queue>.Arn"),
+        ("deadLetterTargetArn: !GetAtt JobsDeadLetters.Arn", "Jobs: deadLetterTargetArn must be !GetAtt <queue>.Arn"),
+    ],
+)
+def test_a_queue_outside_the_template_is_refused_at_start_up(tmp_path: Path, written: str, refusal: str) -> None:
+    key = written.partition(":")[0]
+    (tmp_path / "template.yaml").write_text(TEMPLATE.replace(written, f"{key}: arn:aws:sqs:us-east-1:1:elsewhere"))
+
+    with pytest.raises(TemplateError, match=re.escape(refusal)):
+        load_template(tmp_path / "template.yaml", {"SeenFile": "unused"})
 
 
 def test_the_ticketline_template_maps_the_publish_queue() -> None:
