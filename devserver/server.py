@@ -167,7 +167,9 @@ class _ServerContext:
     def gateway(self) -> Gateway:
         host = self.host()
         runner = ScheduleRunner(self.template, host, self.lock_dir)
-        return Gateway(self.template, host, runner, self.dynamodb_endpoint, self.throttle)
+        return Gateway(
+            self.template, host, runner, self.dynamodb_endpoint, self.throttle, sqs_endpoint=self.sqs_endpoint
+        )
 
     def run_scheduler(self, rates: list[tuple[ScheduleEvent, float]], stop: threading.Event) -> None:
         host = self.host()

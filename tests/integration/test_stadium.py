@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -145,6 +146,14 @@ def published_through_the_queue(server: Any, seats: int, key: str, publish_secon
 def test_a_stadium_date_is_published_through_the_local_queue(server):
     # ~470 seats/s locally on a loaded machine: 20,000 seats in about 45 s, with a wide margin.
     published_through_the_queue(server, 20_000, "stadium-20k", publish_seconds=240)
+    info = requests.get(f"{server.url}/_local/info", timeout=TIMEOUT).json()
+    sqs = boto3.client("sqs", endpoint_url=info["sqsEndpoint"], region_name="us-east-1")
+    for queue in ("PublishSeatsQueue", "PublishSeatsDeadLetterQueue"):  # every range written once, none given up
+        attributes = sqs.get_queue_attributes(QueueUrl=info["queues"][queue], AttributeNames=["All"])["Attributes"]
+        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+            "0",
+            "0",
+        )
 
 
 @pytest.mark.slow
