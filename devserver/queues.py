@@ -79,6 +79,9 @@ class QueuePoller:
         ]
 
     def run(self, stop: threading.Event) -> None:
+        if not self._mappings:  # every SQS event disabled (Enabled: false): nothing to poll
+            stop.wait()
+            return
         while not stop.is_set():
             try:
                 self.poll_once(LONG_POLL_SECONDS)
