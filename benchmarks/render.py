@@ -206,7 +206,7 @@ def stadium(result: dict[str, Any]) -> str:
         (
             "POST /admin/concerts",
             f"{create['status']} in {create['seconds']} s, {create['requests']} DynamoDB requests, {create['wru']} "
-            f"WRU; {create['ranges']} ranges queued, the largest message {create['largest_message_bytes']} bytes",
+            f"WRU; {create['ranges']} ranges queued, the largest message {publish['largest_message_bytes']} bytes",
         ),
         (
             "publication (local)",
@@ -233,8 +233,9 @@ def stadium(result: dict[str, Any]) -> str:
     return f"""## {TITLES["stadium"]}
 
 {machine_line(result)} Engine: {result["engine"]}. One date of {result["seats"]:,} seats in two `seatBlocks`
-(sections FLOOR and STAND): one POST, its ranges handed to the publisher function in batches of 10 as SQS FIFO
-would (the queue itself is not measured), then the date's free seats listed 5,000 a page.
+(sections FLOOR and STAND): one POST, its ranges sent to the local SQS FIFO queue (moto's server) and handed to the
+publisher function in batches of 10 by the local server's SQS event source (devserver/queues.py), then the date's
+free seats listed 5,000 a page.
 
 {table(["step", "figures"], steps)}
 

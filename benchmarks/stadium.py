@@ -4,9 +4,10 @@
     make bench-stadium
 
 On DynamoDB Local, in-process: the admin and publisher functions run through the local API Gateway and Lambda host
-under their IAM roles. The SQS queue between them is not part of this measure: the ranges the creation sends are
-kept and handed to the publisher in batches of 10 (the template's BatchSize), in order, one date's group at a time
-as SQS FIFO delivers them. Every DynamoDB request is recorded and billed by AWS's rules (benchmarks/capacity.py).
+under their IAM roles, with the local server's SQS between them: the creation sends its ranges to PublishSeatsQueue
+on moto's SQS server and devserver/queues.py (Lambda's SQS event source) hands them to the publisher in batches of
+10 (the template's BatchSize), one date's FIFO group at a time. Every DynamoDB request is recorded and billed by
+AWS's rules (benchmarks/capacity.py); the SQS requests are not DynamoDB's and are not billed here.
 
 AWS's own limit decides the publication's time there: one date's seats share a partition key, and a partition takes
 about 1,000 write units a second, so a date's seats take seats/1,000 seconds whatever the Lambda does; dates are
@@ -17,18 +18,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import boto3
+
 from benchmarks import report
 from benchmarks.capacity import Units, billed_units
 from benchmarks.inprocess import InProcessApi, dynamodb_local
+from devserver import DEFAULT_TEMPLATE
+from devserver.lambda_host import LambdaHost
+from devserver.queues import QueuePoller, running_queues
+from devserver.template import FunctionSpec, load_template
 
 PARTITION_WRITE_UNITS_PER_SECOND = 1_000  # DynamoDB's per-partition write throughput
 LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 API_GATEWAY_SECONDS = 29
-SQS_BATCH = 10
 MAX_PAGE_RETRIES = 5  # a 503 (DynamoDB Local past the client's read timeout on a loaded machine) is retried
 STARTS_AT = "2031-06-01T19:00:00Z"
 
@@ -41,9 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seats", type=int, default=100_000, help="seats of the one date (at most 100,000)")
     args = parser.parse_args(argv)
-    with dynamodb_local() as endpoint:
+    with dynamodb_local() as endpoint, running_queues(load_template(DEFAULT_TEMPLATE)) as sqs_endpoint:
+        os.environ["SQS_ENDPOINT_URL"] = sqs_endpoint  # before the functions' settings are read
         api = InProcessApi(endpoint)
-        result = run(api, args.seats)
+        result = run(api, args.seats, sqs_endpoint)
     targets = [
         {
             "target": f"the creation answers within API Gateway's {API_GATEWAY_SECONDS} s",
@@ -70,15 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(t["met"] for t in targets) else 1
 
 
-def run(api: InProcessApi, seats: int) -> dict[str, Any]:
-    created, records = create(api, seats)
-    publish = publish_all(api, records, seats)
+def run(api: InProcessApi, seats: int, sqs_endpoint: str) -> dict[str, Any]:
+    sqs = boto3.client("sqs", endpoint_url=sqs_endpoint)
+    created = create(api, seats, sqs)
+    publish = publish_all(api, sqs_endpoint, sqs, seats)
     concert_id, schedule_id = created["concertId"], created["schedules"][0]["scheduleId"]
     publish["status"] = api.call("GET", f"/admin/concerts/{concert_id}", label="sale", user="ops", admin=True).body[
         "status"
     ]
     return {
-        "engine": "DynamoDB Local (admin and publisher functions in-process, IAM roles enforced)",
+        "engine": "DynamoDB Local and moto's SQS server (admin and publisher functions in-process, IAM roles enforced)",
         "seats": seats,
         "create": created["figures"],
         "publish": publish,
@@ -86,18 +95,8 @@ def run(api: InProcessApi, seats: int) -> dict[str, Any]:
     }
 
 
-def create(api: InProcessApi, seats: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One POST; returns its answer and the SQS records its ranges would be delivered as."""
-    from ticketline.models.catalog import SeatRangeMessage
-    from ticketline.repositories import publishing
-
-    sent: list[SeatRangeMessage] = []
-
-    def keep(self: publishing.SeatRangeQueue, messages: list[SeatRangeMessage]) -> int:
-        sent.extend(messages)
-        return 0
-
-    publishing.SeatRangeQueue.send = keep  # type: ignore[method-assign]  # the harness stands in for SQS
+def create(api: InProcessApi, seats: int, sqs: Any) -> dict[str, Any]:
+    """One POST; its answer, with the ranges it sent to the queue."""
     half = seats // 2
     blocks = [
         {"section": "FLOOR", "from": 1, "to": half, "price": 150_000},
@@ -111,46 +110,55 @@ def create(api: InProcessApi, seats: int) -> tuple[dict[str, Any], list[dict[str
     seconds = time.perf_counter() - started
     if answer.status != 202:
         raise RuntimeError(f"create: {answer.status} {answer.body}")
-    records = [
-        {"messageId": str(n), "body": m.model_dump_json(by_alias=True), "attributes": {"MessageGroupId": m.schedule_id}}
-        for n, m in enumerate(sent)
-    ]
     figures = {
         "seconds": round(seconds, 2),
         "status": answer.status,
         "requests": len(answer.requests),
-        "ranges": len(sent),
-        "largest_message_bytes": max(len(r["body"]) for r in records),
+        "ranges": _messages_left(sqs, api.template.queue("PublishSeatsQueue").url),
         "wru": round(units(answer.requests).wru, 1),
     }
-    return {**answer.body, "figures": figures}, records
+    return {**answer.body, "figures": figures}
 
 
-def publish_all(api: InProcessApi, records: list[dict[str, Any]], seats: int) -> dict[str, Any]:
-    """Every record through the publisher, 10 a batch; failed ones come back first, in order, as from SQS FIFO."""
-    publisher = next(f for f in api.template.functions if f.logical_id == "PublishSeatsFunction")
+def _messages_left(sqs: Any, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+class _WatchedHost:
+    """The Lambda host, noting what the queue hands the publisher: the largest message, and the redeliveries."""
+
+    def __init__(self, host: LambdaHost) -> None:
+        self._host = host
+        self.largest_message_bytes = 0
+        self.redelivered = 0
+
+    def invoke(self, function: FunctionSpec, event: Any) -> Any:
+        for record in event["Records"]:
+            self.largest_message_bytes = max(self.largest_message_bytes, len(record["body"].encode()))
+            self.redelivered += record["attributes"]["ApproximateReceiveCount"] != "1"
+        return self._host.invoke(function, event)
+
+
+def publish_all(api: InProcessApi, sqs_endpoint: str, sqs: Any, seats: int) -> dict[str, Any]:
+    """Lambda's SQS event source on the local queue until it is empty (a failed message comes back after the
+    queue's visibility timeout, as on AWS)."""
+    host = _WatchedHost(api._host)
+    poller = QueuePoller(api.template, host, sqs_endpoint)
+    url = api.template.queue("PublishSeatsQueue").url
     started = time.perf_counter()
-    redelivered = 0
     with api.log.labelled("publish") as made:
-        waiting = list(records)
-        while waiting:
-            batch, waiting = waiting[:SQS_BATCH], waiting[SQS_BATCH:]
-            try:
-                answer = api._host.invoke(publisher, {"Records": batch})
-                failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
-            except Exception as error:  # every record failed: Lambda reports an error and SQS delivers them all again
-                answer, failed = {"error": str(error)}, {r["messageId"] for r in batch}
-            redelivered += len(failed)
-            if redelivered > len(records):
-                raise RuntimeError(f"publish keeps failing: {answer}")
-            waiting = [r for r in batch if r["messageId"] in failed] + waiting
+        while _messages_left(sqs, url):
+            poller.poll_once(wait_seconds=1)
     seconds = time.perf_counter() - started
     cost = units(made)
     return {
         "seconds": round(seconds, 1),
         "seats_per_second": round(seats / seconds),
         "requests": len(made),
-        "redelivered": redelivered,
+        "redelivered": host.redelivered,
+        "largest_message_bytes": host.largest_message_bytes,
         "wru": round(cost.wru, 1),
         "rru": round(cost.rru, 1),
         "wru_per_seat": round(cost.wru / seats, 3),

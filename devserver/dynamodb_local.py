@@ -1,5 +1,5 @@
 """The DynamoDB engine behind the local server: DynamoDB Local (the real engine, on Java), moto's
-server when Java is missing, or an engine that is already running."""
+server when Java is missing, or an engine that is already running; and moto's server for the local SQS."""
 
 import contextlib
 import glob
@@ -81,6 +81,16 @@ def running_engine(install_dir: Path, external_endpoint: str | None = None) -> I
     process, endpoint = _start(command, cwd, quiet=quiet)
     try:
         yield Engine(endpoint, f"{description} at {endpoint}")
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def running_moto_server() -> Iterator[str]:
+    """moto's server on a free loopback port (its endpoint), stopped on exit: the local SQS (devserver/queues.py)."""
+    process, endpoint = _start(_moto_server_command(), None, quiet=True)
+    try:
+        yield endpoint
     finally:
         _stop(process)
 

@@ -56,11 +56,14 @@ class Gateway:
         schedules: ScheduleRunner,
         dynamodb_endpoint: str,
         throttle: Throttle | None = None,
+        *,
+        sqs_endpoint: str = "",
     ) -> None:
         self._template = template
         self._host = host
         self._schedules = schedules
         self._dynamodb_endpoint = dynamodb_endpoint
+        self._sqs_endpoint = sqs_endpoint
         self._router = Router(template.routes)
         self._pages = Pages(template)  # the demo page, /openapi.json, /docs, /_local/token (local only)
         # The server passes buckets shared by its worker processes; alone, a gateway keeps its own.
@@ -190,6 +193,9 @@ class Gateway:
                 {
                     "dynamodbEndpoint": self._dynamodb_endpoint,
                     "tables": self._template.table_names,
+                    # Where to read a queue (its dead letters, say) with any SQS client: the endpoint and each URL.
+                    "sqsEndpoint": self._sqs_endpoint,
+                    "queues": {queue.logical_id: queue.url for queue in self._template.queues},
                     "parameters": dict(self._template.parameters),
                 },
             )

@@ -1,17 +1,18 @@
-"""Each function's IAM role, enforced on the DynamoDB requests its handler makes, as AWS enforces it.
+"""Each function's IAM role, enforced on the DynamoDB and SQS requests its handler makes, as AWS enforces it.
 
 The template is translated by the SAM translator (policy templates such as DynamoDBCrudPolicy become the
 actions and resources AWS will see), the role's statements are resolved to local ARNs (devserver/template.py),
-and a botocore `before-call.dynamodb` hook checks every request made while a function runs:
+and a botocore `before-call.dynamodb` / `before-call.sqs` hook checks every request made while a function runs:
 
 - one check per item of a transaction: IAM has no TransactWriteItems action for items, each needs its
   Put/Update/Delete/ConditionCheckItem on the item's table (TransactGetItems: GetItem);
 - BatchGetItem / BatchWriteItem: their own action on each table of the request;
-- Query / Scan of an index: the `table/<name>/index/<index>` resource.
+- Query / Scan of an index: the `table/<name>/index/<index>` resource;
+- SQS: the action on the queue's ARN, a batch (SendMessageBatch...) authorized as its single action (sqs:SendMessage).
 
 A request the role does not allow fails as AWS fails it: a botocore ClientError `AccessDeniedException` with
-AWS's message, never sent. The local server's own calls (table creation, stream reading) run under no function
-and are not checked.
+AWS's message, never sent. The local server's own calls (table and queue creation, stream and queue reading, as
+Lambda's event source mappings do) run under no function and are not checked.
 
 With TICKETLINE_IAM_USAGE=<file>, every (function, action, resource) allowed is appended to the file (one line
 each, first time per process), so a test session can compare the template's grants with what the code used
@@ -39,12 +40,19 @@ from typing import Any
 USAGE_ENV = "TICKETLINE_IAM_USAGE"
 _HOOK_ID = "ticketline-iam"
 
-# What the AWS-managed policies SAM attaches grant on DynamoDB. The stream actions are Lambda's event source
-# mapping's, never the function code's; an unknown managed policy is refused (its grants cannot be known here).
+# What the AWS-managed policies SAM attaches grant on DynamoDB and SQS. The stream and queue actions are Lambda's
+# event source mapping's, never the function code's; an unknown managed policy is refused (its grants cannot be known
+# here).
 MANAGED_POLICY_STATEMENTS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
     "AWSLambdaBasicExecutionRole": (),
     "AWSXrayWriteOnlyAccess": (),
-    "AWSLambdaSQSQueueExecutionRole": (),  # sqs:ReceiveMessage, DeleteMessage, ...: nothing on DynamoDB
+    "AWSLambdaSQSQueueExecutionRole": (
+        {
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            "Resource": "*",
+        },
+    ),
     "AWSLambdaDynamoDBExecutionRole": (
         {
             "Effect": "Allow",
@@ -81,7 +89,12 @@ class Permission:
 # Grants kept though no test can reach them. Powertools Idempotency reads its record with GetItem only when a failed
 # conditional put returns no old item, and DynamoDB returns it (ReturnValuesOnConditionCheckFailure, boto3 >=
 # 1.26.164); Powertools documents GetItem as required all the same, so the grant stays and the check skips it.
-UNREACHABLE_GRANTS = (Permission("dynamodb:GetItem", "arn:aws:dynamodb:*:*:table/IdempotencyTable"),)
+# Lambda itself sends a failed invocation or stream batch to an OnFailure destination with the function's role; the
+# local server has no destinations, so no request of it uses the grant.
+UNREACHABLE_GRANTS = (
+    Permission("dynamodb:GetItem", "arn:aws:dynamodb:*:*:table/IdempotencyTable"),
+    Permission("sqs:SendMessage*", "arn:aws:sqs:*:*:*-FailedEventsQueue"),
+)
 
 
 @dataclass(frozen=True)
@@ -175,11 +188,15 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(item) for item in value or []]
 
 
-def may_grant_dynamodb(raw_statement: Mapping[str, Any]) -> bool:
-    """Whether a statement's actions can match a DynamoDB action (others need not be resolved locally)."""
+CHECKED_SERVICES = ("dynamodb", "sqs")
+
+
+def may_grant_checked_action(raw_statement: Mapping[str, Any]) -> bool:
+    """Whether a statement's actions can match a DynamoDB or SQS action (others need not be resolved locally)."""
     return any(
-        _glob(pattern.split(":", 1)[0], "dynamodb", case_sensitive=False)
+        _glob(pattern.split(":", 1)[0], service, case_sensitive=False)
         for pattern in _strings(raw_statement.get("Action"))
+        for service in CHECKED_SERVICES
     )
 
 
@@ -280,7 +297,7 @@ def _translate_roles_cached(
 def managed_statements(arn: str) -> list[Statement]:
     name = arn.rsplit("/", 1)[-1]
     if name not in MANAGED_POLICY_STATEMENTS:
-        raise PolicyError(f"managed policy {arn}: its DynamoDB grants are unknown here (devserver/iam.py)")
+        raise PolicyError(f"managed policy {arn}: its DynamoDB and SQS grants are unknown here (devserver/iam.py)")
     return statements_from_document({"Statement": list(MANAGED_POLICY_STATEMENTS[name])}, managed=True)
 
 
@@ -323,11 +340,34 @@ def required_permissions(operation: str, request: Mapping[str, Any], region: str
     return [Permission(f"dynamodb:{operation}", "*")]  # e.g. ListTables
 
 
+def queue_arn_of(queue_url_or_name: str, region: str, account: str) -> str:
+    """The ARN IAM checks for a queue named by its URL (https://sqs.<region>.amazonaws.com/<account>/<name>)."""
+    parts = queue_url_or_name.rstrip("/").split("/")
+    name, owner = parts[-1], parts[-2] if len(parts) > 1 else account
+    return f"arn:aws:sqs:{region}:{owner}:{name}"
+
+
+# A batch request is authorized as the action of one message.
+_SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "sqs:SendMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+
+def required_sqs_permissions(operation: str, request: Mapping[str, Any], region: str, account: str) -> list[Permission]:
+    """The authorization IAM makes for one SQS request (its API parameters, as sent on the wire)."""
+    action = _SQS_BATCH_ACTIONS.get(operation, f"sqs:{operation}")
+    queue = request.get("QueueUrl") or request.get("QueueName")
+    return [Permission(action, queue_arn_of(str(queue), region, account) if queue else "*")]
+
+
 # ------------------------------------------------------------------------------------------------ the hook
 
 
 class Enforcer:
-    """The `before-call.dynamodb` hook: checks each request against the role of the function running now.
+    """The `before-call.dynamodb` and `before-call.sqs` hook: checks each request against the role of the function
+    running now.
 
     One function at a time per process (devserver/lambda_host.py holds a lock; os.environ is process-wide
     too), so "the function running" is process state, seen by the handler's own threads as well.
@@ -352,7 +392,8 @@ class Enforcer:
                 boto3.setup_default_session()
             assert boto3.DEFAULT_SESSION is not None
             events = boto3.DEFAULT_SESSION.events
-        events.register_first("before-call.dynamodb", self, unique_id=_HOOK_ID)
+        for service in CHECKED_SERVICES:
+            events.register_first(f"before-call.{service}", self, unique_id=f"{_HOOK_ID}-{service}")
         return self
 
     @contextmanager
@@ -368,11 +409,17 @@ class Enforcer:
         role = self._role
         if role is None:
             return None  # the local server's own call: no function, no role
-        request = json.loads(params.get("body") or b"{}")
-        for permission in required_permissions(model.name, request, self._region, self._account):
+        request = json.loads(params.get("body") or b"{}")  # both services speak AWS's JSON protocol
+        service = model.service_model.service_name
+        permissions = (required_sqs_permissions if service == "sqs" else required_permissions)(
+            model.name, request, self._region, self._account
+        )
+        for permission in permissions:
             decision = role.decide(permission)
             if decision != "allow":
-                return _access_denied(role.denial_message(permission, decision))
+                # SQS keeps its query-protocol error code.
+                code = "AccessDenied" if service == "sqs" else "AccessDeniedException"
+                return _access_denied(code, role.denial_message(permission, decision))
             self._record(role.function_id, permission)
         return None
 
@@ -398,12 +445,12 @@ def enforcer() -> Enforcer:
     return _process_enforcer().install()
 
 
-def _access_denied(message: str) -> tuple[Any, dict[str, Any]]:
+def _access_denied(code: str, message: str) -> tuple[Any, dict[str, Any]]:
     from botocore.awsrequest import AWSResponse, HeadersDict
 
     status = 400
     parsed = {
-        "Error": {"Code": "AccessDeniedException", "Message": message},
+        "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-iam-denied", "HTTPHeaders": {}},
     }
     return AWSResponse("", status, HeadersDict(), None), parsed

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from devserver import iam
 from devserver.proxy import LambdaContext
@@ -35,14 +35,24 @@ logger = logging.getLogger("devserver")
 Handler = Callable[[Any, LambdaContext], Any]
 
 
-def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -> dict[str, str]:
-    """The template's variables for the function, plus what Lambda sets and what differs locally."""
+class Invoker(Protocol):
+    """What an event source needs of a Lambda host: a function invoked with an event, its answer returned."""
+
+    def invoke(self, function: FunctionSpec, event: Any) -> Any: ...
+
+
+def local_function_environment(
+    function: FunctionSpec, dynamodb_endpoint: str, sqs_endpoint: str = ""
+) -> dict[str, str]:
+    """The template's variables for the function, plus what Lambda sets and what differs locally (the engines'
+    endpoints: the queue URLs the template gives are AWS's, served by the local SQS at `sqs_endpoint`)."""
     local_endpoint = (
         {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
     )
     return {
         **function.environment,
         **local_endpoint,
+        **({"SQS_ENDPOINT_URL": sqs_endpoint} if sqs_endpoint else {}),
         "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -54,9 +64,13 @@ def local_function_environment(function: FunctionSpec, dynamodb_endpoint: str) -
 
 
 class LambdaHost:
-    def __init__(self, dynamodb_endpoint: str, template_variables: Collection[str] = ()) -> None:
-        """template_variables: every variable the template declares for some function (Template.environment_names)."""
+    def __init__(
+        self, dynamodb_endpoint: str, template_variables: Collection[str] = (), sqs_endpoint: str = ""
+    ) -> None:
+        """template_variables: every variable the template declares for some function (Template.environment_names);
+        sqs_endpoint: the local SQS (devserver/queues.py), "" when the template has no queue."""
         self._dynamodb_endpoint = dynamodb_endpoint
+        self._sqs_endpoint = sqs_endpoint
         self._template_variables = frozenset(template_variables)
         self._isolated = bool(self._template_variables)
         self._layer_modules: dict[str, dict[str, ModuleType]] = {}  # function -> its own copies of its layers' modules
@@ -72,7 +86,7 @@ class LambdaHost:
         with (
             self._invocation_lock,
             temporary_environment(
-                local_function_environment(function, self._dynamodb_endpoint),
+                local_function_environment(function, self._dynamodb_endpoint, self._sqs_endpoint),
                 unset=self._template_variables - function.environment.keys(),
             ),
             self._own_layer_modules(function),

@@ -1,5 +1,6 @@
 """The local server: gunicorn's pre-forked workers serve the gateway as a WSGI application; its arbiter also keeps
-the scheduler and the stream poller running, each in a process of its own; DynamoDB Local runs around them all.
+the scheduler and the stream and queue pollers running, each in a process of its own; DynamoDB Local (and moto's
+SQS server, for the template's queues) run around them all.
 
 Why processes: a Powertools resolver keeps the current event on a class attribute, so one process runs one
 invocation at a time (lambda_host.py); concurrent requests need several processes. gunicorn's sync workers take
@@ -34,6 +35,7 @@ from devserver.dynamodb_local import die_with_parent, running_engine, use_local_
 from devserver.gateway import MAX_BODY_BYTES, Gateway
 from devserver.lambda_host import LambdaHost
 from devserver.proxy import HttpRequest, HttpResponse, error_response
+from devserver.queues import QueuePoller, running_queues
 from devserver.schedules import ScheduleRunner, timer_rates
 from devserver.streams import StreamPoller
 from devserver.template import ScheduleEvent, Template, create_tables, load_template
@@ -71,14 +73,19 @@ def serve(options: ServerOptions) -> None:
         logger.warning("listening on %s: the local API has no real authentication, keep it off networks", options.host)
     with (
         running_engine(DYNAMODB_LOCAL_DIR, options.dynamodb_endpoint) as engine,
+        running_queues(template) as sqs_endpoint,
         tempfile.TemporaryDirectory(prefix="ticketline-devserver-") as lock_dir,
     ):
         _create_tables(engine.endpoint_url, template)
-        context = _ServerContext(template, engine.endpoint_url, Path(lock_dir), Throttle(template))
-        banner = _banner_lines(engine.description, template, options.workers, rates, fault_plan)
+        context = _ServerContext(template, engine.endpoint_url, Path(lock_dir), Throttle(template), sqs_endpoint)
+        banner = _banner_lines(
+            engine.description, template, options.workers, rates, fault_plan, sqs_endpoint=sqs_endpoint
+        )
         sidecars = [_Sidecar("scheduler", lambda stop: context.run_scheduler(rates, stop))] if rates else []
         if template.streams:
             sidecars.append(_Sidecar("stream poller", context.run_stream_poller))
+        if template.queue_events:
+            sidecars.append(_Sidecar("queue poller", context.run_queue_poller))
         with contextlib.suppress(SystemExit):  # gunicorn's arbiter ends with sys.exit(0)
             _LocalServer(options, context, banner, sidecars).run()
     logger.info("stopped")
@@ -111,6 +118,8 @@ def _banner_lines(
     workers: int,
     rates: list[tuple[ScheduleEvent, float]],
     fault_plan: faults.FaultPlan,
+    *,
+    sqs_endpoint: str,
 ) -> list[str]:
     lines = [
         f"DynamoDB: {engine} (tables: {', '.join(template.table_names.values())})",
@@ -120,6 +129,14 @@ def _banner_lines(
         "Streams: "
         + (
             ", ".join(f"{stream.table_id} -> {stream.function_id}" for stream in template.streams)
+            or "none in the template"
+        ),
+        f"SQS: moto server at {sqs_endpoint} (queues: {', '.join(q.name for q in template.queues)})"
+        if sqs_endpoint
+        else "SQS: no queues in the template",
+        "Queue events: "
+        + (
+            ", ".join(f"{event.queue_id} -> {event.function_id}" for event in template.queue_events)
             or "none in the template"
         ),
         f"Injected DynamoDB faults: {fault_plan}",
@@ -142,14 +159,17 @@ class _ServerContext:
     dynamodb_endpoint: str
     lock_dir: Path
     throttle: Throttle
+    sqs_endpoint: str = ""
 
     def host(self) -> LambdaHost:
-        return LambdaHost(self.dynamodb_endpoint, self.template.environment_names)
+        return LambdaHost(self.dynamodb_endpoint, self.template.environment_names, self.sqs_endpoint)
 
     def gateway(self) -> Gateway:
         host = self.host()
         runner = ScheduleRunner(self.template, host, self.lock_dir)
-        return Gateway(self.template, host, runner, self.dynamodb_endpoint, self.throttle)
+        return Gateway(
+            self.template, host, runner, self.dynamodb_endpoint, self.throttle, sqs_endpoint=self.sqs_endpoint
+        )
 
     def run_scheduler(self, rates: list[tuple[ScheduleEvent, float]], stop: threading.Event) -> None:
         host = self.host()
@@ -161,6 +181,11 @@ class _ServerContext:
         StreamPoller(self.template, host, self.dynamodb_endpoint).run(stop)
         host.wait_until_idle(_STOP_GRACE_SECONDS)
 
+    def run_queue_poller(self, stop: threading.Event) -> None:
+        host = self.host()
+        QueuePoller(self.template, host, self.sqs_endpoint).run(stop)
+        host.wait_until_idle(_STOP_GRACE_SECONDS)
+
 
 def _child_started() -> None:
     """In every process the arbiter forks."""
@@ -169,7 +194,7 @@ def _child_started() -> None:
 
 
 class _Sidecar:
-    """A process next to gunicorn's workers (the scheduler, the stream poller), forked and restarted by the arbiter."""
+    """A process next to gunicorn's workers (the scheduler, the pollers), forked and restarted by the arbiter."""
 
     def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
         self.name = name

@@ -188,6 +188,52 @@ class StreamEvent:
 
 
 @dataclass(frozen=True)
+class QueueEvent:
+    """An SQS event: Lambda's event source mapping long-polls the queue and hands the function its messages."""
+
+    function_id: str
+    name: str
+    queue_id: str  # logical id of the template's queue it reads
+    batch_size: int
+    batching_window_seconds: float
+    enabled: bool
+    # FunctionResponseTypes: [ReportBatchItemFailures]: only the messages the function names come back; the others
+    # are deleted (without it, any failure leaves the whole batch to come back after the visibility timeout)
+    reports_item_failures: bool = False
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.function_id}.{self.name}"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An AWS::SQS::Queue of the template, named as CloudFormation names it in the local stack."""
+
+    logical_id: str
+    name: str
+    attributes: Mapping[str, str]  # CreateQueue's Attributes (RedrivePolicy as JSON, with the DLQ's local ARN)
+    dead_letter_queue_id: str | None
+
+    @property
+    def fifo(self) -> bool:
+        return self.attributes.get("FifoQueue") == "true"
+
+    @property
+    def arn(self) -> str:
+        return queue_arn(self.name)
+
+    @property
+    def url(self) -> str:
+        """The queue's URL as `!Ref` gives it on AWS; the SQS endpoint the client uses decides where it is served."""
+        return f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/{self.name}"
+
+
+def queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{name}"
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_dir: Path
@@ -198,6 +244,7 @@ class FunctionSpec:
     routes: tuple[ApiRoute, ...]
     schedules: tuple[ScheduleEvent, ...]
     streams: tuple[StreamEvent, ...]
+    queue_events: tuple[QueueEvent, ...]
     layer_dirs: tuple[Path, ...]  # source folders of the function's layers, importable as on Lambda
     role: iam.RolePolicy  # its execution role, as the translated template gives it (devserver/iam.py)
 
@@ -276,6 +323,7 @@ class Template:
     functions: tuple[FunctionSpec, ...]
     apis: Mapping[str, ApiSpec]
     tables: tuple[TableSpec, ...]
+    queues: tuple[QueueSpec, ...] = ()
 
     @property
     def routes(self) -> list[ApiRoute]:
@@ -288,6 +336,13 @@ class Template:
     @property
     def streams(self) -> list[StreamEvent]:
         return [stream for function in self.functions for stream in function.streams]
+
+    @property
+    def queue_events(self) -> list[QueueEvent]:
+        return [event for function in self.functions for event in function.queue_events]
+
+    def queue(self, logical_id: str) -> QueueSpec:
+        return next(queue for queue in self.queues if queue.logical_id == logical_id)
 
     @property
     def environment_names(self) -> frozenset[str]:
@@ -316,6 +371,7 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
     parameters = _parameter_values(document.get("Parameters") or {}, parameter_overrides or {})
 
     tables = _tables(resources, _Resolver(parameters, {}))
+    queues = _queues(resources, _Resolver(parameters, {}))
     functions_by_id = {
         logical_id: resource
         for logical_id, resource in resources.items()
@@ -323,10 +379,13 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
     }
     resolver = _Resolver(
         parameters,
-        {table.logical_id: table.name for table in tables} | {name: name for name in functions_by_id},
+        {table.logical_id: table.name for table in tables}
+        | {name: name for name in functions_by_id}
+        | {queue.logical_id: queue.url for queue in queues},
+        _queue_attributes(queues),
     )
     apis = _apis(resources, global_sections.get("Api") or {}, resolver)
-    roles = _roles(document, parameters, tables)
+    roles = _roles(document, parameters, tables, queues)
     layer_dirs = {
         logical_id: path.parent / resolver.text(resource["Properties"]["ContentUri"])
         for logical_id, resource in resources.items()
@@ -346,7 +405,7 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
         )
         for logical_id, resource in functions_by_id.items()
     )
-    return Template(path=path, parameters=parameters, functions=functions, apis=apis, tables=tables)
+    return Template(path=path, parameters=parameters, functions=functions, apis=apis, tables=tables, queues=queues)
 
 
 def create_tables(dynamodb_client: Any, template: Template) -> None:
@@ -358,6 +417,20 @@ def create_tables(dynamodb_client: Any, template: Template) -> None:
             continue
         if table.time_to_live is not None:
             dynamodb_client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=dict(table.time_to_live))
+
+
+def create_queues(sqs_client: Any, template: Template) -> None:
+    """Creates the template's queues, each dead-letter queue before the queues that redrive to it."""
+    created: set[str] = set()
+    pending = list(template.queues)
+    while pending:
+        ready = [q for q in pending if q.dead_letter_queue_id is None or q.dead_letter_queue_id in created]
+        if not ready:
+            raise TemplateError(f"queues redriving in a circle: {', '.join(q.logical_id for q in pending)}")
+        for queue in ready:
+            sqs_client.create_queue(QueueName=queue.name, Attributes=dict(queue.attributes))
+            created.add(queue.logical_id)
+            pending.remove(queue)
 
 
 def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -401,6 +474,7 @@ def _function(
     routes: list[ApiRoute] = []
     schedules: list[ScheduleEvent] = []
     streams: list[StreamEvent] = []
+    queue_events: list[QueueEvent] = []
     for event_name, event in (properties.get("Events") or {}).items():
         event_type = event.get("Type")
         event_properties = event.get("Properties") or {}
@@ -410,6 +484,8 @@ def _function(
             schedules.append(_schedule(logical_id, event_name, event_type, event_properties, resolver))
         elif event_type == "DynamoDB":
             streams.append(_stream(logical_id, event_name, event_properties, resolver))
+        elif event_type == "SQS":
+            queue_events.append(_queue_event(logical_id, event_name, event_properties, resolver))
     return FunctionSpec(
         logical_id=logical_id,
         code_dir=template_dir / resolver.text(properties.get("CodeUri", ".")),
@@ -420,6 +496,7 @@ def _function(
         routes=tuple(routes),
         schedules=tuple(schedules),
         streams=tuple(streams),
+        queue_events=tuple(queue_events),
         # Layers given as ARNs (published elsewhere) have no local source: their imports must be in the venv.
         layer_dirs=tuple(
             layer_dirs[layer["Ref"]]
@@ -431,15 +508,20 @@ def _function(
 
 
 def _roles(
-    document: Mapping[str, Any], parameters: Mapping[str, str], tables: tuple["TableSpec", ...]
+    document: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    tables: tuple["TableSpec", ...],
+    queues: tuple[QueueSpec, ...],
 ) -> dict[str, iam.RolePolicy]:
-    """Each function's role, translated by the SAM translator, its DynamoDB statements resolved to local ARNs."""
+    """Each function's role, translated by the SAM translator, its DynamoDB and SQS statements resolved to local
+    ARNs."""
     table_arns = {table.logical_id: iam.table_arn(LOCAL_REGION, LOCAL_ACCOUNT_ID, table.name) for table in tables}
     resolver = _Resolver(
         parameters,
-        {table.logical_id: table.name for table in tables},
+        {table.logical_id: table.name for table in tables} | {queue.logical_id: queue.url for queue in queues},
         {(logical_id, "Arn"): arn for logical_id, arn in table_arns.items()}
-        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()},
+        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()}
+        | _queue_attributes(queues),
     )
     roles = {}
     for function_id, translated in iam.translate_roles(document, parameters, LOCAL_REGION).items():
@@ -447,13 +529,13 @@ def _roles(
         for policy in translated.policy_documents:
             raw_statements = policy.get("Statement") or []
             for raw in [raw_statements] if isinstance(raw_statements, dict) else raw_statements:
-                if not iam.may_grant_dynamodb(raw):
-                    continue  # SQS, logs, ...: not requests this server checks
+                if not iam.may_grant_checked_action(raw):
+                    continue  # logs, X-Ray, ...: not requests this server checks
                 try:
                     resolved = resolver.tree(raw)
                 except _Unresolvable as error:
                     raise TemplateError(
-                        f"{function_id}: a DynamoDB policy resource is not a table of this template: {error}"
+                        f"{function_id}: a policy resource is not a table or queue of this template: {error}"
                     ) from error
                 statements.extend(iam.statements_from_document({"Statement": [resolved]}))
         for arn in translated.managed_policy_arns:
@@ -526,6 +608,83 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
         filters=filters,
         reports_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
     )
+
+
+def _queue_event(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> QueueEvent:
+    queue = properties.get("Queue")
+    attribute = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
+    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] == "Arn"):
+        raise TemplateError(
+            f"{function_id}.{event_name}: Queue must be !GetAtt <queue>.Arn of a queue in this template"
+        )
+    return QueueEvent(
+        function_id=function_id,
+        name=event_name,
+        queue_id=str(attribute[0]),
+        batch_size=int(resolver.text(properties.get("BatchSize", 10))),
+        batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
+        enabled=properties.get("Enabled", True) is not False,
+        reports_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
+    )
+
+
+# The queue properties CreateQueue takes as attributes (the rest, e.g. encryption and tags, change nothing locally).
+_QUEUE_ATTRIBUTES = (
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "MaximumMessageSize",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+)
+
+
+def _queues(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[QueueSpec, ...]:
+    declared = {
+        logical_id: resource.get("Properties") or {}
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::SQS::Queue"
+    }
+
+    def name(logical_id: str) -> str:
+        # CloudFormation names a queue <stack>-<logical id>-<suffix>, with ".fifo" for a FIFO queue.
+        properties = declared[logical_id]
+        if "QueueName" in properties:
+            return resolver.text(properties["QueueName"])
+        fifo = resolver.text(properties.get("FifoQueue", False)) == "true"
+        return f"{LOCAL_STACK_NAME}-{logical_id}" + (".fifo" if fifo else "")
+
+    queues = []
+    for logical_id, properties in declared.items():
+        attributes = {key: resolver.text(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
+        dead_letter_queue_id = None
+        redrive = properties.get("RedrivePolicy")
+        if redrive is not None:
+            target = redrive.get("deadLetterTargetArn")
+            attribute = target.get("Fn::GetAtt") if isinstance(target, dict) else None
+            if not (isinstance(attribute, list) and attribute[1] == "Arn" and attribute[0] in declared):
+                raise TemplateError(f"{logical_id}: deadLetterTargetArn must be !GetAtt <queue>.Arn of this template")
+            dead_letter_queue_id = str(attribute[0])
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": queue_arn(name(dead_letter_queue_id)),
+                    "maxReceiveCount": int(resolver.text(redrive["maxReceiveCount"])),
+                }
+            )
+        queues.append(QueueSpec(logical_id, name(logical_id), attributes, dead_letter_queue_id))
+    return tuple(queues)
+
+
+def _queue_attributes(queues: tuple[QueueSpec, ...]) -> dict[tuple[str, str], str]:
+    """`!GetAtt <queue>.Arn / .QueueName / .QueueUrl` in the local stack."""
+    return {
+        (queue.logical_id, attribute): value
+        for queue in queues
+        for attribute, value in (("Arn", queue.arn), ("QueueName", queue.name), ("QueueUrl", queue.url))
+    }
 
 
 def _apis(resources: Mapping[str, Any], global_api: Mapping[str, Any], resolver: _Resolver) -> dict[str, ApiSpec]:

@@ -200,6 +200,8 @@ def test_local_info(gateway: Gateway) -> None:
     assert json.loads(response.body) == {
         "dynamodbEndpoint": ENDPOINT,
         "tables": {"ThingsTable": "hello-things", "SimpleThings": "SimpleThings"},
+        "sqsEndpoint": "",  # the synthetic template has no queue
+        "queues": {},
         "parameters": {"Greeting": "hello", "Capacity": "5", "TickRate": "rate(2 hours)", "StageRate": "1000"},
     }
     assert call(gateway, "POST", "/_local/info").status == 405

@@ -155,6 +155,30 @@ def test_a_request_the_role_does_not_allow_fails_as_on_aws_and_is_never_sent(thi
     }
 
 
+def test_an_sqs_request_is_checked_on_its_queue_and_a_batch_as_its_single_action(tmp_path: Path) -> None:
+    template = load_template(DEFAULT_TEMPLATE)
+    admin = template.function("AdminFunction").role
+    publish, failed = template.queue("PublishSeatsQueue"), template.queue("FailedEventsQueue")
+    enforcer = iam.Enforcer(tmp_path / "usage.txt")
+    with mock_aws():
+        client = boto3.client("sqs", region_name=LOCAL_REGION)
+        for queue in (failed, publish):
+            client.create_queue(QueueName=queue.name, Attributes={"FifoQueue": "true"} if queue.fifo else {})
+        enforcer.install(client.meta.events)
+        entry = {"Id": "1", "MessageBody": "{}", "MessageGroupId": "d", "MessageDeduplicationId": "r"}
+        with enforcer.acting_as(admin):
+            assert client.send_message_batch(QueueUrl=publish.url, Entries=[entry])["Successful"]
+            with pytest.raises(ClientError) as denied:
+                client.send_message(QueueUrl=failed.url, MessageBody="{}")
+        assert "Messages" not in client.receive_message(QueueUrl=failed.url)  # never sent
+
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert denied.value.response["Error"]["Message"] == admin.denial_message(
+        Permission("sqs:SendMessage", failed.arn), "no allow"
+    )
+    assert iam.read_usage(tmp_path / "usage.txt") == {("AdminFunction", Permission("sqs:SendMessage", publish.arn))}
+
+
 # ---- the template's roles ----
 
 
@@ -258,7 +282,9 @@ def test_the_template_grants_explicit_actions_on_explicit_tables_and_indexes() -
 
     for function_id, grants in granted.items():
         for grant in grants:
-            assert "*" not in grant.action and "?" not in grant.action, (function_id, grant)
+            # SAM's SQSSendMessagePolicy grants sqs:SendMessage* (SendMessage, and the batch authorized as it).
+            assert grant.action == "sqs:SendMessage*" or "*" not in grant.action, (function_id, grant)
+            assert "?" not in grant.action, (function_id, grant)
             assert "*" not in grant.resource and "?" not in grant.resource, (function_id, grant)
             assert grant.action != "dynamodb:Scan", (function_id, grant)  # a Scan is the audit's, never a function's
             if grant.action == "dynamodb:DeleteItem":  # only Powertools Idempotency deletes (its failed records)

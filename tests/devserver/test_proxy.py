@@ -129,6 +129,7 @@ def test_lambda_context() -> None:
         routes=(),
         schedules=(),
         streams=(),
+        queue_events=(),
         layer_dirs=(),
         role=RolePolicy("PayFunction", "ticketline-local-PayFunctionRole", ()),
     )

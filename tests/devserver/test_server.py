@@ -164,10 +164,12 @@ def test_requests_run_in_parallel_workers(server: RunningServer) -> None:
 
 def test_starts_and_stops_everything() -> None:
     with running_server(workers=2, scheduler=True) as running:
-        deadline = time.monotonic() + 10  # ready when one worker answers: the arbiter may still be forking
-        while len(processes := descendants(running.pid)) < 4 and time.monotonic() < deadline:
+        # 2 workers, the scheduler, the stream and queue pollers, the engine, moto's SQS; gunicorn prints the banner
+        # before it forks the workers, so they may still be coming.
+        deadline = time.monotonic() + 10
+        while len(processes := descendants(running.pid)) < 7 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(processes) >= 4  # 2 workers, the scheduler, the engine
+        assert len(processes) >= 7
         assert requests.get(f"{running.url}/health", timeout=TIMEOUT).status_code == 200
 
     assert alive(processes | {running.pid}) == set()
