@@ -21,6 +21,7 @@ from ticketline.repositories.catalog import CatalogRepository, concert_key, seat
 from ticketline.repositories.publishing import progress_key, sqs
 from ticketline.services import catalog as catalog_service
 from ticketline.services.catalog import CatalogService
+from ticketline.services.operator import OperatorService
 from ticketline.services.queue import QueueService
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -134,8 +135,12 @@ def test_a_stadium_is_202_publishing_then_on_sale_once_every_range_is_written(cl
 
     assert deliver(invoke, records[:-1]) == []
     assert status(concert) == "PUBLISHING"  # one range still to write
+    watched = OperatorService().concert_sale(concert.concert_id)  # the operator sees it publishing, no line yet
+    assert watched.status is SaleStatus.PUBLISHING and watched.sales.seats == 30
+    assert (watched.queue.waiting, watched.queue.admitted, watched.queue.paused) == (0, 0, False)
     assert deliver(invoke, records[-1:]) == []
     assert status(concert) == "ON_SALE" and item(concert_key(concert.concert_id))["GSI2PK"] == "CONCERTS"
+    assert OperatorService().concert_sale(concert.concert_id).status is SaleStatus.ON_SALE
     assert item(progress_key(concert.concert_id))["rangesPending"] == 0
     buyer = Buyer(concert, "alice")
     assert buyer.seats() == [*range(1, 11), *range(99_998, 100_006)]

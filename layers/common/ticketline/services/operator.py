@@ -86,7 +86,9 @@ class OperatorService:
         """The sale as it stands, from one Query of the concert's partition (no Scan, no count: the figures the
         stream consumer and the scheduler keep). 404 when the concert does not exist."""
         sale = self.sales.concert_sale(concert_id)
-        if sale is None or sale.state is None:
+        # A concert still PUBLISHING has its META and dates but no queue until its last seat is written.
+        publishing = sale is not None and sale.meta.get("status") == SaleStatus.PUBLISHING.value
+        if sale is None or (sale.state is None and not publishing):
             raise NotFound(f"Concert {concert_id} does not exist.")
         meta, now = sale.meta, clock.now()
         dates = [
@@ -101,7 +103,9 @@ class OperatorService:
         ]
         counted = [int(entry["availableCountedAt"]) for entry in sale.schedules if "availableCountedAt" in entry]
         status = SaleStatus.ON_SALE
-        if now >= clock.from_iso(str(meta["lastStartsAt"])):
+        if publishing:
+            status = SaleStatus.PUBLISHING
+        elif now >= clock.from_iso(str(meta["lastStartsAt"])):
             status = SaleStatus.ENDED
         elif is_sold_out(optional_int(meta.get("sellableUntil")), now):
             status = SaleStatus.SOLD_OUT
@@ -110,7 +114,7 @@ class OperatorService:
             title=str(meta["title"]),
             status=status,
             sales_open_at=clock.to_iso(int(meta["salesOpenAt"])),
-            queue=self.queue_figures(sale.state),
+            queue=self.queue_figures(sale.state) if sale.state else _no_line_yet(int(meta["queueCapacity"])),
             sales=SalesOut(
                 seats=sum(int(entry["seatCount"]) for entry in sale.schedules),
                 free=sum(d.free for d in dates),
@@ -122,7 +126,7 @@ class OperatorService:
             schedules=dates,
             figures_as_of=FiguresAsOfOut(
                 seats=clock.to_iso(min(counted) / 1000) if counted else None,
-                queue=clock.to_iso(sale.state.runs[-1].at) if sale.state.runs else None,
+                queue=clock.to_iso(sale.state.runs[-1].at) if sale.state and sale.state.runs else None,
             ),
             queue_changes=[
                 QueueChangeOut(
@@ -197,3 +201,10 @@ class SalesFiguresService:
                 if sequence is not None:
                     healed += self.repository.set_sales(schedule, counted, sequence, int(clock.now() * 1000))
         return healed
+
+
+def _no_line_yet(capacity: int) -> QueueFiguresOut:
+    """The queue of a concert still PUBLISHING: nobody can join before it opens."""
+    return QueueFiguresOut(
+        capacity=capacity, paused=False, waiting=0, active=0, admitted=0, estimated_wait_seconds=None
+    )
