@@ -78,12 +78,6 @@ class Permission:
         return f"{self.action} on {self.resource}"
 
 
-# Grants kept though no test can reach them. Powertools Idempotency reads its record with GetItem only when a failed
-# conditional put returns no old item, and DynamoDB returns it (ReturnValuesOnConditionCheckFailure, boto3 >=
-# 1.26.164); Powertools documents GetItem as required all the same, so the grant stays and the check skips it.
-UNREACHABLE_GRANTS = (Permission("dynamodb:GetItem", "arn:aws:dynamodb:*:*:table/IdempotencyTable"),)
-
-
 @dataclass(frozen=True)
 class Statement:
     effect: str  # Allow | Deny
@@ -421,14 +415,8 @@ def read_usage(path: str | Path) -> set[tuple[str, Permission]]:
     return usage
 
 
-def unused_grants(
-    roles: Iterable[RolePolicy],
-    usage: set[tuple[str, Permission]],
-    unreachable: Iterable[Permission] = UNREACHABLE_GRANTS,
-) -> dict[str, list[Permission]]:
-    """Per function, each (action, resource) its Policies block allows that no recorded request used, except the
-    grants matching an `unreachable` pattern."""
-    exempt = [Statement("Allow", (grant.action,), (grant.resource,)) for grant in unreachable]
+def unused_grants(roles: Iterable[RolePolicy], usage: set[tuple[str, Permission]]) -> dict[str, list[Permission]]:
+    """Per function, each (action, resource) its Policies block allows that no recorded request used."""
     unused: dict[str, list[Permission]] = {}
     for role in roles:
         used = [permission for function_id, permission in usage if function_id == role.function_id]
@@ -437,7 +425,7 @@ def unused_grants(
                 continue
             for grant in statement.grants():
                 single = Statement("Allow", (grant.action,), (grant.resource,))
-                if any(single.matches(permission) for permission in used) or any(e.matches(grant) for e in exempt):
+                if any(single.matches(permission) for permission in used):
                     continue
                 unused.setdefault(role.function_id, []).append(grant)
     return unused
