@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from benchmarks.recorder import DynamoRequest
+from ticketline.db import CONDITION_FAILED_EXCEPTION, TRANSACTION_CANCELED_EXCEPTION
 
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096
@@ -50,9 +51,9 @@ def billed_units(request: DynamoRequest) -> Units:
 def _failed_units(request: DynamoRequest) -> Units:
     if not request.is_write:
         return Units()  # a failed read (validation, throttling) consumes nothing
-    if request.error_code == "ConditionalCheckFailedException":
+    if request.error_code == CONDITION_FAILED_EXCEPTION:
         return Units(wru=_write_units(_largest_image(request)))
-    if request.error_code == "TransactionCanceledException":
+    if request.error_code == TRANSACTION_CANCELED_EXCEPTION:
         # Upper bound: every action billed as committed (AWS bills the prepared actions).
         return Units(wru=2 * sum(_write_units(_image_size(request, key)) for key in request.item_keys()))
     return Units()  # throttled or refused before any work

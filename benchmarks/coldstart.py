@@ -66,7 +66,6 @@ def _environment(app: Path, *, tracing: bool) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "TABLE_NAME": "TicketlineTable",
-        "IDEMPOTENCY_TABLE_NAME": "IdempotencyTable",
         "POWERTOOLS_SERVICE_NAME": "ticketline",
         "POWERTOOLS_METRICS_NAMESPACE": "Ticketline",
     }

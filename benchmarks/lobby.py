@@ -122,7 +122,6 @@ class LobbyOpening:
         minutes = self.model.admission_seconds // 60
         settings = Settings(
             table_name="in-memory",
-            idempotency_table_name="in-memory",
             active_token_ttl_seconds=self.model.active_seconds,
             queue_state_cache_seconds=self.model.cache_seconds,
             admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",

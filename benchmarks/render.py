@@ -157,12 +157,13 @@ Targets:
 
 {table(["target", "calls checked", "result", "what broke it"], targets)}
 
-The `stream SeatChanges` row is not a request path: the table stream's consumer recounts the figures (FREE,
-HELD, SOLD) of each date a batch touches (a strongly consistent Query of the date's seats, projecting their
-status) and then its concert's sold-out figure (a Query of the concert's partition, one transaction), a second
-or two after the holds and sales; Lambda's reads of the stream itself are not billed. `scheduler Recount` heals
-figures on its own schedule and reads no seat of a date the stream counted lately. Background work (the
-scheduler's runs and the stream batch) is exempt from the no-Scan/COUNT target.
+The `stream SeatChanges` row is not a request path: the table stream's consumer adds a batch's changes to the
+figures of each date it touches (FREE, HELD, SOLD seats, money taken, tickets cancelled: the date's META and one
+conditional UpdateItem, never a read of its seats; a date delivered again, here the warm-up's, is refused by its
+sequence condition) and then recounts its concert's sold-out figure (a Query of the concert's partition, one
+transaction), a second or two after the holds and sales; Lambda's reads of the stream itself are not billed.
+`scheduler Recount` heals figures on its own schedule and reads no seat of a date the stream counted lately.
+Background work (the scheduler's runs and the stream batch) is exempt from the no-Scan/COUNT target.
 
 Time in our code against time inside DynamoDB calls (same calls, in-process, warm; DynamoDB Local on
 loopback answers in ~1-3 ms, a little faster than DynamoDB in-region):

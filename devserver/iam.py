@@ -86,15 +86,9 @@ class Permission:
         return f"{self.action} on {self.resource}"
 
 
-# Grants kept though no test can reach them. Powertools Idempotency reads its record with GetItem only when a failed
-# conditional put returns no old item, and DynamoDB returns it (ReturnValuesOnConditionCheckFailure, boto3 >=
-# 1.26.164); Powertools documents GetItem as required all the same, so the grant stays and the check skips it.
-# Lambda itself sends a failed invocation or stream batch to an OnFailure destination with the function's role; the
-# local server has no destinations, so no request of it uses the grant.
-UNREACHABLE_GRANTS = (
-    Permission("dynamodb:GetItem", "arn:aws:dynamodb:*:*:table/IdempotencyTable"),
-    Permission("sqs:SendMessage*", "arn:aws:sqs:*:*:*-FailedEventsQueue"),
-)
+# Grants kept though no test can reach them: Lambda itself sends a failed stream batch to an OnFailure destination
+# with the function's role; the local server has no destinations, so no request of it uses the grant.
+UNREACHABLE_GRANTS = (Permission("sqs:SendMessage*", "arn:aws:sqs:*:*:*-FailedEventsQueue"),)
 
 
 @dataclass(frozen=True)

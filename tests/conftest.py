@@ -37,8 +37,7 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="Ticketline",
     POWERTOOLS_LOG_LEVEL="WARNING",
     QUEUE_STATE_CACHE_SECONDS="0",
-    TABLE_NAME="TicketlineTable",  # the names create_tables gives the template's tables on moto
-    IDEMPOTENCY_TABLE_NAME="IdempotencyTable",
+    TABLE_NAME="TicketlineTable",  # the name create_tables gives the template's table on moto
 )
 os.environ.pop("DYNAMODB_ENDPOINT_URL", None)
 if not os.environ.get("TICKETLINE_IAM_USAGE"):  # set before any enforcer or server process exists

@@ -10,14 +10,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ticketline.observability import logger, metrics, tracer
 from ticketline.services.catalog import CatalogService
-from ticketline.services.operator import SalesFiguresService
 from ticketline.services.queue import QueueService
 from ticketline.services.reservations import ReservationService
 
 queue = QueueService()
 reservations = ReservationService()
 catalog = CatalogService()
-sales = SalesFiguresService()
 
 
 def expire() -> dict[str, Any]:
@@ -28,7 +26,7 @@ def expire() -> dict[str, Any]:
 TASKS: dict[str, Callable[[], dict[str, Any]]] = {
     "expire": expire,
     "admit": lambda: asdict(queue.admit()),
-    "recount": lambda: asdict(catalog.recount_live()) | {"salesHealed": sales.heal()},
+    "recount": lambda: asdict(catalog.recount_live()),
 }
 
 

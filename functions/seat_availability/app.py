@@ -1,12 +1,13 @@
 """DynamoDB Streams consumer: when seats change status (to or from FREE, or HELD to SOLD), add the changes to their
-date's figures (FREE, HELD, SOLD seats) and the date's sales (money taken, tickets cancelled: services/operator.py),
-then recount their concert's sold-out figure from its dates' figures.
+date's figures (FREE, HELD, SOLD seats, money taken, tickets cancelled), then recount their concert's sold-out
+figure from its dates' figures.
 
-The template's filter sends only those changes. Each date costs one UpdateItem per batch whatever its size (the
-sum of its records' changes, never a recount of its seats: a 100,000-seat date costs what a 100-seat one does), and
-each concert one Query of its dates. Partial batch responses (ReportBatchItemFailures): a date whose update fails
-fails its records only, and Lambda delivers the batch again from the first of them. A retry is safe: the date's
-figures keep the last stream sequence number added, and records up to it are not added twice.
+The template's filter sends only those changes. Each date costs its META read (GetItem) and one conditional
+UpdateItem per batch whatever its size (the sum of its records' changes, never a recount of its seats: a
+100,000-seat date costs what a 100-seat one does), and each concert one Query of its dates and one transaction.
+Partial batch responses (ReportBatchItemFailures): a date whose update fails fails its records only, and Lambda
+delivers the batch again from the first of them. A retry is safe: the date's figures keep the last stream sequence
+number added (`figuresSequence`), and records up to it are not added twice.
 """
 
 from __future__ import annotations
@@ -17,20 +18,19 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord, StreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ticketline.models.catalog import SeatChange
 from ticketline.observability import logger, metrics, tracer
 from ticketline.repositories.catalog import schedule_of_seat
 from ticketline.services.catalog import CatalogService
-from ticketline.services.operator import SalesFiguresService, SeatSale, seat_sale
 
 catalog = CatalogService()
-sales = SalesFiguresService()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 class SeatChanges:
-    """One batch: every date's changes added first (its seat figures, then its sales: each one update, each keeping
-    the last sequence number it added), then each concert's sold-out figure (so it sees every date of it that
-    changed); each record then shares its date's outcome."""
+    """One batch: every date's changes added first (one update of its figures, keeping the last sequence number
+    added), then each concert's sold-out figure (so it sees every date of it that changed); each record then shares
+    its date's outcome."""
 
     def __init__(self, records: list[DynamoDBRecord]) -> None:
         by_date: dict[str, list[StreamRecord]] = {}
@@ -42,8 +42,7 @@ class SeatChanges:
         concerts: dict[str, list[str]] = {}
         for schedule_id, streams in by_date.items():
             try:
-                concert_id = catalog.add_changes(schedule_id, [_status_change(stream) for stream in streams])
-                sales.add(schedule_id, [_sale(stream) for stream in streams])
+                concert_id = catalog.add_changes(schedule_id, [_seat_change(stream) for stream in streams])
                 self.outcomes[schedule_id] = None
                 if concert_id is not None:
                     concerts.setdefault(concert_id, []).append(schedule_id)
@@ -62,16 +61,10 @@ class SeatChanges:
             raise failure
 
 
-def _status_change(stream: StreamRecord) -> tuple[str, str, str]:
-    """(sequence number, old status, new status): a MODIFY's record has both images (NEW_AND_OLD_IMAGES)."""
-    old, new = stream.old_image or {}, stream.new_image or {}
-    return str(stream.sequence_number), str(old.get("status")), str(new.get("status"))
-
-
-def _sale(stream: StreamRecord) -> SeatSale:
+def _seat_change(stream: StreamRecord) -> SeatChange:
     old, new = stream.old_image or {}, stream.new_image or {}  # a MODIFY's record has both (NEW_AND_OLD_IMAGES)
     price = int(new.get("price", old.get("price", 0)))
-    return seat_sale(str(stream.sequence_number), str(old.get("status")), str(new.get("status")), price)
+    return SeatChange.of(str(stream.sequence_number), str(old.get("status")), str(new.get("status")), price)
 
 
 @logger.inject_lambda_context

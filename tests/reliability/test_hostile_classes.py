@@ -1,7 +1,7 @@
 """Issue 12's classes of hostile input, sent by Hypothesis to every POST route over HTTP on the local server:
 media types, bodies that are not objects, duplicate keys, oversized bodies, bad Idempotency-Keys, claims out of
 shape or range. Each answer is checked (status and code, in the error shape, never a 5xx), and nothing changes:
-both tables are read before and after each class (item for item), the audit passes, and the caller's balance,
+the table is read before and after each class (item for item), the audit passes, and the caller's balance,
 ledger, reservation and queue token read the same through the API.
 
 Each request starts from a valid one (the route would act on it: hold a free seat, charge, pay a live hold,
@@ -136,7 +136,7 @@ def target(reliable_server: Any) -> Target:
 
 # ---------- what must not change ----------
 def state(target: Target) -> dict[str, Any]:
-    """Both tables item for item, and what the caller reads through the API."""
+    """The template's tables item for item, and what the caller reads through the API."""
     server = target.server
     client = ddb_client(server)
     tables = {

@@ -26,7 +26,7 @@ from ticketline.errors import (
     ServiceUnavailable,
     Throttled,
 )
-from ticketline.models.catalog import ConcertIn, ConcertOut, SeatCounts
+from ticketline.models.catalog import ConcertIn, ConcertOut, DateFigures, FiguresChange, SeatChange
 from ticketline.models.reservations import HoldIn, ReservationStatus
 from ticketline.repositories.catalog import CatalogRepository, concert_key, concert_schedule_key, seat_key
 from ticketline.repositories.queue import QueueRepository
@@ -102,6 +102,17 @@ class Buyer:
             self.concert.concert_id, self.concert.schedules[schedule].schedule_id, self.user, self.token
         )
         return [seat.number for seat in out.seats]
+
+
+def sell(concert: ConcertOut, number: int) -> None:
+    """A held seat SOLD, as a payment leaves it (its stream record: HELD -> SOLD at its price)."""
+    dynamodb().update_item(
+        TableName="TicketlineTable",
+        Key=to_raw(seat_key(concert.schedules[0].schedule_id, number)),
+        UpdateExpression="SET #s = :sold",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=to_raw({":sold": "SOLD"}),
+    )
 
 
 # ---- validation ----
@@ -357,14 +368,7 @@ def test_a_hold_lapses_exactly_at_hold_expires_at(clock):
 def test_a_sold_seat_stays_sold(clock):
     concert = create(seats=1, starts_in=2 * DAY)
     Buyer(concert, "alice").hold(1)
-    key = seat_key(concert.schedules[0].schedule_id, 1)
-    dynamodb().update_item(
-        TableName="TicketlineTable",
-        Key=to_raw(key),
-        UpdateExpression="SET #s = :sold",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues=to_raw({":sold": "SOLD"}),
-    )
+    sell(concert, 1)
     clock.advance(DAY - 60)  # long past any hold, and the date has not started (after it nothing is on sale)
     with pytest.raises(SeatUnavailable):
         Buyer(concert, "bob").hold(1)
@@ -676,27 +680,42 @@ def test_the_hint_follows_holds_takeovers_and_lapses_through_the_stream(clock):
     assert available(concert) == 2
 
 
+def figures(concert: ConcertOut) -> tuple[int, ...]:
+    schedule = concert.schedules[0]
+    entry = item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))
+    return tuple(int(entry.get(name, 0)) for name in ("availableSeats", "heldSeats", "soldSeats", "revenue"))
+
+
 def test_a_batch_delivered_again_adds_nothing_twice_in_four_requests(clock):
     concert = create(seats=4)
     Buyer(concert, "alice").hold(3)
+    Buyer(concert, "bob").hold(2)
+    sell(concert, 2)
     counts = count_requests()
     deliver_stream_records()
-    # per date and batch: the schedule's META and the conditional ADD of its changes (never a read of its seats);
-    # then per concert: one query of its partition and the sold-out figure's transaction (META and queue state)
+    # per date and batch: the schedule's META and one conditional ADD of its changes, seat counts and sales together
+    # (never a read of its seats); then per concert: one query of its partition and the sold-out figure's
+    # transaction (META and queue state)
     assert counts == Counter({"GetItem": 1, "Query": 1, "UpdateItem": 1, "TransactWriteItems": 1})
-    assert available(concert) == 3
-    deliver_stream_records()  # a retried batch: Lambda delivers at least once
-    assert available(concert) == 3
+    assert figures(concert) == (2, 1, 1, 2000)  # seat 2 costs 2000
+    counts.clear()
+    deliver_stream_records()  # a retried batch: Lambda delivers at least once; its refused ADD names what it has
+    assert counts == Counter({"GetItem": 1, "Query": 1, "UpdateItem": 1, "TransactWriteItems": 1})
+    assert figures(concert) == (2, 1, 1, 2000)  # seat 2 costs 2000
 
 
-def test_an_older_recount_never_overwrites_a_newer_one(clock):
+def test_an_older_recount_never_overwrites_a_newer_one_nor_a_change_added_since_its_read(clock):
     concert = create(seats=4)
     repository = CatalogRepository()
     schedule = repository.schedule(concert.schedules[0].schedule_id)
     assert schedule is not None
-    assert repository.set_counts(schedule, SeatCounts(free=2, held=1, sold=1), counted_at_ms=2_000)
-    assert not repository.set_counts(schedule, SeatCounts(free=4), counted_at_ms=1_000)  # started earlier
-    entry = item(concert_schedule_key(concert.concert_id, schedule.starts_at, schedule.schedule_id))
-    assert (entry["availableSeats"], entry["heldSeats"], entry["soldSeats"]) == (2, 1, 1)
+    assert repository.set_figures(schedule, DateFigures(free=2, held=1, sold=1, revenue=100), None, 2_000)
+    assert not repository.set_figures(schedule, DateFigures(free=4), None, 1_000)  # started earlier
+    assert figures(concert) == (2, 1, 1, 100)
+    change = SeatChange.of("7", "FREE", "HELD", 100)
+    repository.add_figures(schedule, FiguresChange(change.figures, change.sequence, change.sequence), 3_000)
+    assert not repository.set_figures(schedule, DateFigures(free=4), None, 4_000)  # read before that change
+    assert repository.set_figures(schedule, DateFigures(free=3, held=1), change.sequence, 4_000)
+    assert figures(concert) == (3, 1, 0, 0)
     unpublished = dataclasses.replace(schedule, concert_id="other")
-    assert not repository.set_counts(unpublished, SeatCounts(free=4), counted_at_ms=3_000)
+    assert not repository.set_figures(unpublished, DateFigures(free=4), None, 5_000)

@@ -24,7 +24,7 @@ sys.path.insert(0, sys.argv[1])
 spec = importlib.util.spec_from_file_location("app", sys.argv[2])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-deferred = ("boto3", "botocore.client", "aws_lambda_powertools.utilities.idempotency")
+deferred = ("boto3", "botocore.client")
 loaded = sorted(name for name in sys.modules if name.startswith(deferred))
 from aws_xray_sdk.core import patcher
 from ticketline.db import dynamodb

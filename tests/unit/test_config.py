@@ -46,10 +46,3 @@ def test_a_function_without_its_table_name_fails_its_first_call(invoke: Callable
     # invoke runs the function with its template variables only: the tests' own TABLE_NAME does not leak in.
     with pytest.raises(SettingsError, match="TABLE_NAME"):
         invoke("wallet", load_event("wallet_balance.json"), without=frozenset({"TABLE_NAME"}))
-
-
-def test_charges_keep_their_idempotency_records_in_the_main_table(invoke: Callable[..., dict[str, Any]]) -> None:
-    # The record is written inside the charge's own transaction (ticketline/idempotency.py): no other table.
-    answer = invoke("wallet", load_event("wallet_charge.json"), without=frozenset({"IDEMPOTENCY_TABLE_NAME"}))
-    assert answer["statusCode"] == 200
-    assert invoke("wallet", load_event("wallet_charge.json"))["body"] == answer["body"]

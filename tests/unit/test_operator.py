@@ -11,9 +11,11 @@ import pytest
 from tests.conftest import load_event
 from ticketline import clock as ticketline_clock
 from ticketline.errors import NotFound
+from ticketline.models.catalog import SeatChange
 from ticketline.models.queue import QueueControlIn, TokenStatus
 from ticketline.repositories.operator import OperatorRepository
 from ticketline.repositories.queue import QueueRepository
+from ticketline.services.catalog import RECOUNT_MIN_AGE_SECONDS, CatalogService
 from ticketline.services.operator import OperatorService
 from ticketline.services.queue import QueueService
 
@@ -239,39 +241,40 @@ def set_seat(schedule_id: str, number: int, **attributes: Any) -> None:
     )
 
 
-def test_a_batch_adds_sales_and_cancellations_and_its_retry_adds_only_what_is_new(invoke, clock):
-    from ticketline.services.operator import SalesFiguresService, seat_sale
+def add_changes(schedule_id: str, *changes: SeatChange) -> None:
+    CatalogService().add_changes(schedule_id, list(changes))
 
+
+def test_a_batch_adds_sales_and_cancellations_and_its_retry_adds_only_what_is_new(invoke, clock):
     concert = create_concert(invoke)
     schedule_id = OperatorService().concert_sale(concert).schedules[0].schedule_id
-    sold = [seat_sale(str(n), "HELD", "SOLD", 100) for n in (11, 12, 13)]
-    cancelled = seat_sale("14", "SOLD", "FREE", 100)
-    untouched = seat_sale("15", "FREE", "HELD", 100)
-    assert (untouched.delta.revenue, untouched.delta.cancelled) == (0, 0)
-    SalesFiguresService().add(schedule_id, [*sold, untouched])
-    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (300, 0)
-    SalesFiguresService().add(schedule_id, sold)  # the batch delivered again: nothing added
-    SalesFiguresService().add(schedule_id, [*sold[1:], cancelled])  # a retry from its middle, with one new record
-    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (200, 1)
+    sold = [SeatChange.of(str(n), "FREE", "SOLD", 100) for n in (11, 12)]
+    untouched = SeatChange.of("13", "FREE", "HELD", 100)
+    cancelled = SeatChange.of("14", "SOLD", "FREE", 100)
+    assert (untouched.figures.revenue, untouched.figures.cancelled) == (0, 0)
+    add_changes(schedule_id, *sold, untouched)
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (200, 0)
+    add_changes(schedule_id, *sold)  # the batch delivered again: nothing added
+    add_changes(schedule_id, *sold[1:], untouched, cancelled)  # a retry from its middle, with one new record
+    assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (100, 1)
+    assert (sales_of(concert)["sold"], sales_of(concert)["held"]) == (1, 1)  # the seat counts, in the same update
 
 
 def test_the_recount_heals_the_sales_figures_of_a_quiet_date_from_its_seats(invoke, clock):
-    from ticketline.services.operator import SALES_HEAL_MIN_AGE_SECONDS, SalesFiguresService, seat_sale
-
     concert = create_concert(invoke)
     schedule_id = OperatorService().concert_sale(concert).schedules[0].schedule_id
     set_seat(schedule_id, 1, status="SOLD")
     set_seat(schedule_id, 2, status="SOLD", cancellations=2)  # sold, cancelled twice before
     set_seat(schedule_id, 3, cancellations=1)
-    SalesFiguresService().add(schedule_id, [seat_sale("7", "HELD", "SOLD", 100)])  # the stream saw only one
-    assert SalesFiguresService().heal() == 1  # the other date; this one changed a moment ago: the stream keeps it
+    add_changes(schedule_id, SeatChange.of("7", "FREE", "SOLD", 100))  # the stream saw only one
+    assert CatalogService().recount_live().dates == 1  # the other date; this one changed a moment ago
     assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (100, 0)
-    clock.advance(SALES_HEAL_MIN_AGE_SECONDS + 1)
-    assert SalesFiguresService().heal() == 2  # both dates, quiet since
+    clock.advance(RECOUNT_MIN_AGE_SECONDS + 1)
+    assert CatalogService().recount_live().dates == 2  # both dates, quiet since
     assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (200, 3)
-    SalesFiguresService().add(schedule_id, [seat_sale("8", "SOLD", "FREE", 100)])  # after the heal: added to it
+    add_changes(schedule_id, SeatChange.of("8", "SOLD", "FREE", 100))  # after the heal: added to it
     assert (sales_of(concert)["revenue"], sales_of(concert)["cancelled"]) == (100, 4)
-    assert SalesFiguresService().heal() == 0  # counted lately
+    assert CatalogService().recount_live().dates == 0  # counted lately
 
 
 def test_the_queue_figures_count_live_active_tokens_and_a_paused_run_records_the_growing_line(clock):

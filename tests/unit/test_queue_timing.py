@@ -42,9 +42,9 @@ def test_rate_expressions_give_the_seconds_between_runs_and_cron_gives_none():
     assert schedule_seconds("rate(5 minutes)") == 300
     assert schedule_seconds("rate(2 hours)") == 7200
     assert schedule_seconds("cron(0/5 * * * ? *)") is None
-    assert Settings(table_name="t", idempotency_table_name="i").admission_interval_seconds == 300
+    assert Settings(table_name="t").admission_interval_seconds == 300
     with pytest.raises(ValidationError):
-        Settings(table_name="t", idempotency_table_name="i", admission_schedule_rate="every 5 minutes")
+        Settings(table_name="t", admission_schedule_rate="every 5 minutes")
 
 
 def test_only_intervals_that_left_people_waiting_measure_the_pace():
@@ -132,7 +132,7 @@ def test_a_waiter_that_follows_retry_after_is_never_back_a_run_late(seed: int):
 
 def test_admission_records_every_run_and_the_poll_answers_from_them(aws, clock):
     QueueRepository().create_queue("c1", capacity=2, shards=1, now=int(clock()))
-    queue = QueueService(settings=Settings(table_name="TicketlineTable", idempotency_table_name="IdempotencyTable"))
+    queue = QueueService(settings=Settings(table_name="TicketlineTable"))
     tokens = [queue.issue("c1", f"u{n}")[0] for n in range(40)]
     for _ in range(RUNS_KEPT + 3):
         clock.advance(ACTIVE)  # every ACTIVE token lapses: each run admits 2
@@ -159,7 +159,5 @@ def test_the_queue_functions_know_the_admission_schedule_the_template_deploys(ra
     overrides = {"AdmissionScheduleRate": rate} if rate else None
     functions = {f.logical_id: f for f in load_template(DEFAULT_TEMPLATE, overrides).functions}
     environment = functions["QueuePositionFunction"].environment
-    settings = Settings(
-        table_name="t", idempotency_table_name="i", admission_schedule_rate=environment["ADMISSION_SCHEDULE_RATE"]
-    )
+    settings = Settings(table_name="t", admission_schedule_rate=environment["ADMISSION_SCHEDULE_RATE"])
     assert settings.admission_interval_seconds == seconds

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.transactions import cancellation
-from ticketline.db import Cancelled, cancelled, conditional_write, from_raw
+from ticketline.db import Cancelled, cancelled, conditional_write, from_raw, refusal, to_raw
 from ticketline.errors import IdempotencyKeyReused
 from ticketline.models.catalog import SeatStatus
 from ticketline.models.reservations import CancellationOut
@@ -40,8 +40,16 @@ def test_a_cancellation_is_decoded_item_by_item_with_what_each_refusal_saw():
 
 def test_only_a_cancellation_with_one_reason_per_item_is_decoded():
     assert cancelled(cancellation(FAILED, NONE), 3) is None  # not the transaction we sent: re-raise
+    assert cancelled(cancellation(FAILED, CONFLICT)) is not None  # any length, for a caller that does not know it
+    assert cancelled(cancellation()) is None  # no reasons: nothing to decode
     other = ClientError({"Error": {"Code": "ValidationException"}}, "TransactWriteItems")
     assert cancelled(other, 1) is None
+
+
+def test_a_cancellation_refused_only_by_conditions_is_an_answer_and_a_throttled_item_is_not():
+    assert decoded(FAILED, NONE).only(FAILED)
+    assert not decoded(FAILED, CONFLICT).only(FAILED) and decoded(FAILED, CONFLICT).only(FAILED, CONFLICT)
+    assert not decoded(FAILED, "ThrottlingError").only(FAILED, CONFLICT)
 
 
 def test_a_failed_condition_on_a_single_write_is_an_answer_and_anything_else_raises():
@@ -52,6 +60,20 @@ def test_a_failed_condition_on_a_single_write_is_an_answer_and_anything_else_rai
     assert conditional_write(lambda: refuse("ConditionalCheckFailedException")) is False
     with pytest.raises(ClientError):
         conditional_write(lambda: refuse("ProvisionedThroughputExceededException"))
+
+
+def test_a_single_write_refusal_carries_the_item_its_condition_saw():
+    def refuse(item: dict[str, Any] | None) -> Any:
+        response: Any = {"Error": {"Code": "ConditionalCheckFailedException"}}
+        if item is not None:
+            response["Item"] = to_raw(item)
+        raise ClientError(response, "UpdateItem")
+
+    assert refusal(lambda: None) is None
+    seen = refusal(lambda: refuse({"PK": "A", "figuresSequence": "7"}))
+    assert seen is not None and seen.condition_failed and seen.item == {"PK": "A", "figuresSequence": "7"}
+    missing = refusal(lambda: refuse(None))
+    assert missing is not None and missing.item is None  # the item does not exist
 
 
 # ---- holds: seat, reservation, the user's holds, tickets ----

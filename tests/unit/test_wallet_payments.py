@@ -9,10 +9,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from tests.conftest import load_event
+from tests.support.transactions import cancellation
 from ticketline import clock as ticketline_clock
 from ticketline.config import Settings, get_settings
 from ticketline.db import dynamodb, from_raw, to_raw
@@ -155,11 +155,7 @@ def transact(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., list[dic
         calls.append(kwargs)
         if plan["conflicts"] > 0:
             plan["conflicts"] -= 1
-            reasons = [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1) + [{"Code": "TransactionConflict"}]
-            raise ClientError(
-                {"Error": {"Code": "TransactionCanceledException", "Message": "x"}, "CancellationReasons": reasons},
-                "TransactWriteItems",
-            )
+            raise cancellation(*["None"] * (len(kwargs["TransactItems"]) - 1), "TransactionConflict")
         if plan["resend"]:
             plan["resend"] = False
             real(**kwargs)

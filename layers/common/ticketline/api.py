@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticketline.auth import QUEUE_TOKEN_HEADER, caller_from_event
 from ticketline.config import get_settings
+from ticketline.db import cancelled, error_code
 from ticketline.errors import (
     DomainError,
     IdempotencyKeyReused,
@@ -302,7 +303,7 @@ def _unknown_route(_: NotFoundError) -> Response[Any]:
 
 
 def _dynamodb_refused(error: ClientError) -> Response[Any]:
-    code = error.response.get("Error", {}).get("Code", "")
+    code = error_code(error)
     metrics.add_metric(name="DependencyErrors", unit="Count", value=1)
     if code in _THROTTLE_CODES or code in _UNAVAILABLE_CODES or _status(error) >= 500 or _conflicted(error):
         # Retries (botocore "standard" mode) are spent: tell the client when to come back instead of a 500.
@@ -316,8 +317,8 @@ def _dynamodb_refused(error: ClientError) -> Response[Any]:
 
 def _conflicted(error: ClientError) -> bool:
     """A transaction cancelled by a concurrent one (after botocore's retries): contention, worth a retry."""
-    reasons = error.response.get("CancellationReasons") or []
-    return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
+    refused = cancelled(error)
+    return refused is not None and refused.conflict
 
 
 def _status(error: ClientError) -> int:

@@ -35,7 +35,6 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     table_name: NonEmpty
-    idempotency_table_name: NonEmpty | None = None  # only the functions that keep idempotency records have one
     dynamodb_endpoint_url: str | None = None  # only for sam local / the local server; unset on AWS
     # The FIFO queue of seat ranges a stadium-size concert is published through (AdminFunction only).
     publish_seats_queue_url: str | None = None
@@ -57,11 +56,6 @@ class Settings(BaseModel):
     def admission_interval_seconds(self) -> int | None:
         """Seconds between Admit runs; None for a cron schedule (the poll then goes by the runs it sees)."""
         return schedule_seconds(self.admission_schedule_rate)
-
-    def required_idempotency_table(self) -> str:
-        if self.idempotency_table_name is None:
-            raise SettingsError("invalid function environment: IDEMPOTENCY_TABLE_NAME: is not set")
-        return self.idempotency_table_name
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -104,14 +104,17 @@ def get_many(table: str, keys: list[Item], *, consistent: bool) -> list[Item]:
     return found
 
 
+def new_items(table: str, items: list[Item]) -> list[Any]:
+    """Transaction items that put `items`, each refusing to overwrite an existing item."""
+    return [
+        {"Put": {"TableName": table, "Item": to_raw(item), "ConditionExpression": "attribute_not_exists(PK)"}}
+        for item in items
+    ]
+
+
 def put_new(table: str, items: list[Item]) -> None:
-    """Put items all or nothing, each refusing to overwrite an existing item (one transaction)."""
-    dynamodb().transact_write_items(
-        TransactItems=[
-            {"Put": {"TableName": table, "Item": to_raw(item), "ConditionExpression": "attribute_not_exists(PK)"}}
-            for item in items
-        ]
-    )
+    """Put items all or nothing, each refusing to overwrite an existing item (one transaction; a refusal raises)."""
+    dynamodb().transact_write_items(TransactItems=new_items(table, items))
 
 
 def _plain(value: Any) -> Any:
@@ -169,14 +172,18 @@ class Cancelled:
         """The reasons of these items whose condition failed."""
         return [self.reasons[index] for index in indexes if self.reasons[index].condition_failed]
 
+    def only(self, *codes: str) -> bool:
+        """Every item that refused did so for one of `codes` (nothing else wrong: no item throttled or invalid)."""
+        return all(reason.code in (NO_REASON, *codes) for reason in self.reasons)
 
-def cancelled(error: ClientError, item_count: int) -> Cancelled | None:
-    """The per-item reasons of a cancelled transaction of `item_count` items; None for any other error (or a
-    cancellation that does not say, item by item, why: the caller re-raises)."""
+
+def cancelled(error: ClientError, item_count: int | None = None) -> Cancelled | None:
+    """The per-item reasons of a cancelled transaction (of `item_count` items, when the caller knows it); None for
+    any other error (or a cancellation that does not say, item by item, why: the caller re-raises)."""
     if error_code(error) != TRANSACTION_CANCELED_EXCEPTION:
         return None
     raw: list[Mapping[str, Any]] = list(error.response.get("CancellationReasons", []))
-    if len(raw) != item_count:
+    if not raw or (item_count is not None and len(raw) != item_count):
         return None
     return Cancelled(
         tuple(
@@ -201,18 +208,38 @@ def transact(items: Sequence[Any]) -> Cancelled | None:
     return None
 
 
-def conditional_write(write: Callable[[], object]) -> bool:
-    """Run one conditional write: True when it happened, False when its condition refused it (an answer: another
-    writer moved the item first); any other error raises."""
+def conditional_transaction(items: Sequence[Any], *, conflicts_refuse: bool = False) -> bool:
+    """One TransactWriteItems whose refusal is an answer: True when it committed, False when only conditions refused
+    it (with `conflicts_refuse`, another transaction on its items too: a concurrent copy of the same writes); any
+    other cancellation (a throttled item) or error raises."""
+    refused = transact(items)
+    if refused is None:
+        return True
+    if refused.only(CONDITION_FAILED, *((TRANSACTION_CONFLICT,) if conflicts_refuse else ())):
+        return False
+    raise refused.error
+
+
+def refusal(write: Callable[[], object]) -> Reason | None:
+    """Run one conditional write: None when it happened, else its refusal (an answer: another writer moved the item
+    first), with the item as the condition saw it when the write asked for ReturnValuesOnConditionCheckFailure
+    ALL_OLD and the item exists. Any other error raises."""
     from botocore.exceptions import ClientError
 
     try:
         write()
     except ClientError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
+        if not condition_failed(error):
+            raise
+        item = error.response.get("Item")
+        return Reason(CONDITION_FAILED, from_raw(item) if item else None)
+    return None
+
+
+def conditional_write(write: Callable[[], object]) -> bool:
+    """Run one conditional write: True when it happened, False when its condition refused it; any other error
+    raises."""
+    return refusal(write) is None
 
 
 # ---- derived ids and retry pacing, shared by the services that retry a refused transaction ----

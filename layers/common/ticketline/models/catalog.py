@@ -389,21 +389,69 @@ def is_sold_out(sellable_until: int | None, now: float) -> bool:
     return sellable_until is not None and sellable_until <= now
 
 
+# A DynamoDB stream sequence number has up to 40 digits: zero-padded to that width, they compare as strings (the
+# figures' condition compares them so).
+SEQUENCE_DIGITS = 40
+
+
+def padded_sequence(sequence_number: str) -> str:
+    return sequence_number.zfill(SEQUENCE_DIGITS)
+
+
 @dataclass(frozen=True, slots=True)
-class SeatCounts:
-    """A date's seats by status, as the stream consumer recounts them."""
+class DateFigures:
+    """A date's stream-fed figures: its seats by status, the money taken (the prices of the seats SOLD, a refund
+    taking its seat's back) and the tickets cancelled. As a change, each may be negative."""
 
     free: int = 0
     held: int = 0
     sold: int = 0
+    revenue: int = 0
+    cancelled: int = 0
+
+    def __add__(self, other: DateFigures) -> DateFigures:
+        return DateFigures(
+            self.free + other.free,
+            self.held + other.held,
+            self.sold + other.sold,
+            self.revenue + other.revenue,
+            self.cancelled + other.cancelled,
+        )
+
+
+def _one_seat(status: str) -> DateFigures:
+    return DateFigures(
+        free=int(status == SeatStatus.FREE.value),
+        held=int(status == SeatStatus.HELD.value),
+        sold=int(status == SeatStatus.SOLD.value),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class SeatCountChange:
-    """What a stream batch changes in a date's figures (each may be negative), and the stream sequence numbers of
-    its first and last records (zero-padded to 40 digits, so they compare as strings)."""
+class SeatChange:
+    """One stream record of a seat changing status: its sequence number (padded) and what it changes in its date's
+    figures."""
 
-    counts: SeatCounts
+    sequence: str
+    figures: DateFigures
+
+    @classmethod
+    def of(cls, sequence_number: str, old_status: str, new_status: str, price: int) -> SeatChange:
+        """One seat leaves the old status for the new. Sold: its price is taken; leaving SOLD: refunded, and back to
+        FREE that is a cancelled ticket."""
+        old, new = _one_seat(old_status), _one_seat(new_status)
+        sold_change = new.sold - old.sold
+        cancelled = int(old.sold == 1 and new.free == 1)
+        figures = DateFigures(new.free - old.free, new.held - old.held, sold_change, sold_change * price, cancelled)
+        return cls(padded_sequence(sequence_number), figures)
+
+
+@dataclass(frozen=True, slots=True)
+class FiguresChange:
+    """What a stream batch changes in a date's figures, and the padded sequence numbers of its first and last
+    records."""
+
+    figures: DateFigures
     first: str
     last: str
 

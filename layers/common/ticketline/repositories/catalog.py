@@ -5,8 +5,9 @@
                                                                          sellableUntil; listed: GSI2PK=CONCERTS,
                                                                          GSI2SK=lastStartsAt (epoch seconds)
 - schedule entry    PK=CONCERT#<cid>    SK=SCHEDULE#<startsAt>#<sid>     scheduleId, startsAt, seatCount,
-                                                                         availableSeats, heldSeats, soldSeats
-                                                                         (stream-fed figures, see CATALOG.md)
+                                                                         availableSeats, heldSeats, soldSeats,
+                                                                         revenue, cancelledSeats (stream-fed
+                                                                         figures, see CATALOG.md)
 - schedule META     PK=SCHEDULE#<sid>   SK=META                          concertId, startsAt, seatCount
 - seat              PK=SCHEDULE#<sid>   SK=SEAT#00042 (SEAT#:123456)     number, price, section?, status
                                                                          FREE|HELD|SOLD, startsAt (the date's),
@@ -22,20 +23,29 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from ticketline import clock
 from ticketline.config import get_settings
-from ticketline.db import Item, condition_failed, dynamodb, from_raw, put_new, to_raw, values
+from ticketline.db import (
+    Item,
+    conditional_transaction,
+    conditional_write,
+    dynamodb,
+    from_raw,
+    new_items,
+    refusal,
+    to_raw,
+    values,
+)
 from ticketline.errors import ServiceUnavailable
 from ticketline.models.catalog import (
+    DateFigures,
+    FiguresChange,
     SaleStatus,
     ScheduleRef,
     Seat,
-    SeatCountChange,
-    SeatCounts,
     SeatPage,
     SeatRangeMessage,
     SeatStatus,
@@ -189,67 +199,51 @@ class CatalogRepository:
         already (a retry with the same Idempotency-Key published it first); nothing was written."""
         if len(items) > TRANSACTION_LIMIT:
             raise ValueError(f"at most {TRANSACTION_LIMIT} items can be published together")
-        try:
-            put_new(self.table, items)
-        except ClientError as error:
-            if is_transaction_condition_failure(error, conflicts=True):
-                return False
-            raise
-        return True
+        return conditional_transaction(new_items(self.table, items), conflicts_refuse=True)
 
-    def set_counts(self, schedule: ScheduleRef, counts: SeatCounts, counted_at_ms: int) -> bool:
-        """Store a recount of the date's seats by status, unless a recount that started later is already stored.
+    def set_figures(
+        self, schedule: ScheduleRef, counted: DateFigures, sequence: str | None, counted_at_ms: int
+    ) -> bool:
+        """Store a recount of the date's figures, unless the stream added a change since the entry was read (its
+        `figuresSequence` then was `sequence`, None: none yet) or a recount that started later is stored already.
 
-        Recounts of one date may finish out of order (two stream batches at once); the condition keeps the
-        freshest. False: a later recount won, or the entry is not published yet (its concert is being created).
-        """
-        try:
-            dynamodb().update_item(
+        A change made before the count whose record arrives after it is added again; the next recount of the quiet
+        date corrects it. False: refused so, or the entry is not published yet (its concert is being created)."""
+        added = "figuresSequence = :seq" if sequence else "attribute_not_exists(figuresSequence)"
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(concert_schedule_key(schedule.concert_id, schedule.starts_at, schedule.schedule_id)),
                 UpdateExpression="SET availableSeats = :free, heldSeats = :held, soldSeats = :sold, "
-                "availableCountedAt = :at",
-                ConditionExpression="attribute_exists(PK) AND "
+                "revenue = :revenue, cancelledSeats = :cancelled, availableCountedAt = :at",
+                ConditionExpression=f"attribute_exists(PK) AND {added} AND "
                 "(attribute_not_exists(availableCountedAt) OR availableCountedAt <= :at)",
                 ExpressionAttributeValues=values(
-                    free=counts.free, held=counts.held, sold=counts.sold, at=counted_at_ms
+                    **asdict(counted), at=counted_at_ms, **({"seq": sequence} if sequence else {})
                 ),
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
-    def add_counts(self, schedule: ScheduleRef, change: SeatCountChange, now_ms: int) -> str | None:
+    def add_figures(self, schedule: ScheduleRef, change: FiguresChange, now_ms: int) -> str | None:
         """Add a stream batch's changes to the date's figures, unless records from `change.first` on were added
         already (a batch delivered again): the entry keeps the last stream sequence number added. One UpdateItem;
         None when added (or the entry is not published), else the sequence number stored, for the caller to add
         only the records after it."""
-        try:
-            dynamodb().update_item(
+        refused = refusal(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(concert_schedule_key(schedule.concert_id, schedule.starts_at, schedule.schedule_id)),
-                UpdateExpression="ADD availableSeats :free, heldSeats :held, soldSeats :sold "
-                "SET figuresSequence = :last, availableCountedAt = :at",
+                UpdateExpression="ADD availableSeats :free, heldSeats :held, soldSeats :sold, revenue :revenue, "
+                "cancelledSeats :cancelled SET figuresSequence = :last, availableCountedAt = :at",
                 ConditionExpression="attribute_exists(PK) AND "
                 "(attribute_not_exists(figuresSequence) OR figuresSequence < :first)",
                 ExpressionAttributeValues=values(
-                    free=change.counts.free,
-                    held=change.counts.held,
-                    sold=change.counts.sold,
-                    first=change.first,
-                    last=change.last,
-                    at=now_ms,
+                    **asdict(change.figures), first=change.first, last=change.last, at=now_ms
                 ),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
-            stored = from_raw(error.response.get("Item") or {})
-            return str(stored["figuresSequence"]) if "figuresSequence" in stored else None
-        return None
+        )
+        return str(refused.item["figuresSequence"]) if refused is not None and refused.item is not None else None
 
     def set_sellable_until(self, concert_id: str, sellable_until: int, counted_at_ms: int) -> bool:
         """Store the concert's sold-out figure on its META (discovery) and its queue state (joins, polls, admission)
@@ -262,25 +256,16 @@ class CatalogRepository:
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values(until=sellable_until, at=counted_at_ms),
         }
-        try:
-            dynamodb().transact_write_items(
-                TransactItems=[
-                    {"Update": {**update, "Key": to_raw(key)}}  # type: ignore[typeddict-item]
-                    for key in (concert_key(concert_id), state_key(concert_id))
-                ]
-            )
-        except ClientError as error:
-            if is_transaction_condition_failure(error):
-                return False
-            raise
-        return True
+        return conditional_transaction(
+            [{"Update": {**update, "Key": to_raw(key)}} for key in (concert_key(concert_id), state_key(concert_id))]
+        )
 
     def list_concert(self, concert_id: str, starts: list[str]) -> bool:
         """Backfill: give a concert created before discovery existed its listing attributes (once: a concert
         already listed is left alone). False when it was listed already."""
         listing = listing_attributes(starts)
-        try:
-            dynamodb().update_item(
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(concert_key(concert_id)),
                 UpdateExpression="SET firstStartsAt = :first, lastStartsAt = :last, GSI2PK = :partition, "
@@ -293,11 +278,7 @@ class CatalogRepository:
                     deadline=listing["GSI2SK"],
                 ),
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
     # ---- reads ----
     def concert_meta(self, concert_id: str) -> Item | None:
@@ -328,25 +309,28 @@ class CatalogRepository:
         )
         return schedule_ref(from_raw(raw["Item"])) if "Item" in raw else None
 
-    def count_seats(self, schedule_id: str) -> SeatCounts:
-        """The date's seats by status: one strongly consistent Query projecting only the status (paginated).
+    def count_figures(self, schedule_id: str) -> DateFigures:
+        """The date's figures from its seats (by status; the prices of those SOLD; the cancellations each has had):
+        one strongly consistent Query of every seat (paginated).
 
         Not for the request path: it reads every seat of the date (~65 RCU for 5,000 seats)."""
-        statuses = [
-            str(item["status"])
-            for item in self._query(
-                KeyConditionExpression="PK = :pk AND begins_with(SK, :seat)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values(pk=f"SCHEDULE#{schedule_id}", seat=SEAT_PREFIX),
-                ProjectionExpression="#status",
-                ConsistentRead=True,
+        counted = DateFigures()
+        for seat in self._query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :seat)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values(pk=f"SCHEDULE#{schedule_id}", seat=SEAT_PREFIX),
+            ProjectionExpression="#status, price, cancellations",
+            ConsistentRead=True,
+        ):
+            status = SeatStatus(seat["status"])
+            counted += DateFigures(
+                free=int(status is SeatStatus.FREE),
+                held=int(status is SeatStatus.HELD),
+                sold=int(status is SeatStatus.SOLD),
+                revenue=int(seat["price"]) if status is SeatStatus.SOLD else 0,
+                cancelled=int(seat.get("cancellations", 0)),
             )
-        ]
-        return SeatCounts(
-            free=statuses.count(SeatStatus.FREE.value),
-            held=statuses.count(SeatStatus.HELD.value),
-            sold=statuses.count(SeatStatus.SOLD.value),
-        )
+        return counted
 
     def concert_with_schedules(self, concert_id: str, consistent: bool = False) -> tuple[Item | None, list[Item]]:
         """The concert's META and every schedule entry (all its dates, soonest first): one Query of its partition
@@ -469,17 +453,6 @@ def sellable_until(entries: Iterable[Item]) -> int:
             if "soldSeats" not in entry or int(entry["soldSeats"]) < int(entry["seatCount"])
         ),
         default=0,
-    )
-
-
-def is_transaction_condition_failure(error: ClientError, *, conflicts: bool = False) -> bool:
-    """A transaction cancelled by its conditions only (no throttling): retrying would fail again. `conflicts`: a
-    transaction on the same items in flight (TransactionConflict) counts too, for writes another request makes the
-    same (a concurrent retry of one creation)."""
-    accepted = {"ConditionalCheckFailed", "None"} | ({"TransactionConflict"} if conflicts else set())
-    reasons = error.response.get("CancellationReasons", [])
-    return error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and all(
-        reason.get("Code") in accepted for reason in reasons
     )
 
 

@@ -18,14 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ticketline.config import Settings, get_settings
-from ticketline.db import Item, dynamodb, from_raw, to_raw, values
+from ticketline.db import Item, conditional_transaction, dynamodb, from_raw, new_items, to_raw, values
 from ticketline.errors import ServiceUnavailable
 from ticketline.models.catalog import SaleStatus, SeatRangeMessage
 from ticketline.observability import logger
-from ticketline.repositories.catalog import concert_key, is_transaction_condition_failure, listing_attributes
+from ticketline.repositories.catalog import concert_key, listing_attributes
 
 SEND_BATCH_LIMIT = 10  # SQS's most entries per SendMessageBatch
 SEND_ATTEMPTS = 3
@@ -57,32 +55,26 @@ class PublishingRepository:
 
     def mark_written(self, message: SeatRangeMessage) -> bool:
         """The range's marker and one less range pending, together. False: marked already (nothing changed)."""
-        try:
-            dynamodb().transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_raw({**range_key(message), "concertId": message.concert_id}),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_raw(progress_key(message.concert_id)),
-                            "UpdateExpression": "ADD rangesPending :minus_one",
-                            "ConditionExpression": "attribute_exists(PK)",
-                            "ExpressionAttributeValues": values(minus_one=-1),
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if is_transaction_condition_failure(error):
-                return False
-            raise
-        return True
+        return conditional_transaction(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_raw({**range_key(message), "concertId": message.concert_id}),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_raw(progress_key(message.concert_id)),
+                        "UpdateExpression": "ADD rangesPending :minus_one",
+                        "ConditionExpression": "attribute_exists(PK)",
+                        "ExpressionAttributeValues": values(minus_one=-1),
+                    }
+                },
+            ]
+        )
 
     def ranges_pending(self, concert_id: str) -> int | None:
         """Ranges not yet written; None when the concert has no publication (created within its request)."""
@@ -92,36 +84,26 @@ class PublishingRepository:
     def open_sale(self, meta: Item, starts: list[str], queue_items: list[Item]) -> bool:
         """PUBLISHING -> ON_SALE, listed for discovery, its queue created: one transaction. False: opened already."""
         listing = listing_attributes(starts)
-        puts: list[Any] = [
-            {"Put": {"TableName": self.table, "Item": to_raw(item), "ConditionExpression": "attribute_not_exists(PK)"}}
-            for item in queue_items
-        ]
-        try:
-            dynamodb().transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_raw(concert_key(str(meta["concertId"]))),
-                            "UpdateExpression": "SET #status = :on_sale, GSI2PK = :partition, GSI2SK = :deadline",
-                            "ConditionExpression": "#status = :publishing",
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": values(
-                                on_sale=SaleStatus.ON_SALE.value,
-                                publishing=SaleStatus.PUBLISHING.value,
-                                partition=listing["GSI2PK"],
-                                deadline=listing["GSI2SK"],
-                            ),
-                        }
-                    },
-                    *puts,
-                ]
-            )
-        except ClientError as error:
-            if is_transaction_condition_failure(error):
-                return False
-            raise
-        return True
+        return conditional_transaction(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_raw(concert_key(str(meta["concertId"]))),
+                        "UpdateExpression": "SET #status = :on_sale, GSI2PK = :partition, GSI2SK = :deadline",
+                        "ConditionExpression": "#status = :publishing",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": values(
+                            on_sale=SaleStatus.ON_SALE.value,
+                            publishing=SaleStatus.PUBLISHING.value,
+                            partition=listing["GSI2PK"],
+                            deadline=listing["GSI2SK"],
+                        ),
+                    }
+                },
+                *new_items(self.table, queue_items),
+            ]
+        )
 
 
 @cache

@@ -27,21 +27,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-from botocore.exceptions import ClientError
-
 from ticketline import clock
 from ticketline.config import get_settings
 from ticketline.db import (
     Item,
-    condition_failed,
     conditional_write,
     dynamodb,
     from_raw,
     get_many,
+    new_items,
     put_new,
+    refusal,
     to_raw,
+    transact,
     values,
 )
+from ticketline.errors import ServiceUnavailable
 from ticketline.models.queue import (
     LOBBY_KEYS,
     AdmissionRun,
@@ -228,8 +229,8 @@ class QueueRepository:
         since its read.
         """
         progress = lobby or LobbyProgress.of(read)
-        try:
-            dynamodb().update_item(
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(state_key(read.concert_id)),
                 UpdateExpression="SET admitBound = :new, counterReadings = :readings, admissionRuns = :runs, "
@@ -254,11 +255,7 @@ class QueueRepository:
                     expectedLobbyBound=read.lobby_bound,
                 ),
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
     def save_paused_run(self, read: QueueState, runs: tuple[AdmissionRun, ...]) -> bool:
         """Record a run made while paused (the line's figures for the operator), if the queue is still paused at the
@@ -279,35 +276,26 @@ class QueueRepository:
         (one transaction). False: the concert has no queue."""
         assignments = {"paused": change.paused, "capacity": change.capacity}
         given = {name: value for name, value in assignments.items() if value is not None}
-        try:
-            dynamodb().transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_raw(state_key(concert_id)),
-                            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in given),
-                            "ConditionExpression": "attribute_exists(PK)",
-                            "ExpressionAttributeNames": {f"#{name}": name for name in given},
-                            "ExpressionAttributeValues": values(**given),
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_raw(_change_item(concert_id, change)),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                reasons = error.response.get("CancellationReasons", [])
-                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                    return False
-            raise
-        return True
+        refused = transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_raw(state_key(concert_id)),
+                        "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in given),
+                        "ConditionExpression": "attribute_exists(PK)",
+                        "ExpressionAttributeNames": {f"#{name}": name for name in given},
+                        "ExpressionAttributeValues": values(**given),
+                    }
+                },
+                *new_items(self.table, [_change_item(concert_id, change)]),
+            ]
+        )
+        if refused is None:
+            return True
+        if refused[0].condition_failed:  # the queue state: no such queue
+            return False
+        raise refused.error
 
     # ---- sequence ----
     def next_seq(self, concert_id: str, shard: int, shards: int) -> int:
@@ -356,18 +344,19 @@ class QueueRepository:
                 "ExpressionAttributeNames": {"#token": "token"},
                 "ExpressionAttributeValues": values(replacing=replacing),
             }
-        try:
-            dynamodb().put_item(
+        refused = refusal(
+            lambda: dynamodb().put_item(
                 TableName=self.table,
                 Item=to_raw(_token_item(token)),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **conditional,
             )
-        except ClientError as error:
-            if condition_failed(error) and "Item" in error.response:
-                return _token(from_raw(error.response["Item"]))  # type: ignore[typeddict-item]
-            raise
-        return None
+        )
+        if refused is None:
+            return None
+        if refused.item is None:  # the token it was to replace expired away meanwhile: a retry issues a new one
+            raise ServiceUnavailable(retry_after_seconds=1, message="The queue token changed meanwhile; retry.")
+        return _token(refused.item)
 
     def release_seq(self, lost: QueueToken) -> None:
         """A number drawn by a join that lost the race for its user's token item: put where the scheduler looks for
@@ -387,8 +376,8 @@ class QueueRepository:
 
     def activate(self, token: QueueToken, active_until: int) -> bool:
         """WAIT -> ACTIVE; False when it is no longer WAIT (another run or poll did it)."""
-        try:
-            dynamodb().update_item(
+        return conditional_write(
+            lambda: dynamodb().update_item(
                 TableName=self.table,
                 Key=to_raw(token_key(token.concert_id, token.user_id)),
                 UpdateExpression=(
@@ -407,21 +396,15 @@ class QueueRepository:
                     arrived=-token.seq,
                 ),
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
     def expire(self, token: QueueToken, now: int) -> bool:
         """ACTIVE past its time -> EXPIRED; False when someone else already moved it."""
-        try:
-            dynamodb().update_item(**self.expire_update(token.concert_id, token.user_id, token.token, now, used=False))
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return conditional_write(
+            lambda: dynamodb().update_item(
+                **self.expire_update(token.concert_id, token.user_id, token.token, now, used=False)
+            )
+        )
 
     def expire_update(self, concert_id: str, user_id: str, token: str, now: int, *, used: bool) -> dict[str, Any]:
         """The token ACTIVE -> EXPIRED, with its condition: past its time (the scheduler), or `used` by a payment

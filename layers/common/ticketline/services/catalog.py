@@ -27,21 +27,21 @@ from ticketline.models.catalog import (
     ConcertScheduleOut,
     ConcertsOut,
     ConcertSummaryOut,
+    DateFigures,
+    FiguresChange,
     SaleStatus,
     ScheduleCreatedOut,
     ScheduleOut,
     SchedulesOut,
-    SeatCountChange,
-    SeatCounts,
+    SeatChange,
     SeatOut,
     SeatPage,
     SeatRangeMessage,
     SeatsOut,
-    SeatStatus,
     is_sold_out,
 )
 from ticketline.observability import logger, metrics
-from ticketline.repositories.catalog import CatalogRepository, sellable_until
+from ticketline.repositories.catalog import CatalogRepository, schedule_ref, sellable_until
 from ticketline.repositories.publishing import SeatRangeQueue, progress_item
 from ticketline.repositories.queue import QueueRepository, optional_int
 from ticketline.services.queue import QueueService
@@ -55,8 +55,6 @@ RECOUNT_MIN_AGE_SECONDS = 240
 SYNC_SEAT_LIMIT = 10_000
 # Seats per queue message: 40 BatchWriteItem requests, about a second of one date's partition on AWS.
 RANGE_SEATS = 1_000
-# Stream sequence numbers are up to 40 digits: padded, they compare as strings in a condition.
-SEQUENCE_DIGITS = 40
 # A seat page's cursor: the last seat number shown.
 _SEAT_CURSOR = re.compile(r"^seat:([0-9]{1,6})$")
 # A listing cursor: base64url of "<lastStartsAt epoch>:<concertId>" (the last concert shown); nothing else is one.
@@ -131,15 +129,6 @@ def seat_ranges(request: ConcertIn, created: list[ScheduleCreatedOut], concert_i
         for run in schedule.runs()
         for first in range(run.first, run.last + 1, RANGE_SEATS)
     ]
-
-
-def seat_count_deltas(changes: Iterable[tuple[str, str, str]]) -> SeatCounts:
-    """FREE, HELD and SOLD seats gained (or lost: negative) by status changes (old, new)."""
-    delta = {status.value: 0 for status in SeatStatus}
-    for _, old, new in changes:
-        delta[old] -= 1
-        delta[new] += 1
-    return SeatCounts(free=delta["FREE"], held=delta["HELD"], sold=delta["SOLD"])
 
 
 def request_fingerprint(request: ConcertIn) -> str:
@@ -358,36 +347,33 @@ class CatalogService:
         )
 
     # ---- the stream-fed figures (stream consumer, periodic recount) ----
-    def recount_dates(self, schedule_ids: Iterable[str]) -> set[str]:
-        """Recount each date's seats by status (FREE, HELD, SOLD) and store them; returns the dates' concerts.
-
-        A recount, not an ADD of deltas: running it again (a retried stream batch) stores the same numbers, and
-        whatever happened before (a lost write, a crash) is corrected by the next change on the date.
-        """
-        concerts: set[str] = set()
-        for schedule_id in sorted(set(schedule_ids)):
-            schedule = self.repository.schedule(schedule_id)
-            if schedule is None:  # no such date: nothing to store
-                continue
+    def recount_dates(self, entries: Iterable[Item]) -> None:
+        """Recount each date's figures from its seats (entries as read from their concert's partition, their
+        `figuresSequence` with them) and store them: a recount, not an ADD of changes, so whatever a lost or failed
+        stream batch left wrong is corrected; a change the stream adds meanwhile wins (repositories.catalog
+        set_figures)."""
+        for entry in entries:
+            schedule = schedule_ref(entry)
             counted_at_ms = int(clock.now() * 1000)  # before the read: a later recount saw at least as much
-            self.repository.set_counts(schedule, self.repository.count_seats(schedule_id), counted_at_ms)
-            concerts.add(schedule.concert_id)
-        return concerts
+            counted = self.repository.count_figures(schedule.schedule_id)
+            sequence = entry.get("figuresSequence")
+            self.repository.set_figures(schedule, counted, str(sequence) if sequence else None, counted_at_ms)
 
-    def add_changes(self, schedule_id: str, changes: list[tuple[str, str, str]]) -> str | None:
-        """Add one date's seat changes from a stream batch, (sequence number, old status, new status) each, to its
-        figures: O(changes), never a recount of the date's seats. Records added already (the batch delivered again)
-        are left out. Returns the date's concert (None: no such date)."""
+    def add_changes(self, schedule_id: str, changes: list[SeatChange]) -> str | None:
+        """Add one date's seat changes from a stream batch to its figures (seats by status, money taken, tickets
+        cancelled): the date's META read and one UpdateItem, O(changes), never a recount of its seats. Records added
+        already (the batch delivered again) are left out. Returns the date's concert (None: no such date)."""
         schedule = self.repository.schedule(schedule_id)
         if schedule is None:
             return None
-        pending = sorted((sequence.zfill(SEQUENCE_DIGITS), old, new) for sequence, old, new in changes)
+        pending = sorted(changes, key=lambda change: change.sequence)
         while pending:
-            change = SeatCountChange(seat_count_deltas(pending), pending[0][0], pending[-1][0])
-            stored = self.repository.add_counts(schedule, change, int(clock.now() * 1000))
+            figures = sum((change.figures for change in pending), DateFigures())
+            batch = FiguresChange(figures, pending[0].sequence, pending[-1].sequence)
+            stored = self.repository.add_figures(schedule, batch, int(clock.now() * 1000))
             if stored is None:
                 break
-            pending = [record for record in pending if record[0] > stored]
+            pending = [change for change in pending if change.sequence > stored]
         return schedule.concert_id
 
     def recount_sold_out(self, concert_id: str) -> bool:
@@ -407,9 +393,10 @@ class CatalogService:
         return stored
 
     def recount_live(self) -> RecountSummary:
-        """The periodic recount (scheduler task `recount`): heals a figure a lost or failed stream batch left wrong,
-        and lists concerts created before discovery existed. Bounded: the concerts whose last date has not
-        started, and of those only the dates that have not started and were not recounted in the last few minutes.
+        """The periodic recount (scheduler task `recount`): heals the dates' figures (seats by status, money taken,
+        tickets cancelled) a lost or failed stream batch left wrong, and lists concerts created before discovery
+        existed. Bounded: the concerts whose last date has not started, and of those only the dates that have not
+        started and whose figures neither the stream nor a recount changed in the last few minutes.
         """
         listed = self._backfill_listing()
         now = clock.now()
@@ -418,7 +405,7 @@ class CatalogService:
             counted_at_ms = int(clock.now() * 1000)
             meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
             stale = [
-                str(e["scheduleId"])
+                e
                 for e in entries
                 if clock.from_iso(str(e["startsAt"])) > now
                 and int(e.get("availableCountedAt", 0)) <= (now - RECOUNT_MIN_AGE_SECONDS) * 1000
@@ -445,7 +432,7 @@ class CatalogService:
             meta, entries = self.repository.concert_with_schedules(concert_id, consistent=True)
             if meta is not None and entries:
                 listed += self.repository.list_concert(concert_id, [str(e["startsAt"]) for e in entries])
-                self.recount_dates(str(e["scheduleId"]) for e in entries)
+                self.recount_dates(entries)
                 self.recount_sold_out(concert_id)
             queues.mark_listed(concert_id)
         if not pending:  # a second pass, so an entry written by an older version during the first one is not lost

@@ -1,6 +1,5 @@
 """An operator's view of a sale (its figures and the queue's audit trail) and controls of its queue: pause, resume,
-capacity; and the sales figures behind it (money taken, tickets cancelled), added to per stream batch and healed by
-the recount task.
+capacity. The figures are the stream consumer's, healed by the recount task (services/catalog.py).
 
 The change is one transaction on the queue state (conditional: the queue exists) with its audit item; the
 scheduler's write is conditional on the capacity it counted with and on admission running, so a run that read the
@@ -9,9 +8,6 @@ state before the change admits nothing (docs/QUEUE.md, "Operator controls").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-
 from ticketline import clock
 from ticketline.config import Settings, get_settings
 from ticketline.errors import NotFound
@@ -19,9 +15,7 @@ from ticketline.models.catalog import (
     FiguresAsOfOut,
     SalesOut,
     SaleStatus,
-    ScheduleRef,
     ScheduleSalesOut,
-    SeatStatus,
     is_sold_out,
 )
 from ticketline.models.queue import (
@@ -33,33 +27,9 @@ from ticketline.models.queue import (
     QueueState,
 )
 from ticketline.observability import logger
-from ticketline.repositories.catalog import CatalogRepository
-from ticketline.repositories.operator import OperatorRepository, SalesFigures, padded_sequence
+from ticketline.repositories.operator import OperatorRepository
 from ticketline.repositories.queue import QueueRepository, optional_int
 from ticketline.services.queue_timing import line_view, poll_timing
-
-# The recount task heals the sales figures of a date the stream has not changed for this long (as the seat figures'
-# recount does: the stream keeps busy dates current, the recount heals the quiet ones).
-SALES_HEAL_MIN_AGE_SECONDS = 240
-
-
-@dataclass(frozen=True, slots=True)
-class SeatSale:
-    """What one stream record of a seat changes in its date's sales figures."""
-
-    sequence: str  # the record's sequence number, padded (repositories.operator.padded_sequence)
-    delta: SalesFigures
-
-
-def seat_sale(sequence_number: str, old_status: str, new_status: str, price: int) -> SeatSale:
-    """Sold: its price is taken. Leaving SOLD: refunded; back to FREE, that is a cancelled ticket."""
-    sold = SeatStatus.SOLD.value
-    delta = SalesFigures()
-    if new_status == sold and old_status != sold:
-        delta = SalesFigures(revenue=price)
-    elif old_status == sold and new_status != sold:
-        delta = SalesFigures(revenue=-price, cancelled=int(new_status == SeatStatus.FREE.value))
-    return SeatSale(padded_sequence(sequence_number), delta)
 
 
 class OperatorService:
@@ -157,50 +127,6 @@ class OperatorService:
             admitted=state.lobby_admitted + state.admit_bound,  # in places: the lobby first, then numbers
             estimated_wait_seconds=estimate,
         )
-
-
-class SalesFiguresService:
-    """The dates' sales figures: O(changes) per stream batch, healed from the seats by the recount task."""
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.repository = OperatorRepository(self.settings.table_name)
-        self.schedules = CatalogRepository(self.settings.table_name)
-
-    def add(self, schedule_id: str, sales: Iterable[SeatSale]) -> None:
-        """Add one batch's changes of a date: one UpdateItem (plus the date's META), whose condition on the last
-        sequence added skips what a retried batch already added (then only the rest is added)."""
-        pending = sorted((sale for sale in sales if sale.delta != SalesFigures()), key=lambda sale: sale.sequence)
-        schedule = self.schedules.schedule(schedule_id) if pending else None
-        while schedule is not None and pending:
-            delta = sum((sale.delta for sale in pending), SalesFigures())
-            first, last, now_ms = pending[0].sequence, pending[-1].sequence, int(clock.now() * 1000)
-            if self.repository.add_sales(schedule, delta, first, last, now_ms):
-                return
-            added = self.repository.sales_sequence(schedule)
-            if added is None:  # no entry: the date is not published
-                return
-            pending = [sale for sale in pending if sale.sequence > added]
-
-    def heal(self) -> int:
-        """Recount the sales figures of every quiet date that has not started, of the concerts on sale; returns
-        how many dates were stored."""
-        now = clock.now()
-        quiet_since_ms = (now - SALES_HEAL_MIN_AGE_SECONDS) * 1000
-        healed = 0
-        for concert_id in QueueRepository(self.settings.table_name).concerts_ending_after(int(now)):
-            sale = self.repository.concert_sale(concert_id)
-            for entry in sale.schedules if sale else []:
-                if clock.from_iso(str(entry["startsAt"])) <= now or any(
-                    int(entry.get(stamp, 0)) > quiet_since_ms for stamp in ("salesChangedAt", "salesCountedAt")
-                ):
-                    continue
-                schedule = ScheduleRef(str(entry["scheduleId"]), concert_id, str(entry["startsAt"]))
-                sequence = self.repository.sales_sequence(schedule)
-                counted = self.repository.count_sales(schedule.schedule_id)
-                if sequence is not None:
-                    healed += self.repository.set_sales(schedule, counted, sequence, int(clock.now() * 1000))
-        return healed
 
 
 def _no_line_yet(capacity: int) -> QueueFiguresOut:
