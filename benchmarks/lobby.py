@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks.hotkeys import SimulatedClock, simulated_queue
 from benchmarks.inprocess import NullWriter
-from benchmarks.queue_fake import InMemoryQueueRepository
+from benchmarks.queue_fake import in_memory_queue
 
 CONCERT = "lobby-concert"
 BOT = "bot"
@@ -116,19 +116,12 @@ class LobbyOpening:
     first_admission_at: float | None = None
 
     def __post_init__(self) -> None:
-        from ticketline.config import Settings
-        from ticketline.services.queue import QueueService
-
-        minutes = self.model.admission_seconds // 60
-        settings = Settings(
-            table_name="in-memory",
-            active_token_ttl_seconds=self.model.active_seconds,
-            queue_state_cache_seconds=self.model.cache_seconds,
-            admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
+        self.repository, self.service = in_memory_queue(
+            self.model.admission_seconds,
+            self.model.active_seconds,
+            self.model.cache_seconds,
             pre_queue_minutes=self.model.lobby_minutes,
         )
-        self.repository = InMemoryQueueRepository()
-        self.service = QueueService(self.repository, settings)
         self.rng = random.Random(self.model.seed + 1)
 
     def push(self, at: float, kind: int, buyer: int = -1) -> None:

@@ -13,9 +13,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 from ticketline.repositories.queue import LobbyProgress, QueueRepository
+
+if TYPE_CHECKING:
+    from ticketline.services.queue import QueueService
 
 
 @dataclass
@@ -218,3 +222,23 @@ class InMemoryQueueRepository(QueueRepository):
             queue.active[token.user_id] = token
         else:
             queue.active.pop(token.user_id, None)
+
+
+def in_memory_queue(
+    admission_seconds: int, active_seconds: int, cache_seconds: int, **settings: Any
+) -> tuple[InMemoryQueueRepository, QueueService]:
+    """The real QueueService on this in-memory repository, configured as the simulated sale deploys it (admission
+    every `admission_seconds`); `settings` adds any other Settings field (e.g. pre_queue_minutes)."""
+    from ticketline.config import Settings
+    from ticketline.services.queue import QueueService
+
+    minutes = admission_seconds // 60
+    configured = Settings(
+        table_name="in-memory",
+        active_token_ttl_seconds=active_seconds,
+        queue_state_cache_seconds=cache_seconds,
+        admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
+        **settings,
+    )
+    repository = InMemoryQueueRepository()
+    return repository, QueueService(repository, configured)

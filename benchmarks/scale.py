@@ -43,7 +43,7 @@ import numpy as np
 from benchmarks import cost, dollars, lobby, report
 from benchmarks.hotkeys import SimulatedClock, simulated_queue
 from benchmarks.inprocess import NullWriter
-from benchmarks.queue_fake import InMemoryQueueRepository
+from benchmarks.queue_fake import in_memory_queue
 
 CONCERT = "scale-concert"
 HORIZON_SECONDS = 4 * 86_400  # per-second request bins
@@ -207,18 +207,9 @@ class Sale:
     watching: list[tuple[int, int]] = field(default_factory=list)  # (seq, buyer): WAIT, polling at a fixed rate
 
     def __post_init__(self) -> None:
-        from ticketline.config import Settings
-        from ticketline.services.queue import QueueService
-
-        minutes = self.model.admission_seconds // 60
-        settings = Settings(
-            table_name="in-memory",
-            active_token_ttl_seconds=self.model.active_seconds,
-            queue_state_cache_seconds=self.model.cache_seconds,
-            admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
+        self.repository, self.service = in_memory_queue(
+            self.model.admission_seconds, self.model.active_seconds, self.model.cache_seconds
         )
-        self.repository = InMemoryQueueRepository()
-        self.service = QueueService(self.repository, settings)
         self.waiters = [Waiter(user=f"buyer-{n}") for n in range(self.model.buyers)]
         self.rng = random.Random(self.model.seed + 1)
         self.bins = {route: np.zeros(HORIZON_SECONDS, dtype=np.int32) for route in ROUTES}
