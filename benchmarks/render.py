@@ -115,7 +115,7 @@ METHOD = """## Method notes
 
 
 def columns_table(columns: Sequence[Column], items: Iterable[Any]) -> str:
-    """One row per item."""
+    """A table of one row per item, each column's cell taken from the item."""
     return table(
         [header for header, _ in columns],
         [[item[cell] if isinstance(cell, str) else cell(item) for _, cell in columns] for item in items],
@@ -149,9 +149,7 @@ def cost(result: dict[str, Any]) -> str:
         )
         for e in result["endpoints"]
     ]
-    targets = [
-        (t["target"], t["calls_checked"], _pass(t["met"]), "; ".join(t["problems"]) or "") for t in result["targets"]
-    ]
+    targets = [(t["target"], t["calls_checked"], _pass(t["met"]), "; ".join(t["problems"])) for t in result["targets"]]
     overhead = [
         (
             label,
@@ -470,10 +468,9 @@ def scale(result: dict[str, Any]) -> str:
     # Every rule's sale in every cadence, with the cadence's admission interval.
     rules = [{**r, "every": c["model"]["admission_seconds"]} for c in result["cadences"] for r in c["rules"]]
     new_rule = [r for r in rules if r["rule"] == "retryAfterSeconds"]
-    columns = _rule_columns(up)
     sections = [
         f"**Admission every {c['model']['admission_seconds']} s.**\n\n"
-        f"{columns_table(columns, c['rules'])}\n\n{_reading(c)}"
+        f"{columns_table(_rule_columns(up), c['rules'])}\n\n{_reading(c)}"
         for c in result["cadences"]
     ]
     route_rows = [
