@@ -577,19 +577,15 @@ Targets (issue 14, under `retryAfterSeconds`):
 
 def _api_types(rules: list[dict[str, Any]], prices: dict[str, Any], up: int, model: dict[str, Any]) -> str:
     """The whole sale behind the template's REST API and behind an HTTP API, from the same requests."""
-
-    def sale(api: str, figure: str = "sale") -> Callable[[dict[str, Any]], str]:
-        return lambda r: f"{r['dollars']['api_types'][api][figure] * up:,.2f}"
-
     columns: list[Column] = [
         ("rule", "rule"),
         ("admission every s", "every"),
         ("requests (1M)", lambda r: f"{r['dollars']['api_types']['requests'] * up:,}"),
-        ("REST API $", sale("REST API")),
-        ("HTTP API $", sale("HTTP API")),
+        ("REST API $", lambda r: f"{r['dollars']['api_types']['REST API']['sale'] * up:,.2f}"),
+        ("HTTP API $", lambda r: f"{r['dollars']['api_types']['HTTP API']['sale'] * up:,.2f}"),
         ("HTTP saves $", lambda r: f"{r['dollars']['api_types']['saving'] * up:,.2f}"),
-        ("REST + WAF $", sale("REST API", "sale_with_waf")),
-        ("HTTP + CloudFront + WAF $", sale("HTTP API", "sale_with_waf")),
+        ("REST + WAF $", lambda r: f"{r['dollars']['api_types']['REST API']['sale_with_waf'] * up:,.2f}"),
+        ("HTTP + CloudFront + WAF $", lambda r: f"{r['dollars']['api_types']['HTTP API']['sale_with_waf'] * up:,.2f}"),
         ("REST $ per ticket", lambda r: f"{r['dollars']['per_ticket']:.6f}"),
         ("REST $ per buyer", lambda r: f"{r['dollars']['per_buyer']:.7f}"),
     ]
