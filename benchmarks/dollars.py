@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     del argv
     result = compute()
     report.save("dollars", "make bench-dollars  (python -m benchmarks.dollars)", result)
-    print(report.table(render.DOLLAR_COLUMNS, render.dollar_rows(result)))
+    print(render.dollar_table(result))
     print(f"per million tickets: {result['per_million_tickets']}")
     print(f"per million polls:   {result['per_million_polls']}")
     return 0

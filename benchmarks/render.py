@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from benchmarks.report import machine_line, table
+
+# A table's column: its header, and its cell in each row (a key of the row's item, or a function of the item).
+Column = tuple[str, str | Callable[[Any], Any]]
 
 TITLES = {
     "cost": "Cost per call (DynamoDB requests and capacity units)",
@@ -45,12 +49,8 @@ def lobby(result: dict[str, Any]) -> str:
     without, joined = result["joins_without_lobby"], result["joins_with_lobby"]
     polls = sale["polls_per_lobby_waiter"]
     rows = [
-        ["peak joins per second", f"{without['peak_joins_per_second']:,}", f"{joined['peak_joins_per_second']:,}"],
-        [
-            "joins in the opening second",
-            f"{without['joins_in_the_opening_second']:,}",
-            f"{joined['joins_in_the_opening_second']:,}",
-        ],
+        [key.replace("_", " "), f"{without[key]:,}", f"{joined[key]:,}"]
+        for key in ("peak_joins_per_second", "joins_in_the_opening_second")
     ]
     return f"""## {TITLES["lobby"]}
 
@@ -114,8 +114,25 @@ METHOD = """## Method notes
 """
 
 
+def columns_table(columns: Sequence[Column], items: Iterable[Any]) -> str:
+    """A table of one row per item, each column's cell taken from the item."""
+    return table(
+        [header for header, _ in columns],
+        [[item[cell] if isinstance(cell, str) else cell(item) for _, cell in columns] for item in items],
+    )
+
+
 def _pass(met: bool) -> str:
     return "PASS" if met else "**FAIL**"
+
+
+def _percent(value: float | None, decimals: int = 0) -> str:
+    return "-" if value is None else f"{value * 100:.{decimals}f} %"
+
+
+def _pairs(counts: dict[str, Any], separator: str = ": ") -> str:
+    """`name: count, ...` (or with another separator between name and count)."""
+    return ", ".join(f"{name}{separator}{count}" for name, count in counts.items())
 
 
 def cost(result: dict[str, Any]) -> str:
@@ -132,9 +149,7 @@ def cost(result: dict[str, Any]) -> str:
         )
         for e in result["endpoints"]
     ]
-    targets = [
-        (t["target"], t["calls_checked"], _pass(t["met"]), "; ".join(t["problems"]) or "") for t in result["targets"]
-    ]
+    targets = [(t["target"], t["calls_checked"], _pass(t["met"]), "; ".join(t["problems"])) for t in result["targets"]]
     overhead = [
         (
             label,
@@ -174,7 +189,7 @@ loopback answers in ~1-3 ms, a little faster than DynamoDB in-region):
 
 def scheduler(result: dict[str, Any]) -> str:
     runs = [
-        (r["scenario"], r["task"], r["requests"], r["read_requests"], r["rru"], r["wru"], _summary(r["summary"]))
+        (r["scenario"], r["task"], r["requests"], r["read_requests"], r["rru"], r["wru"], _pairs(r["summary"], " "))
         for r in [result["first_recount"], *result["runs"]]
     ]
     targets = [(t["target"], t["value"], _pass(t["met"])) for t in result["targets"]]
@@ -248,17 +263,9 @@ every seat read and write (holds, payments, lapses, the listing) would need the 
 """
 
 
-def _summary(summary: dict[str, Any]) -> str:
-    return ", ".join(f"{key} {value}" for key, value in summary.items())
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f} %"
-
-
 def sale(result: dict[str, Any]) -> str:
     rows = [
-        (e["endpoint"], e["requests"], e["per_second"], e["p50_ms"], e["p95_ms"], e["p99_ms"], _statuses(e["statuses"]))
+        (e["endpoint"], e["requests"], e["per_second"], e["p50_ms"], e["p95_ms"], e["p99_ms"], _pairs(e["statuses"]))
         for e in result["endpoints"]
     ]
     audit = result["audit"]
@@ -267,7 +274,7 @@ def sale(result: dict[str, Any]) -> str:
         if audit["ok"]
         else f"**{len(audit['violations'])} violation(s)**: " + "; ".join(audit["violations"][:5])
     )
-    figures = ", ".join(f"{name} {value}" for name, value in sorted(audit["figures"].items()))
+    figures = _pairs(dict(sorted(audit["figures"].items())), " ")
     every = result["all"]
     return f"""## {TITLES["sale"]}
 
@@ -284,7 +291,7 @@ and pays.
 
 **{result["requests"]} requests in {result["seconds"]} s: {result["requests_per_second"]} requests/s,
 {result["tickets_per_second"]} tickets/s**; all endpoints p50 {every["p50_ms"]} ms, p95 {every["p95_ms"]} ms,
-p99 {every["p99_ms"]} ms (client-side, including the wait for a free worker). Outcomes: {_statuses(result["outcomes"])};
+p99 {every["p99_ms"]} ms (client-side, including the wait for a free worker). Outcomes: {_pairs(result["outcomes"])};
 {result["server_errors"]} answers ≥ 500; {result["polls_per_waiting_buyer"]} polls per buyer who waited.
 
 {table(["endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "statuses"], rows)}
@@ -299,41 +306,23 @@ to each call, separately from DynamoDB, is in the cost section's last table.
 """
 
 
-def _statuses(counts: dict[str, Any]) -> str:
-    return ", ".join(f"{name}: {count}" for name, count in counts.items())
-
-
 def hotkeys(result: dict[str, Any]) -> str:
     limits = result["limits"]
-    rows = []
-    for run in result["runs"]:
-        for phase, title in (("join_second", "joins (1 s)"), ("polling", "polling (steady)")):
-            figures = run.get(phase)
-            if not figures:
-                continue
-            written = figures["busiest_items_written"][:1] + figures["busiest_index_partitions_written"][:1]
-            read = figures["busiest_items_read"][:1] + figures["busiest_index_partitions_read"][:1]
-            rows.append(
-                (
-                    f"K={run['shards']}",
-                    title,
-                    figures["requests_per_second"],
-                    "<br>".join(f"`{w['key']}` {w['per_second']}/s" for w in written) or "-",
-                    "<br>".join(f"`{r['key']}` {r['per_second']}/s" for r in read) or "-",
-                    figures["max_writes_per_second_one_key"],
-                    figures["max_reads_per_second_one_key"],
-                    _pass(figures["met"]),
-                )
-            )
+    phases = [
+        {**run[phase], "shards": f"K={run['shards']}", "phase": title}
+        for run in result["runs"]
+        for phase, title in (("join_second", "joins (1 s)"), ("polling", "polling (steady)"))
+        if run[phase]
+    ]
     polling = next((run["polling"] for run in result["runs"] if run.get("polling")), None)
     poll_note = ""
     if polling:
         poll_note = (
             f"\n{polling['waiters']} token holders polling at the server's `retryAfterSeconds` (intervals seen, "
-            f"seconds: count) {_statuses(polling['retry_after_seconds_seen'])} make "
+            f"seconds: count) {_pairs(polling['retry_after_seconds_seen'])} make "
             f"**{polling['requests_per_second']} requests/s** in all (expected from the intervals: "
             f"{polling['expected_polls_per_second']}/s; operations/s: "
-            f"{_statuses(polling['operations_per_second'])}); the queue state item is read at most once per "
+            f"{_pairs(polling['operations_per_second'])}); the queue state item is read at most once per "
             "container and cache period (`QueueStateCacheSeconds`).\n"
         )
     first = result["runs"][0]
@@ -346,7 +335,7 @@ own `QueueService`, so its own queue-state cache), on moto in-process with a sim
 recorded with the items and GSI partitions it writes. Limits: {limits["writes_per_second"]} writes/s and
 {limits["reads_per_second"]} reads/s on any one item or GSI partition (80 % of a partition's 1,000 WCU / 3,000 RCU).
 
-{table(_HOTKEY_COLUMNS, rows)}
+{columns_table(_HOTKEY_COLUMNS, phases)}
 {poll_note}
 With K=1 the one sequence counter and the one GSI1 `WAIT#` partition take every join: far past what one
 partition serves (DynamoDB would throttle, and a GSI that cannot keep up throttles the table's writes too).
@@ -356,42 +345,37 @@ run, and by the joins that walk straight in).
 """
 
 
-_HOTKEY_COLUMNS = (
-    "shards",
-    "phase",
-    "requests/s",
-    "busiest written (item, GSI partition)",
-    "busiest read",
-    "max writes/s",
-    "max reads/s",
-    "result",
-)
+def _busiest(figures: dict[str, Any], access: str) -> str:
+    """The busiest item and the busiest GSI partition written (or read)."""
+    keys = figures[f"busiest_items_{access}"][:1] + figures[f"busiest_index_partitions_{access}"][:1]
+    return "<br>".join(f"`{key['key']}` {key['per_second']}/s" for key in keys) or "-"
+
+
+_HOTKEY_COLUMNS: list[Column] = [
+    ("shards", "shards"),
+    ("phase", "phase"),
+    ("requests/s", "requests_per_second"),
+    ("busiest written (item, GSI partition)", lambda figures: _busiest(figures, "written")),
+    ("busiest read", lambda figures: _busiest(figures, "read")),
+    ("max writes/s", "max_writes_per_second_one_key"),
+    ("max reads/s", "max_reads_per_second_one_key"),
+    ("result", lambda figures: _pass(figures["met"])),
+]
+
+
+_COLDSTART_COLUMNS: list[Column] = [
+    ("function", "function"),
+    ("import ms (median)", "median_ms"),
+    ("p90 ms", "p90_ms"),
+    ("min ms", "min_ms"),
+    ("target", lambda h: _pass(h["met"])),
+    ("first DynamoDB client ms", "client_median_ms"),
+    ("import ms, tracing off", "tracing_off_median_ms"),
+    ("biggest imports (ms)", lambda h: ", ".join(f"{b['package']} {b['self_ms']}" for b in h["biggest_imports"][:5])),
+]
 
 
 def coldstart(result: dict[str, Any]) -> str:
-    rows = [
-        (
-            h["function"],
-            h["median_ms"],
-            h["p90_ms"],
-            h["min_ms"],
-            _pass(h["met"]),
-            h["client_median_ms"],
-            h["tracing_off_median_ms"],
-            ", ".join(f"{b['package']} {b['self_ms']}" for b in h["biggest_imports"][:5]),
-        )
-        for h in result["handlers"]
-    ]
-    columns = [
-        "function",
-        "import ms (median)",
-        "p90 ms",
-        "min ms",
-        "target",
-        "first DynamoDB client ms",
-        "import ms, tracing off",
-        "biggest imports (ms)",
-    ]
     return f"""## {TITLES["coldstart"]}
 
 {machine_line(result)}
@@ -408,7 +392,7 @@ the X-Ray botocore patch, the client): that work was moved out of the import, no
 that reads DynamoDB pays import + client. The biggest imports come from one `python -X importtime` run per
 handler (tracing on): the time spent in each top-level package's own modules, in ms.
 
-{table(columns, rows)}
+{columns_table(_COLDSTART_COLUMNS, result["handlers"])}
 
 What was done. Before (commit `f565123`, this method, 20 runs, load average 0.8): 294-343 ms median with
 tracing on, 197-323 ms with tracing off, then 61-98 ms for the DynamoDB client, so ~390-405 ms of our imports
@@ -436,28 +420,24 @@ on top.
 """
 
 
-DOLLAR_COLUMNS = ["call", "calls per ticket", "WRU", "RRU", "handler ms", "MB", "$ per 1M tickets"]
+_DOLLAR_COLUMNS: list[Column] = [
+    ("call", "call"),
+    ("calls per ticket", "per_ticket"),
+    ("WRU", "wru"),
+    ("RRU", "rru"),
+    ("handler ms", "handler_ms"),
+    ("MB", "memory_mb"),
+    ("$ per 1M tickets", "dollars_per_million_tickets"),
+]
 
 
-def dollar_rows(result: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """One row per call of the buyer's journey, in DOLLAR_COLUMNS' order."""
-    return [
-        (
-            c["call"],
-            c["per_ticket"],
-            c["wru"],
-            c["rru"],
-            c["handler_ms"],
-            c["memory_mb"],
-            c["dollars_per_million_tickets"],
-        )
-        for c in result["calls"]
-    ]
+def dollar_table(result: dict[str, Any]) -> str:
+    """One row per call of the buyer's journey (the section's table, and what `make bench-dollars` prints)."""
+    return columns_table(_DOLLAR_COLUMNS, result["calls"])
 
 
 def dollars(result: dict[str, Any]) -> str:
     prices = result["prices"]
-    rows = dollar_rows(result)
     tickets, polls = result["per_million_tickets"], result["per_million_polls"]
     return f"""## {TITLES["dollars"]}
 
@@ -469,7 +449,7 @@ ${prices["lambda_per_million_requests"]} per million requests; API Gateway REST
 ${prices["api_gateway_rest_per_million"]} per million; DynamoDB on-demand
 ${prices["dynamodb_per_million_wru"]} per million WRU and ${prices["dynamodb_per_million_rru"]} per million RRU.
 
-{table(DOLLAR_COLUMNS, rows)}
+{dollar_table(result)}
 
 **Per million tickets sold: ${tickets["total"]}** (API Gateway ${tickets["api_gateway"]}, DynamoDB
 ${tickets["dynamodb"]} for {tickets["wru"]:,} WRU and {tickets["rru"]:,} RRU, Lambda ${tickets["lambda"]}).
@@ -483,91 +463,38 @@ per admitted token). The Lambda duration is this machine's in-process time again
 
 
 def scale(result: dict[str, Any]) -> str:
-    up, quotas = result["scale_up"], result["quotas"]
+    up, quotas, prices = result["scale_up"], result["quotas"], result["prices"]
     model = result["cadences"][0]["model"]
-    sections = []
-    for cadence in result["cadences"]:
-        every = cadence["model"]["admission_seconds"]
-        rows = []
-        for r in cadence["rules"]:
-            polls, admitted = r["polls_per_waiter"], r["polls_per_admitted_waiter"]
-            lost, error = r["turn_time_lost"], r["estimate_error"]
-            rows.append(
-                (
-                    r["rule"],
-                    f"{polls['median']} / {polls['p99']}",
-                    f"{admitted['median']} / {admitted['p99']}",
-                    r["polls_per_ticket"],
-                    f"{r['routes']['GET queue/position']['peak_per_second'] * up:,}",
-                    f"{r['polls_peak_after_opening_per_second'] * up:,}",
-                    f"{r['routes']['GET queue/position']['mean_per_second'] * up:,.0f}",
-                    f"{r['all_routes_peak_per_second'] * up:,}",
-                    f"{sum(route['peak_concurrency'] for route in r['routes'].values()) * up:,.0f}",
-                    "-" if error["median"] is None else f"{error['median'] * 100:.0f} %",
-                    f"{_share(lost['p99'])} / {_share(lost['max'])}",
-                    _minutes(r["sold_out_after_seconds"]),
-                    r["dollars"]["polls_per_million_tickets"],
-                    r["dollars"]["per_million_tickets"],
-                    f"{r['dollars']['sale'] * up:,.2f}",
-                )
-            )
-        sections.append(f"**Admission every {every} s.**\n\n{table(_SCALE_COLUMNS, rows)}\n\n{_reading(cadence)}")
-    new_rule = {
-        c["model"]["admission_seconds"]: next(r for r in c["rules"] if r["rule"] == "retryAfterSeconds")
+    # Every rule's sale in every cadence, with the cadence's admission interval.
+    rules = [{**r, "every": c["model"]["admission_seconds"]} for c in result["cadences"] for r in c["rules"]]
+    new_rule = [r for r in rules if r["rule"] == "retryAfterSeconds"]
+    sections = [
+        f"**Admission every {c['model']['admission_seconds']} s.**\n\n"
+        f"{columns_table(_rule_columns(up), c['rules'])}\n\n{_reading(c)}"
         for c in result["cadences"]
-    }
+    ]
     route_rows = [
-        (
-            route,
-            every,
-            f"{figures['requests'] * up:,}",
-            f"{figures['peak_per_second'] * up:,}",
-            f"{figures['mean_per_second'] * up:,.0f}",
-            f"{figures['peak_concurrency'] * up:,.0f}",
-        )
-        for every, rule in new_rule.items()
-        for route, figures in rule["routes"].items()
+        (route, r["every"], *(format(figures[key] * up, spec) for key, spec in _ROUTE_FIGURES))
+        for r in new_rule
+        for route, figures in r["routes"].items()
     ]
     item_rows = [
         (
             r["rule"],
-            c["model"]["admission_seconds"],
+            r["every"],
             *(r["dollars"]["per_million_tickets_items"][item] for item in _LINE_ITEMS),
             r["dollars"]["per_million_tickets"],
             f"{r['dollars']['sale'] * up:,.2f}",
             f"{r['dollars']['sale_with_waf'] * up:,.2f}",
         )
-        for c in result["cadences"]
-        for r in c["rules"]
+        for r in rules
     ]
     checks = [(c["admission_seconds"], c["target"], c["value"], _pass(c["met"])) for c in result["targets"]]
-    prices = result["prices"]
-    api_rows = [
-        (
-            r["rule"],
-            c["model"]["admission_seconds"],
-            f"{r['dollars']['api_types']['requests'] * up:,}",
-            f"{r['dollars']['api_types']['REST API']['sale'] * up:,.2f}",
-            f"{r['dollars']['api_types']['HTTP API']['sale'] * up:,.2f}",
-            f"{r['dollars']['api_types']['saving'] * up:,.2f}",
-            f"{r['dollars']['api_types']['REST API']['sale_with_waf'] * up:,.2f}",
-            f"{r['dollars']['api_types']['HTTP API']['sale_with_waf'] * up:,.2f}",
-            f"{r['dollars']['per_ticket']:.6f}",
-            f"{r['dollars']['per_buyer']:.7f}",
-        )
-        for c in result["cadences"]
-        for r in c["rules"]
-        if "api_types" in r["dollars"]
-    ]
     outcomes = "; ".join(
-        f"every {c['model']['admission_seconds']} s: "
-        + ", ".join(
-            f"{name} {count:,}"
-            for name, count in next(r for r in c["rules"] if r["rule"] == "retryAfterSeconds")["outcomes"].items()
-        )
-        for c in result["cadences"]
+        f"every {r['every']} s: " + ", ".join(f"{name} {count:,}" for name, count in r["outcomes"].items())
+        for r in new_rule
     )
-    cpu = sum(r["cpu_seconds"] for c in result["cadences"] for r in c["rules"])
+    cpu = sum(r["cpu_seconds"] for r in rules)
     return f"""## {TITLES["scale"]}
 
 {machine_line(result)} CPU: {cpu:.0f} s for all the sales below.
@@ -636,9 +563,9 @@ assumed) are in Lambda and DynamoDB. Cognito bills per monthly active user, not 
 
 {table(["rule", "admission every s", *_LINE_ITEMS, "$ per 1M tickets", "1M-buyer sale $", "with WAF $"], item_rows)}
 
-{_api_types(api_rows, prices, up, model)}
+{_api_types(rules, prices, up, model)}
 
-{_identity(result)}
+{_identity(result, new_rule)}
 
 Targets (issue 14, under `retryAfterSeconds`):
 
@@ -648,21 +575,19 @@ Targets (issue 14, under `retryAfterSeconds`):
 """
 
 
-def _api_types(rows: list[tuple[Any, ...]], prices: dict[str, Any], up: int, model: dict[str, Any]) -> str:
+def _api_types(rules: list[dict[str, Any]], prices: dict[str, Any], up: int, model: dict[str, Any]) -> str:
     """The whole sale behind the template's REST API and behind an HTTP API, from the same requests."""
-    if not rows:
-        return ""
-    columns = [
-        "rule",
-        "admission every s",
-        "requests (1M)",
-        "REST API $",
-        "HTTP API $",
-        "HTTP saves $",
-        "REST + WAF $",
-        "HTTP + CloudFront + WAF $",
-        "REST $ per ticket",
-        "REST $ per buyer",
+    columns: list[Column] = [
+        ("rule", "rule"),
+        ("admission every s", "every"),
+        ("requests (1M)", lambda r: f"{r['dollars']['api_types']['requests'] * up:,}"),
+        ("REST API $", lambda r: f"{r['dollars']['api_types']['REST API']['sale'] * up:,.2f}"),
+        ("HTTP API $", lambda r: f"{r['dollars']['api_types']['HTTP API']['sale'] * up:,.2f}"),
+        ("HTTP saves $", lambda r: f"{r['dollars']['api_types']['saving'] * up:,.2f}"),
+        ("REST + WAF $", lambda r: f"{r['dollars']['api_types']['REST API']['sale_with_waf'] * up:,.2f}"),
+        ("HTTP + CloudFront + WAF $", lambda r: f"{r['dollars']['api_types']['HTTP API']['sale_with_waf'] * up:,.2f}"),
+        ("REST $ per ticket", lambda r: f"{r['dollars']['per_ticket']:.6f}"),
+        ("REST $ per buyer", lambda r: f"{r['dollars']['per_buyer']:.7f}"),
     ]
     return f"""The whole sale of {model["buyers"] * up:,} buyers behind the template's REST API and behind an HTTP API,
 from the same requests (benchmarks/dollars.py `api_types`): only API Gateway's price changes (REST
@@ -673,40 +598,23 @@ starts the traces). WAF attaches to a REST stage directly; an HTTP API takes it 
 requests are ${prices["cloudfront_https_per_million"]} per million more. Per ticket sold and per buyer in line, on REST
 (docs/DESIGN.md: why the API stays REST).
 
-{table(columns, rows)}"""
+{columns_table(columns, rules)}"""
 
 
-def _identity(result: dict[str, Any]) -> str:
+def _identity(result: dict[str, Any], new_rule: list[dict[str, Any]]) -> str:
     """Cognito's calls (sign-ins and refreshes share one quota) and its per-user price, apart from the sale."""
-    rows = [
-        (
-            c["model"]["admission_seconds"],
-            plan["plan"],
-            plan["calls_per_buyer"],
-            plan["refreshes_in_line_per_buyer"],
-            plan["refreshes_after_sold_out_per_buyer"],
-            f"{plan['buyers_refreshing_in_line']:,}",
-            f"{plan['peak_per_second']:,}",
-            f"{plan['busiest_minute_per_second']:,}",
-        )
-        for c in result["cadences"]
-        for r in c["rules"]
-        if r["rule"] == "retryAfterSeconds" and "identity" in r
-        for plan in r["identity"]["plans"]
-    ]
-    if not rows:
-        return ""
-    identity = next(r["identity"] for c in result["cadences"] for r in c["rules"] if "identity" in r)
+    plans = [{**plan, "every": r["every"]} for r in new_rule for plan in r["identity"]["plans"]]
+    identity = result["cadences"][0]["rules"][0]["identity"]
     mau = identity["mau_dollars"]
-    columns = [
-        "admission every s",
-        "plan",
-        "Cognito calls / buyer",
-        "refreshes in line / buyer",
-        "of which after the sell-out",
-        "buyers refreshing in line",
-        "busiest second /s",
-        "busiest minute, mean /s",
+    columns: list[Column] = [
+        ("admission every s", "every"),
+        ("plan", "plan"),
+        ("Cognito calls / buyer", "calls_per_buyer"),
+        ("refreshes in line / buyer", "refreshes_in_line_per_buyer"),
+        ("of which after the sell-out", "refreshes_after_sold_out_per_buyer"),
+        ("buyers refreshing in line", lambda plan: f"{plan['buyers_refreshing_in_line']:,}"),
+        ("busiest second /s", lambda plan: f"{plan['peak_per_second']:,}"),
+        ("busiest minute, mean /s", lambda plan: f"{plan['busiest_minute_per_second']:,}"),
     ]
     return f"""Cognito under `retryAfterSeconds`, {identity["buyers"]:,} buyers (docs/DESIGN.md "Identity that lasts the
 wait"). Each buyer's app holds an ID token from its join to its last request (its last poll, or the end of its
@@ -719,7 +627,7 @@ the last seat was sold is a waiter far back whose next poll learns `SOLD_OUT`; a
 `soldOut` (no JWT, cached) before refreshing makes none of those. The busiest second is the run's times
 {result["scale_up"]} (noisy where calls are sparse); the busiest minute's mean rate is the figure to size a quota by.
 
-{table(columns, rows)}
+{columns_table(columns, plans)}
 
 Cognito's per-user price is apart from the sale (it follows the operator's users: a buyer active in several sales
 in a month counts once): {identity["buyers"]:,} monthly active users cost ${mau["essentials"]:,.2f} a month on the
@@ -727,22 +635,40 @@ Essentials tier (new pools' default: $0.015 per MAU past 10,000 free) or ${mau["
 to 100,000, $0.0046 to 1,000,000, then less; us-east-1 list prices, 2025-06)."""
 
 
-_SCALE_COLUMNS = (
-    "rule",
-    "polls / waiter",
-    "polls / admitted waiter",
-    "polls / ticket",
-    "peak polls/s (1M)",
-    "after the opening",
-    "mean polls/s (1M)",
-    "peak requests/s, all routes (1M)",
-    "Lambda concurrency (1M)",
-    "estimate error",
-    "ACTIVE time lost p99 / max",
-    "sold out after",
-    "$ polls / 1M tickets",
-    "$ / 1M tickets",
-    "1M-buyer sale $",
+def _rule_columns(up: int) -> list[Column]:
+    """The columns of a cadence's table, one row per polling rule; "1M" figures are the sale's times `up`."""
+    return [
+        ("rule", "rule"),
+        ("polls / waiter", lambda r: _median_p99(r["polls_per_waiter"])),
+        ("polls / admitted waiter", lambda r: _median_p99(r["polls_per_admitted_waiter"])),
+        ("polls / ticket", "polls_per_ticket"),
+        ("peak polls/s (1M)", lambda r: f"{r['routes']['GET queue/position']['peak_per_second'] * up:,}"),
+        ("after the opening", lambda r: f"{r['polls_peak_after_opening_per_second'] * up:,}"),
+        ("mean polls/s (1M)", lambda r: f"{r['routes']['GET queue/position']['mean_per_second'] * up:,.0f}"),
+        ("peak requests/s, all routes (1M)", lambda r: f"{r['all_routes_peak_per_second'] * up:,}"),
+        ("Lambda concurrency (1M)", lambda r: f"{sum(x['peak_concurrency'] for x in r['routes'].values()) * up:,.0f}"),
+        ("estimate error", lambda r: _percent(r["estimate_error"]["median"])),
+        (
+            "ACTIVE time lost p99 / max",
+            lambda r: " / ".join(_percent(r["turn_time_lost"][q], 1) for q in ("p99", "max")),
+        ),
+        ("sold out after", lambda r: _minutes(r["sold_out_after_seconds"])),
+        ("$ polls / 1M tickets", lambda r: r["dollars"]["polls_per_million_tickets"]),
+        ("$ / 1M tickets", lambda r: r["dollars"]["per_million_tickets"]),
+        ("1M-buyer sale $", lambda r: f"{r['dollars']['sale'] * up:,.2f}"),
+    ]
+
+
+def _median_p99(figures: dict[str, Any]) -> str:
+    return f"{figures['median']} / {figures['p99']}"
+
+
+# A route's figures in the 1M-buyer sale (times `up`), each with its format.
+_ROUTE_FIGURES = (
+    ("requests", ","),
+    ("peak_per_second", ","),
+    ("mean_per_second", ",.0f"),
+    ("peak_concurrency", ",.0f"),
 )
 _LINE_ITEMS = ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs", "xray")
 
@@ -761,10 +687,6 @@ def _reading(cadence: dict[str, Any]) -> str:
     if reference and new["sold_out_after_seconds"]:
         later = f"; it sells out {(new['sold_out_after_seconds'] / reference - 1) * 100:.1f} % later than `every 2 s`"
     return f"Polls per ticket under `retryAfterSeconds`: {ratios}{later}."
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f} %"
 
 
 def _minutes(seconds: float | None) -> str:
