@@ -577,9 +577,9 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], Blocks]] = {
     "scheduler": scheduler,
     "stadium": stadium,
 }
-_START = "<!-- generated from docs/benchmarks/{name}.json, block {part}: do not edit -->"
-_END = "<!-- end of generated block -->"
-_BLOCK = re.compile(
+BLOCK_START = "<!-- generated from docs/benchmarks/{name}.json, block {part}: do not edit -->"
+BLOCK_END = "<!-- end of generated block -->"
+BLOCK = re.compile(
     r"(<!-- generated from docs/benchmarks/(\w+)\.json, block (\w+): do not edit -->\n)(.*?)"
     r"(\n<!-- end of generated block -->)",
     re.DOTALL,
@@ -593,9 +593,9 @@ def fill_blocks(document: str, results: Mapping[str, dict[str, Any] | None]) -> 
     (or there twice), when the document has a block no benchmark renders, or a start marker without its end.
     """
     rendered = {name: SECTIONS[name](result) for name, result in results.items() if result}
-    found = [(match[2], match[3]) for match in _BLOCK.finditer(document)]
+    found = [(match[2], match[3]) for match in BLOCK.finditer(document)]
     problems = [
-        f"no block {_START.format(name=name, part=part)} ... {_END} (or more than one)"
+        f"no block {BLOCK_START.format(name=name, part=part)} ... {BLOCK_END} (or more than one)"
         for name, parts in rendered.items()
         for part in parts
         if found.count((name, part)) != 1
@@ -606,7 +606,7 @@ def fill_blocks(document: str, results: Mapping[str, dict[str, Any] | None]) -> 
         if name not in results or (name in rendered and part not in rendered[name])
     ]
     if document.count("<!-- generated from") != len(found):
-        problems.append(f"a start marker misspelled or without its end marker {_END}")
+        problems.append(f"a start marker misspelled or without its end marker {BLOCK_END}")
     if problems:
         raise ValueError("docs/BENCHMARKS.md: " + "; ".join(problems))
 
@@ -615,4 +615,4 @@ def fill_blocks(document: str, results: Mapping[str, dict[str, Any] | None]) -> 
         text = rendered[name][part] if name in rendered else f"Not run yet: `make bench-{name}`."
         return match[1] + text + match[5]
 
-    return _BLOCK.sub(fill, document)
+    return BLOCK.sub(fill, document)
