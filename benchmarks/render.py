@@ -579,9 +579,10 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], Blocks]] = {
 }
 BLOCK_START = "<!-- generated from docs/benchmarks/{name}.json, block {part}: do not edit -->"
 BLOCK_END = "<!-- end of generated block -->"
+# A block's text is optional, matched lazily: markers just added around nothing are a block too.
 BLOCK = re.compile(
-    r"(<!-- generated from docs/benchmarks/(\w+)\.json, block (\w+): do not edit -->\n)(.*?)"
-    r"(\n<!-- end of generated block -->)",
+    r"(<!-- generated from docs/benchmarks/(\w+)\.json, block (\w+): do not edit -->\n)(?:(.*?)\n)??"
+    r"(<!-- end of generated block -->)",
     re.DOTALL,
 )
 
@@ -613,6 +614,6 @@ def fill_blocks(document: str, results: Mapping[str, dict[str, Any] | None]) -> 
     def fill(match: re.Match[str]) -> str:
         name, part = match[2], match[3]
         text = rendered[name][part] if name in rendered else f"Not run yet: `make bench-{name}`."
-        return match[1] + text + match[5]
+        return f"{match[1]}{text}\n{match[5]}"
 
     return BLOCK.sub(fill, document)
