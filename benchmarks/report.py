@@ -7,7 +7,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,25 +92,7 @@ def machine_line(result: dict[str, Any]) -> str:
 
 
 def render() -> None:
-    from benchmarks import render as sections
+    """Re-renders the generated blocks of docs/BENCHMARKS.md from the results; the text around them stays as written."""
+    from benchmarks.render import fill_blocks
 
-    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
-        "cost": sections.cost,
-        "sale": sections.sale,
-        "hotkeys": sections.hotkeys,
-        "coldstart": sections.coldstart,
-        "dollars": sections.dollars,
-        "scale": sections.scale,
-        "lobby": sections.lobby,
-        "scheduler": sections.scheduler,
-        "stadium": sections.stadium,
-    }
-    parts = [sections.HEADER]
-    for name in ORDER:
-        result = load(name)
-        if result is None:
-            parts.append(f"## {sections.TITLES[name]}\n\nNot run yet: `make bench-{name}`.\n")
-        else:
-            parts.append(renderers[name](result))
-    parts.append(sections.METHOD)
-    DOC_PATH.write_text("\n".join(parts).rstrip() + "\n")
+    DOC_PATH.write_text(fill_blocks(DOC_PATH.read_text(), {name: load(name) for name in ORDER}))
