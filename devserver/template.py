@@ -4,10 +4,14 @@ The template is the only description of routes and table schemas: nothing here n
 function, path or table, so resources added to the template later are served without changes.
 """
 
+import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,8 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_STACK_NAME = "ticketline-local"
 # SAM's name for the API it creates for Api events that name no RestApiId.
 IMPLICIT_API_ID = "ServerlessRestApi"
+# The S3 bucket of the code the translator is given: local folders go through it as keys (see _translate).
+_LOCAL_CODE_BUCKET = "local"
 
 _PSEUDO_PARAMETERS = {
     "AWS::Region": LOCAL_REGION,
@@ -36,7 +42,6 @@ ANY_RESOURCE = "/*"
 ANY_METHOD = "*"
 _RATE_EXPRESSION = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
 _SECONDS_PER_UNIT = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_SIMPLE_TABLE_KEY_TYPES = {"String": "S", "Number": "N", "Binary": "B"}
 _LOCAL_TABLE_PROPERTIES = frozenset(
     {
         "TableName",
@@ -48,7 +53,6 @@ _LOCAL_TABLE_PROPERTIES = frozenset(
         "ProvisionedThroughput",
         "StreamSpecification",
         "TimeToLiveSpecification",
-        "PrimaryKey",
     }
 )
 
@@ -367,15 +371,16 @@ class Template:
 def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = None) -> Template:
     document = cfn_tools.load_yaml(path.read_text())  # short-form intrinsics (`!Ref X`) in their long form
     resources: dict[str, Any] = document.get("Resources") or {}
-    global_sections: dict[str, Any] = document.get("Globals") or {}
     parameters = _parameter_values(document.get("Parameters") or {}, parameter_overrides or {})
+    # Functions, roles, layers and tables (SimpleTables too) are read as CloudFormation, in the template's order;
+    # APIs as SAM resources with their Globals merged; events as written.
+    sam_resources, translated = translate(document, parameters)
+    in_order = {logical_id: translated[logical_id] for logical_id in resources if logical_id in translated}
 
-    tables = _tables(resources, _Resolver(parameters, {}))
+    tables = _tables(in_order, _Resolver(parameters, {}))
     queues = _queues(resources, _Resolver(parameters, {}))
     functions_by_id = {
-        logical_id: resource
-        for logical_id, resource in resources.items()
-        if resource.get("Type") == "AWS::Serverless::Function"
+        logical_id: resource for logical_id, resource in in_order.items() if resource["Type"] == "AWS::Lambda::Function"
     }
     resolver = _Resolver(
         parameters,
@@ -384,19 +389,19 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
         | {queue.logical_id: queue.url for queue in queues},
         _queue_attributes(queues),
     )
-    apis = _apis(resources, global_sections.get("Api") or {}, resolver)
-    roles = _roles(document, parameters, tables, queues)
+    apis = _apis(sam_resources, resolver)
+    roles = _roles(translated, functions_by_id, parameters, tables, queues)
     layer_dirs = {
-        logical_id: path.parent / resolver.text(resource["Properties"]["ContentUri"])
-        for logical_id, resource in resources.items()
-        if resource.get("Type") == "AWS::Serverless::LayerVersion"
-        and isinstance((resource.get("Properties") or {}).get("ContentUri"), str)
+        logical_id: path.parent / resource["Properties"]["Content"]["S3Key"]
+        for logical_id, resource in translated.items()
+        if resource["Type"] == "AWS::Lambda::LayerVersion"
+        and resource["Properties"]["Content"].get("S3Bucket") == _LOCAL_CODE_BUCKET
     }
-    global_function = global_sections.get("Function") or {}
     functions = tuple(
         _function(
             logical_id,
-            properties=_merge_globals(global_function, resource.get("Properties") or {}),
+            properties=resource["Properties"],
+            events=resources[logical_id]["Properties"].get("Events") or {},
             apis=apis,
             layer_dirs=layer_dirs,
             template_dir=path.parent,
@@ -406,6 +411,65 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
         for logical_id, resource in functions_by_id.items()
     )
     return Template(path=path, parameters=parameters, functions=functions, apis=apis, tables=tables, queues=queues)
+
+
+def translate(document: Mapping[str, Any], parameters: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The template's resources as the SAM translator reads them (SAM resources with their Globals merged, the
+    implicit API added) and as it writes them for CloudFormation (roles with policy templates such as
+    DynamoDBCrudPolicy expanded, SimpleTables as tables), intrinsics unresolved.
+
+    Kept in a file of the temporary directory per template, parameters and translator version: importing and
+    running the translator is ~1.5 s, which every process that loads the template would otherwise pay.
+    """
+    document_json, parameters_json = json.dumps(document, sort_keys=True), json.dumps(parameters, sort_keys=True)
+    digest = hashlib.sha256(
+        "\n".join([document_json, parameters_json, LOCAL_REGION, version("aws-sam-translator")]).encode()
+    ).hexdigest()[:32]
+    cached = Path(tempfile.gettempdir()) / f"ticketline-sam-{digest}.json"
+    try:
+        sam_resources, resources = json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        sam_resources, resources = _translate(json.loads(document_json), parameters)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps([sam_resources, resources]), encoding="utf-8")
+        partial.replace(cached)  # atomic: a concurrent reader sees the whole file or none
+    return sam_resources, resources
+
+
+def _translate(document: dict[str, Any], parameters: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    import logging
+
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle chatter
+    # The translator wants code in S3 (sam build uploads it): each local folder goes through as a key of a bucket
+    # of ours, which reads back as the function's or the layer's folder.
+    function_globals = (document.get("Globals") or {}).get("Function") or {}
+    code_uris = [(function_globals, "CodeUri")]
+    for resource in document.get("Resources", {}).values():
+        properties = resource.setdefault("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function":
+            properties.pop("InlineCode", None)
+            properties.setdefault("Runtime", "python3.13")  # the translator wants one; nothing here reads it
+            if "CodeUri" not in function_globals:
+                properties.setdefault("CodeUri", ".")
+            code_uris.append((properties, "CodeUri"))
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            code_uris.append((properties, "ContentUri"))
+    for properties, key in code_uris:
+        if isinstance(properties.get(key), str):
+            properties[key] = f"s3://{_LOCAL_CODE_BUCKET}/{properties[key]}"
+    translator = Translator(
+        managed_policy_map=None, sam_parser=Parser(), boto_session=boto3.session.Session(region_name=LOCAL_REGION)
+    )
+    try:
+        translated = translator.translate(document, parameter_values=dict(parameters))
+    except InvalidDocumentException as error:
+        raise iam.PolicyError(f"the SAM translator refuses the template: {error}") from error
+    return document["Resources"], translated["Resources"]  # its plugins merged the Globals into the document
 
 
 def create_tables(dynamodb_client: Any, template: Template) -> None:
@@ -448,22 +512,11 @@ def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str])
     return values
 
 
-def _merge_globals(global_value: Any, local_value: Any) -> Any:
-    """SAM's Globals rule: maps merge (local keys win), lists concatenate, scalars are replaced."""
-    if isinstance(global_value, dict) and isinstance(local_value, dict):
-        merged = dict(global_value)
-        for key, value in local_value.items():
-            merged[key] = _merge_globals(global_value[key], value) if key in global_value else value
-        return merged
-    if isinstance(global_value, list) and isinstance(local_value, list):
-        return global_value + local_value
-    return local_value
-
-
 def _function(
     logical_id: str,
     *,
     properties: Mapping[str, Any],
+    events: Mapping[str, Any],
     apis: Mapping[str, ApiSpec],
     layer_dirs: Mapping[str, Path],
     template_dir: Path,
@@ -475,7 +528,7 @@ def _function(
     schedules: list[ScheduleEvent] = []
     streams: list[StreamEvent] = []
     queue_events: list[QueueEvent] = []
-    for event_name, event in (properties.get("Events") or {}).items():
+    for event_name, event in events.items():
         event_type = event.get("Type")
         event_properties = event.get("Properties") or {}
         if event_type == "Api":
@@ -488,7 +541,7 @@ def _function(
             queue_events.append(_queue_event(logical_id, event_name, event_properties, resolver))
     return FunctionSpec(
         logical_id=logical_id,
-        code_dir=template_dir / resolver.text(properties.get("CodeUri", ".")),
+        code_dir=template_dir / properties["Code"]["S3Key"],
         handler=resolver.text(properties["Handler"]),
         environment={name: resolver.text_or_empty(value) for name, value in variables.items()},
         memory_mb=int(resolver.text(properties.get("MemorySize", 128))),
@@ -508,13 +561,13 @@ def _function(
 
 
 def _roles(
-    document: Mapping[str, Any],
+    translated: Mapping[str, Any],
+    functions: Mapping[str, Any],
     parameters: Mapping[str, str],
     tables: tuple["TableSpec", ...],
     queues: tuple[QueueSpec, ...],
 ) -> dict[str, iam.RolePolicy]:
-    """Each function's role, translated by the SAM translator, its DynamoDB and SQS statements resolved to local
-    ARNs."""
+    """Each function's role as the SAM translator writes it, its DynamoDB and SQS statements resolved to local ARNs."""
     table_arns = {table.logical_id: iam.table_arn(LOCAL_REGION, LOCAL_ACCOUNT_ID, table.name) for table in tables}
     resolver = _Resolver(
         parameters,
@@ -524,10 +577,17 @@ def _roles(
         | _queue_attributes(queues),
     )
     roles = {}
-    for function_id, translated in iam.translate_roles(document, parameters, LOCAL_REGION).items():
+    for function_id, function in functions.items():
+        role = function["Properties"].get("Role")
+        role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
+        if role_id not in translated:
+            raise iam.PolicyError(
+                f"{function_id}: its Role is not a role of this template; the local server cannot know it"
+            )
+        role_properties = translated[role_id]["Properties"]
         statements: list[iam.Statement] = []
-        for policy in translated.policy_documents:
-            raw_statements = policy.get("Statement") or []
+        for policy in role_properties.get("Policies") or []:
+            raw_statements = policy["PolicyDocument"].get("Statement") or []
             for raw in [raw_statements] if isinstance(raw_statements, dict) else raw_statements:
                 if not iam.may_grant_checked_action(raw):
                     continue  # logs, X-Ray, ...: not requests this server checks
@@ -538,12 +598,10 @@ def _roles(
                         f"{function_id}: a policy resource is not a table or queue of this template: {error}"
                     ) from error
                 statements.extend(iam.statements_from_document({"Statement": [resolved]}))
-        for arn in translated.managed_policy_arns:
+        for arn in role_properties.get("ManagedPolicyArns") or []:
             statements.extend(iam.managed_statements(resolver.text(arn)))
         roles[function_id] = iam.RolePolicy(
-            function_id=function_id,
-            role_name=f"{LOCAL_STACK_NAME}-{translated.role_logical_id}",
-            statements=tuple(statements),
+            function_id=function_id, role_name=f"{LOCAL_STACK_NAME}-{role_id}", statements=tuple(statements)
         )
     return roles
 
@@ -687,17 +745,14 @@ def _queue_attributes(queues: tuple[QueueSpec, ...]) -> dict[tuple[str, str], st
     }
 
 
-def _apis(resources: Mapping[str, Any], global_api: Mapping[str, Any], resolver: _Resolver) -> dict[str, ApiSpec]:
+def _apis(sam_resources: Mapping[str, Any], resolver: _Resolver) -> dict[str, ApiSpec]:
     declared = {
         logical_id: resource.get("Properties") or {}
-        for logical_id, resource in resources.items()
+        for logical_id, resource in sam_resources.items()
         if resource.get("Type") == "AWS::Serverless::Api"
     }
-    declared.setdefault(IMPLICIT_API_ID, {"StageName": "Prod"})
-    return {
-        logical_id: _api(logical_id, _merge_globals(global_api, properties), resolver)
-        for logical_id, properties in declared.items()
-    }
+    declared.setdefault(IMPLICIT_API_ID, {"StageName": "Prod"})  # the translator adds it only for events that use it
+    return {logical_id: _api(logical_id, properties, resolver) for logical_id, properties in declared.items()}
 
 
 def _api(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) -> ApiSpec:
@@ -773,27 +828,17 @@ def _cors(cors: Any, resolver: _Resolver) -> CorsRule | None:
 
 
 def _tables(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[TableSpec, ...]:
-    tables = []
-    for logical_id, resource in resources.items():
-        if resource.get("Type") not in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
-            continue
-        # Only the properties that shape the local table: SSE keys, tags and the like may hold
-        # intrinsics (KMS ARNs) that exist only in a deployed stack.
-        properties = {
-            key: resolver.tree(value)
-            for key, value in (resource.get("Properties") or {}).items()
-            if key in _LOCAL_TABLE_PROPERTIES
-        }
-        if "TableName" in properties:
-            properties["TableName"] = resolver.text_or_empty(properties["TableName"])
-        if resource["Type"] == "AWS::DynamoDB::Table":
-            tables.append(_table(logical_id, properties))
-        else:
-            tables.append(_simple_table(logical_id, properties))
-    return tuple(tables)
+    return tuple(
+        _table(logical_id, resource.get("Properties") or {}, resolver)
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    )
 
 
-def _table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
+def _table(logical_id: str, declared: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
+    # Only the properties that shape the local table: SSE keys, tags and the like may hold
+    # intrinsics (KMS ARNs) that exist only in a deployed stack.
+    properties = {key: resolver.tree(value) for key, value in declared.items() if key in _LOCAL_TABLE_PROPERTIES}
     kwargs: dict[str, Any] = {"TableName": properties.get("TableName") or logical_id}
     for key in ("AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes", "BillingMode"):
         if key in properties:
@@ -812,22 +857,6 @@ def _table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
         None if ttl is None else {"AttributeName": ttl["AttributeName"], "Enabled": ttl.get("Enabled") is not False}
     )
     return TableSpec(logical_id=logical_id, create_kwargs=kwargs, time_to_live=time_to_live)
-
-
-def _simple_table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
-    primary_key = properties.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-    kwargs: dict[str, Any] = {
-        "TableName": properties.get("TableName") or logical_id,
-        "AttributeDefinitions": [
-            {"AttributeName": primary_key["Name"], "AttributeType": _SIMPLE_TABLE_KEY_TYPES[primary_key["Type"]]}
-        ],
-        "KeySchema": [{"AttributeName": primary_key["Name"], "KeyType": "HASH"}],
-    }
-    if "ProvisionedThroughput" in properties:
-        kwargs["ProvisionedThroughput"] = _numeric_throughput(properties["ProvisionedThroughput"])
-    else:
-        kwargs["BillingMode"] = "PAY_PER_REQUEST"
-    return TableSpec(logical_id=logical_id, create_kwargs=kwargs, time_to_live=None)
 
 
 def _with_numeric_throughput(index: Mapping[str, Any]) -> dict[str, Any]:
