@@ -67,11 +67,9 @@ class _Unresolvable(Exception):
 
 @dataclass(frozen=True)
 class _Resolver:
-    parameters: Mapping[str, str]
-    # What `!Ref <resource>` means locally, e.g. a table's logical id -> its local table name.
-    resource_refs: Mapping[str, str]
-    # What `!GetAtt <resource>.<attribute>` means locally, e.g. (table, "Arn") -> its local ARN.
-    attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # What `!Ref <name>` means locally (parameters, pseudo parameters, e.g. a table's logical id -> its local table
+    # name), and `!GetAtt <resource>.<attribute>` by "<resource>.<attribute>" (e.g. a queue's local ARN).
+    values: Mapping[str, str]
 
     def text(self, value: Any) -> str:
         """The value as the string CloudFormation would produce; raises _Unresolvable."""
@@ -82,11 +80,11 @@ class _Resolver:
         if isinstance(value, dict) and len(value) == 1:
             ((function, argument),) = value.items()
             if function == "Ref":
-                return self._ref(argument)
+                return self._value(argument)
             if function == "Fn::Sub":
                 return self._sub(argument)
             if function == "Fn::GetAtt":
-                return self._attribute(*argument)
+                return self._value(argument if isinstance(argument, str) else ".".join(argument))
             if function == "Fn::Join":
                 delimiter, parts = argument
                 return str(delimiter).join(self.text(part) for part in parts)
@@ -108,21 +106,10 @@ class _Resolver:
             return [self.tree(item) for item in value]
         return value
 
-    def _ref(self, name: Any) -> str:
-        if name in self.parameters:
-            return self.parameters[name]
-        if name in _PSEUDO_PARAMETERS:
-            return _PSEUDO_PARAMETERS[name]
-        if name in self.resource_refs:
-            return self.resource_refs[name]
-        if isinstance(name, str) and "." in name:  # ${Resource.Attribute} in a Sub
-            return self._attribute(*name.split(".", 1))
+    def _value(self, name: Any) -> str:
+        if name in self.values:
+            return self.values[name]
         raise _Unresolvable(name)
-
-    def _attribute(self, resource: str, attribute: str) -> str:
-        if (resource, attribute) in self.attributes:
-            return self.attributes[(resource, attribute)]
-        raise _Unresolvable(f"{resource}.{attribute}")
 
     def _sub(self, argument: Any) -> str:
         template, variables = (argument, {}) if isinstance(argument, str) else argument
@@ -133,7 +120,7 @@ class _Resolver:
                 return "${" + name[1:] + "}"
             if name in variables:
                 return self.text(variables[name])
-            return self._ref(name)
+            return self._value(name)  # ${Resource.Attribute} too
 
         return re.sub(r"\$\{([^}]+)\}", substitute, template)
 
@@ -149,17 +136,23 @@ class ApiRoute:
     timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS  # the event's TimeoutInMillis, else API Gateway's 29 s
 
 
-@dataclass(frozen=True)
-class ScheduleEvent:
+@dataclass(frozen=True, kw_only=True)
+class FunctionEvent:
+    """One of a function's Events: a schedule, a stream or a queue."""
+
     function_id: str
     name: str
-    expression: str  # resolved, e.g. "rate(5 minutes)"
-    input: Any  # the parsed Input JSON; None: EventBridge sends its own "Scheduled Event" envelope
-    enabled: bool
 
     @property
     def qualified_name(self) -> str:
         return f"{self.function_id}.{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleEvent(FunctionEvent):
+    expression: str  # resolved, e.g. "rate(5 minutes)"
+    input: Any  # the parsed Input JSON; None: EventBridge sends its own "Scheduled Event" envelope
+    enabled: bool
 
     @property
     def rate_seconds(self) -> float | None:
@@ -170,44 +163,34 @@ class ScheduleEvent:
         return int(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
 
 
-@dataclass(frozen=True)
-class StreamEvent:
+@dataclass(frozen=True, kw_only=True)
+class EventSourceMapping(FunctionEvent):
+    """What Lambda's event source mapping does alike for a stream and a queue: it hands the function batches."""
+
+    batch_size: int
+    batching_window_seconds: float
+    # FunctionResponseTypes: [ReportBatchItemFailures]: the function names the records that failed. A stream's batch
+    # is delivered again from the first of them (an invalid answer fails the whole batch); of a queue's, only those
+    # come back and the others are deleted (without it, any failure brings the whole batch back).
+    reports_item_failures: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamEvent(EventSourceMapping):
     """A DynamoDB event: the function reads the stream of one of the template's tables."""
 
-    function_id: str
-    name: str
     table_id: str  # logical id of the table whose stream it reads
     starting_position: str  # TRIM_HORIZON or LATEST
-    batch_size: int
-    batching_window_seconds: float
     maximum_retry_attempts: int | None  # None: retry until the records expire (Lambda's default)
     filters: tuple[Pattern, ...]  # FilterCriteria: a record is delivered when any one matches; none: all are
-    # FunctionResponseTypes: [ReportBatchItemFailures]: the function names the records that failed; the batch is
-    # delivered again from the first of them (an invalid answer fails the whole batch)
-    reports_item_failures: bool = False
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.function_id}.{self.name}"
 
 
-@dataclass(frozen=True)
-class QueueEvent:
+@dataclass(frozen=True, kw_only=True)
+class QueueEvent(EventSourceMapping):
     """An SQS event: Lambda's event source mapping long-polls the queue and hands the function its messages."""
 
-    function_id: str
-    name: str
     queue_id: str  # logical id of the template's queue it reads
-    batch_size: int
-    batching_window_seconds: float
     enabled: bool
-    # FunctionResponseTypes: [ReportBatchItemFailures]: only the messages the function names come back; the others
-    # are deleted (without it, any failure leaves the whole batch to come back after the visibility timeout)
-    reports_item_failures: bool = False
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.function_id}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -377,20 +360,16 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
     sam_resources, translated = translate(document, parameters)
     in_order = {logical_id: translated[logical_id] for logical_id in resources if logical_id in translated}
 
-    tables = _tables(in_order, _Resolver(parameters, {}))
-    queues = _queues(resources, _Resolver(parameters, {}))
+    local_values = _PSEUDO_PARAMETERS | parameters
+    tables = _tables(in_order, _Resolver(local_values))
+    queues = _queues(resources, _Resolver(local_values))
+    local_values |= {table.logical_id: table.name for table in tables} | _queue_values(queues)
     functions_by_id = {
         logical_id: resource for logical_id, resource in in_order.items() if resource["Type"] == "AWS::Lambda::Function"
     }
-    resolver = _Resolver(
-        parameters,
-        {table.logical_id: table.name for table in tables}
-        | {name: name for name in functions_by_id}
-        | {queue.logical_id: queue.url for queue in queues},
-        _queue_attributes(queues),
-    )
+    resolver = _Resolver(local_values | {name: name for name in functions_by_id})
     apis = _apis(sam_resources, resolver)
-    roles = _roles(translated, functions_by_id, parameters, tables, queues)
+    roles = _roles(translated, functions_by_id, local_values, tables)
     layer_dirs = {
         logical_id: path.parent / resource["Properties"]["Content"]["S3Key"]
         for logical_id, resource in translated.items()
@@ -506,7 +485,7 @@ def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str])
         if name in overrides:
             values[name] = overrides[name]
         elif "Default" in (declaration or {}):
-            values[name] = _Resolver({}, {}).text(declaration["Default"])
+            values[name] = _Resolver(_PSEUDO_PARAMETERS).text(declaration["Default"])
         else:
             raise TemplateError(f"parameter {name} has no Default: pass --parameter-overrides {name}=VALUE")
     return values
@@ -563,18 +542,15 @@ def _function(
 def _roles(
     translated: Mapping[str, Any],
     functions: Mapping[str, Any],
-    parameters: Mapping[str, str],
+    local_values: Mapping[str, str],
     tables: tuple["TableSpec", ...],
-    queues: tuple[QueueSpec, ...],
 ) -> dict[str, iam.RolePolicy]:
     """Each function's role as the SAM translator writes it, its DynamoDB and SQS statements resolved to local ARNs."""
     table_arns = {table.logical_id: iam.table_arn(LOCAL_REGION, LOCAL_ACCOUNT_ID, table.name) for table in tables}
     resolver = _Resolver(
-        parameters,
-        {table.logical_id: table.name for table in tables} | {queue.logical_id: queue.url for queue in queues},
-        {(logical_id, "Arn"): arn for logical_id, arn in table_arns.items()}
-        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()}
-        | _queue_attributes(queues),
+        dict(local_values)
+        | {f"{logical_id}.Arn": arn for logical_id, arn in table_arns.items()}
+        | {f"{logical_id}.StreamArn": f"{arn}/stream/local" for logical_id, arn in table_arns.items()}
     )
     roles = {}
     for function_id, function in functions.items():
@@ -643,10 +619,9 @@ def _schedule(
 
 def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> StreamEvent:
     where = f"{function_id}.{event_name}"
-    stream = properties.get("Stream")
-    attribute = stream.get("Fn::GetAtt") if isinstance(stream, dict) else None
-    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] in ("StreamArn", "LatestStreamArn")):
-        raise TemplateError(f"{where}: Stream must be !GetAtt <table>.StreamArn of a table in this template")
+    table_id = _attribute_of(
+        where, "Stream", properties.get("Stream"), "table", attributes=("StreamArn", "LatestStreamArn")
+    )
     retries = properties.get("MaximumRetryAttempts")
     try:
         filters = tuple(
@@ -658,7 +633,7 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
     return StreamEvent(
         function_id=function_id,
         name=event_name,
-        table_id=str(attribute[0]),
+        table_id=table_id,
         starting_position=resolver.text(properties["StartingPosition"]),
         batch_size=int(resolver.text(properties.get("BatchSize", 100))),
         batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
@@ -669,21 +644,27 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
 
 
 def _queue_event(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> QueueEvent:
-    queue = properties.get("Queue")
-    attribute = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
-    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] == "Arn"):
-        raise TemplateError(
-            f"{function_id}.{event_name}: Queue must be !GetAtt <queue>.Arn of a queue in this template"
-        )
     return QueueEvent(
         function_id=function_id,
         name=event_name,
-        queue_id=str(attribute[0]),
+        queue_id=_attribute_of(f"{function_id}.{event_name}", "Queue", properties.get("Queue"), "queue"),
         batch_size=int(resolver.text(properties.get("BatchSize", 10))),
         batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
         enabled=properties.get("Enabled", True) is not False,
         reports_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
     )
+
+
+def _attribute_of(
+    where: str, key: str, reference: Any, kind: str, *, attributes: tuple[str, ...] = ("Arn",), known: Any = None
+) -> str:
+    """X of `key: !GetAtt X.<attribute>`, which must name a table or queue of this template (one of `known`)."""
+    attribute = reference.get("Fn::GetAtt") if isinstance(reference, dict) else None
+    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] in attributes) or (
+        known is not None and attribute[0] not in known
+    ):
+        raise TemplateError(f"{where}: {key} must be !GetAtt <{kind}>.{attributes[0]} of a {kind} in this template")
+    return str(attribute[0])
 
 
 # The queue properties CreateQueue takes as attributes (the rest, e.g. encryption and tags, change nothing locally).
@@ -722,10 +703,7 @@ def _queues(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[QueueSpe
         redrive = properties.get("RedrivePolicy")
         if redrive is not None:
             target = redrive.get("deadLetterTargetArn")
-            attribute = target.get("Fn::GetAtt") if isinstance(target, dict) else None
-            if not (isinstance(attribute, list) and attribute[1] == "Arn" and attribute[0] in declared):
-                raise TemplateError(f"{logical_id}: deadLetterTargetArn must be !GetAtt <queue>.Arn of this template")
-            dead_letter_queue_id = str(attribute[0])
+            dead_letter_queue_id = _attribute_of(logical_id, "deadLetterTargetArn", target, "queue", known=declared)
             attributes["RedrivePolicy"] = json.dumps(
                 {
                     "deadLetterTargetArn": queue_arn(name(dead_letter_queue_id)),
@@ -736,10 +714,10 @@ def _queues(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[QueueSpe
     return tuple(queues)
 
 
-def _queue_attributes(queues: tuple[QueueSpec, ...]) -> dict[tuple[str, str], str]:
-    """`!GetAtt <queue>.Arn / .QueueName / .QueueUrl` in the local stack."""
-    return {
-        (queue.logical_id, attribute): value
+def _queue_values(queues: tuple[QueueSpec, ...]) -> dict[str, str]:
+    """`!Ref <queue>` (its URL) and `!GetAtt <queue>.Arn / .QueueName / .QueueUrl` in the local stack."""
+    return {queue.logical_id: queue.url for queue in queues} | {
+        f"{queue.logical_id}.{attribute}": value
         for queue in queues
         for attribute, value in (("Arn", queue.arn), ("QueueName", queue.name), ("QueueUrl", queue.url))
     }
