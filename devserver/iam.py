@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,10 @@ class Statement:
     managed: bool = False  # from an AWS-managed policy, not the template's Policies block
 
     def matches(self, permission: Permission) -> bool:
-        return any(_glob(pattern, permission.action, case_sensitive=False) for pattern in self.actions) and any(
-            _glob(pattern, permission.resource, case_sensitive=True) for pattern in self.resources
+        # IAM's wildcards are fnmatch's: `*` any run of characters (across `:` and `/`), `?` one character (fnmatch's
+        # `[...]` cannot occur: DynamoDB and SQS names have no brackets). Actions ignore case, resources do not.
+        return any(fnmatchcase(permission.action.lower(), pattern.lower()) for pattern in self.actions) and any(
+            fnmatchcase(permission.resource, pattern) for pattern in self.resources
         )
 
     def grants(self) -> Iterator[Permission]:
@@ -142,17 +144,6 @@ class RolePolicy:
         )
 
 
-def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
-    """IAM's wildcards: `*` any run of characters (across `:` and `/`), `?` one character."""
-    return _glob_regex(pattern, case_sensitive).fullmatch(value) is not None
-
-
-@cache
-def _glob_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
-    body = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
-    return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
-
-
 def statements_from_document(document: Mapping[str, Any], *, managed: bool = False) -> list[Statement]:
     """A policy document's statements (resolved: no intrinsics left), refusing what is not evaluated here."""
     statements = document.get("Statement") or []
@@ -185,7 +176,7 @@ CHECKED_SERVICES = ("dynamodb", "sqs")
 def may_grant_checked_action(raw_statement: Mapping[str, Any]) -> bool:
     """Whether a statement's actions can match a DynamoDB or SQS action (others need not be resolved locally)."""
     return any(
-        _glob(pattern.split(":", 1)[0], service, case_sensitive=False)
+        fnmatchcase(service, pattern.split(":", 1)[0].lower())
         for pattern in _strings(raw_statement.get("Action"))
         for service in CHECKED_SERVICES
     )
