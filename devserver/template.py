@@ -42,19 +42,6 @@ ANY_RESOURCE = "/*"
 ANY_METHOD = "*"
 _RATE_EXPRESSION = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
 _SECONDS_PER_UNIT = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_LOCAL_TABLE_PROPERTIES = frozenset(
-    {
-        "TableName",
-        "AttributeDefinitions",
-        "KeySchema",
-        "GlobalSecondaryIndexes",
-        "LocalSecondaryIndexes",
-        "BillingMode",
-        "ProvisionedThroughput",
-        "StreamSpecification",
-        "TimeToLiveSpecification",
-    }
-)
 
 
 class TemplateError(ValueError):
@@ -361,7 +348,11 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
     in_order = {logical_id: translated[logical_id] for logical_id in resources if logical_id in translated}
 
     local_values = _PSEUDO_PARAMETERS | parameters
-    tables = _tables(in_order, _Resolver(local_values))
+    tables = tuple(
+        _table(logical_id, resource.get("Properties") or {}, _Resolver(local_values))
+        for logical_id, resource in in_order.items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    )
     queues = _queues(resources, _Resolver(local_values))
     local_values |= {table.logical_id: table.name for table in tables} | _queue_values(queues)
     functions_by_id = {
@@ -805,32 +796,26 @@ def _cors(cors: Any, resolver: _Resolver) -> CorsRule | None:
     )
 
 
-def _tables(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[TableSpec, ...]:
-    return tuple(
-        _table(logical_id, resource.get("Properties") or {}, resolver)
-        for logical_id, resource in resources.items()
-        if resource["Type"] == "AWS::DynamoDB::Table"
-    )
-
-
 def _table(logical_id: str, declared: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
-    # Only the properties that shape the local table: SSE keys, tags and the like may hold
-    # intrinsics (KMS ARNs) that exist only in a deployed stack.
-    properties = {key: resolver.tree(value) for key, value in declared.items() if key in _LOCAL_TABLE_PROPERTIES}
-    kwargs: dict[str, Any] = {"TableName": properties.get("TableName") or logical_id}
+    def resolved(key: str) -> Any:
+        # Only the properties that shape the local table are resolved: SSE keys, tags and the like may hold
+        # intrinsics (KMS ARNs) that exist only in a deployed stack.
+        return resolver.tree(declared.get(key))
+
+    kwargs: dict[str, Any] = {"TableName": resolved("TableName") or logical_id}
     for key in ("AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes", "BillingMode"):
-        if key in properties:
-            kwargs[key] = properties[key]
-    if "GlobalSecondaryIndexes" in properties:
+        if key in declared:
+            kwargs[key] = resolved(key)
+    if "GlobalSecondaryIndexes" in declared:
         kwargs["GlobalSecondaryIndexes"] = [
-            _with_numeric_throughput(index) for index in properties["GlobalSecondaryIndexes"]
+            _with_numeric_throughput(index) for index in resolved("GlobalSecondaryIndexes")
         ]
-    if "ProvisionedThroughput" in properties:
-        kwargs["ProvisionedThroughput"] = _numeric_throughput(properties["ProvisionedThroughput"])
-    if "StreamSpecification" in properties:
+    if "ProvisionedThroughput" in declared:
+        kwargs["ProvisionedThroughput"] = _numeric_throughput(resolved("ProvisionedThroughput"))
+    if "StreamSpecification" in declared:
         # CloudFormation implies StreamEnabled; the CreateTable API wants it said.
-        kwargs["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
-    ttl = properties.get("TimeToLiveSpecification")
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **resolved("StreamSpecification")}
+    ttl = resolved("TimeToLiveSpecification")
     time_to_live = (
         None if ttl is None else {"AttributeName": ttl["AttributeName"], "Enabled": ttl.get("Enabled") is not False}
     )
