@@ -37,30 +37,18 @@ from typing import Any
 USAGE_ENV = "TICKETLINE_IAM_USAGE"
 _HOOK_ID = "ticketline-iam"
 
-# What the AWS-managed policies SAM attaches grant on DynamoDB and SQS. The stream and queue actions are Lambda's
-# event source mapping's, never the function code's; an unknown managed policy is refused (its grants cannot be known
-# here).
-MANAGED_POLICY_STATEMENTS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+# What the AWS-managed policies SAM attaches allow on DynamoDB and SQS, on every resource ("*"). The stream and queue
+# actions are Lambda's event source mapping's, never the function code's; an unknown managed policy is refused (its
+# grants cannot be known here).
+MANAGED_POLICY_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "AWSLambdaBasicExecutionRole": (),
     "AWSXrayWriteOnlyAccess": (),
-    "AWSLambdaSQSQueueExecutionRole": (
-        {
-            "Effect": "Allow",
-            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-            "Resource": "*",
-        },
-    ),
+    "AWSLambdaSQSQueueExecutionRole": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
     "AWSLambdaDynamoDBExecutionRole": (
-        {
-            "Effect": "Allow",
-            "Action": [
-                "dynamodb:DescribeStream",
-                "dynamodb:GetRecords",
-                "dynamodb:GetShardIterator",
-                "dynamodb:ListStreams",
-            ],
-            "Resource": "*",
-        },
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
     ),
 }
 
@@ -144,26 +132,19 @@ class RolePolicy:
         )
 
 
-def statements_from_document(document: Mapping[str, Any], *, managed: bool = False) -> list[Statement]:
-    """A policy document's statements (resolved: no intrinsics left), refusing what is not evaluated here."""
-    statements = document.get("Statement") or []
-    result = []
-    for raw in [statements] if isinstance(statements, dict) else statements:
-        unsupported = sorted(set(raw) - {"Sid", "Effect", "Action", "Resource"})
-        if unsupported:
-            raise PolicyError(
-                f"policy statement with {', '.join(unsupported)}: the local server does not evaluate it "
-                "(devserver/iam.py); grant with Effect, Action and Resource only"
-            )
-        result.append(
-            Statement(
-                effect=str(raw["Effect"]),
-                actions=tuple(_strings(raw.get("Action"))),
-                resources=tuple(_strings(raw.get("Resource"))),
-                managed=managed,
-            )
+def statement(raw: Mapping[str, Any]) -> Statement:
+    """A policy statement (resolved: no intrinsics left), refused if it holds what is not evaluated here."""
+    unsupported = sorted(set(raw) - {"Sid", "Effect", "Action", "Resource"})
+    if unsupported:
+        raise PolicyError(
+            f"policy statement with {', '.join(unsupported)}: the local server does not evaluate it "
+            "(devserver/iam.py); grant with Effect, Action and Resource only"
         )
-    return result
+    return Statement(
+        effect=str(raw["Effect"]),
+        actions=tuple(_strings(raw.get("Action"))),
+        resources=tuple(_strings(raw.get("Resource"))),
+    )
 
 
 def _strings(value: Any) -> list[str]:
@@ -184,9 +165,10 @@ def may_grant_checked_action(raw_statement: Mapping[str, Any]) -> bool:
 
 def managed_statements(arn: str) -> list[Statement]:
     name = arn.rsplit("/", 1)[-1]
-    if name not in MANAGED_POLICY_STATEMENTS:
+    if name not in MANAGED_POLICY_ACTIONS:
         raise PolicyError(f"managed policy {arn}: its DynamoDB and SQS grants are unknown here (devserver/iam.py)")
-    return statements_from_document({"Statement": list(MANAGED_POLICY_STATEMENTS[name])}, managed=True)
+    actions = MANAGED_POLICY_ACTIONS[name]
+    return [Statement("Allow", actions, ("*",), managed=True)] if actions else []
 
 
 # ------------------------------------------------------------------------------ what a request needs of IAM

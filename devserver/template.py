@@ -564,7 +564,7 @@ def _roles(
                     raise TemplateError(
                         f"{function_id}: a policy resource is not a table or queue of this template: {error}"
                     ) from error
-                statements.extend(iam.statements_from_document({"Statement": [resolved]}))
+                statements.append(iam.statement(resolved))
         for arn in role_properties.get("ManagedPolicyArns") or []:
             statements.extend(iam.managed_statements(resolver.text(arn)))
         roles[function_id] = iam.RolePolicy(
