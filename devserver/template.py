@@ -1,7 +1,9 @@
 """Reads template.yaml into what the local server runs: functions, API routes, schedules and tables.
 
 The template is the only description of routes and table schemas: nothing here names a Ticketline
-function, path or table, so resources added to the template later are served without changes.
+function, path or table, so resources added to the template later are served without changes. The SAM
+translator reads it as `sam deploy` does (Globals, policy templates, SimpleTables); intrinsics are resolved
+here, to the local stack's names.
 """
 
 import hashlib
