@@ -1,8 +1,8 @@
 """Each function's IAM role, enforced on the DynamoDB and SQS requests its handler makes, as AWS enforces it.
 
 The template is translated by the SAM translator (policy templates such as DynamoDBCrudPolicy become the
-actions and resources AWS will see), the role's statements are resolved to local ARNs (devserver/template.py),
-and a botocore `before-call.dynamodb` / `before-call.sqs` hook checks every request made while a function runs:
+actions and resources AWS will see) and the role's statements resolved to local ARNs in devserver/template.py;
+a botocore `before-call.dynamodb` / `before-call.sqs` hook checks every request made while a function runs:
 
 - one check per item of a transaction: IAM has no TransactWriteItems action for items, each needs its
   Put/Update/Delete/ConditionCheckItem on the item's table (TransactGetItems: GetItem);
@@ -22,48 +22,33 @@ each, first time per process), so a test session can compare the template's gran
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from functools import cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 USAGE_ENV = "TICKETLINE_IAM_USAGE"
 _HOOK_ID = "ticketline-iam"
 
-# What the AWS-managed policies SAM attaches grant on DynamoDB and SQS. The stream and queue actions are Lambda's
-# event source mapping's, never the function code's; an unknown managed policy is refused (its grants cannot be known
-# here).
-MANAGED_POLICY_STATEMENTS: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+# What the AWS-managed policies SAM attaches allow on DynamoDB and SQS, on every resource ("*"). The stream and queue
+# actions are Lambda's event source mapping's, never the function code's; an unknown managed policy is refused (its
+# grants cannot be known here).
+MANAGED_POLICY_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "AWSLambdaBasicExecutionRole": (),
     "AWSXrayWriteOnlyAccess": (),
-    "AWSLambdaSQSQueueExecutionRole": (
-        {
-            "Effect": "Allow",
-            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-            "Resource": "*",
-        },
-    ),
+    "AWSLambdaSQSQueueExecutionRole": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
     "AWSLambdaDynamoDBExecutionRole": (
-        {
-            "Effect": "Allow",
-            "Action": [
-                "dynamodb:DescribeStream",
-                "dynamodb:GetRecords",
-                "dynamodb:GetShardIterator",
-                "dynamodb:ListStreams",
-            ],
-            "Resource": "*",
-        },
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
     ),
 }
 
@@ -99,8 +84,10 @@ class Statement:
     managed: bool = False  # from an AWS-managed policy, not the template's Policies block
 
     def matches(self, permission: Permission) -> bool:
-        return any(_glob(pattern, permission.action, case_sensitive=False) for pattern in self.actions) and any(
-            _glob(pattern, permission.resource, case_sensitive=True) for pattern in self.resources
+        # IAM's wildcards are fnmatch's: `*` any run of characters (across `:` and `/`), `?` one character (fnmatch's
+        # `[...]` cannot occur: DynamoDB and SQS names have no brackets). Actions ignore case, resources do not.
+        return any(fnmatchcase(permission.action.lower(), pattern.lower()) for pattern in self.actions) and any(
+            fnmatchcase(permission.resource, pattern) for pattern in self.resources
         )
 
     def grants(self) -> Iterator[Permission]:
@@ -145,37 +132,19 @@ class RolePolicy:
         )
 
 
-def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
-    """IAM's wildcards: `*` any run of characters (across `:` and `/`), `?` one character."""
-    return _glob_regex(pattern, case_sensitive).fullmatch(value) is not None
-
-
-@cache
-def _glob_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
-    body = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
-    return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
-
-
-def statements_from_document(document: Mapping[str, Any], *, managed: bool = False) -> list[Statement]:
-    """A policy document's statements (resolved: no intrinsics left), refusing what is not evaluated here."""
-    statements = document.get("Statement") or []
-    result = []
-    for raw in [statements] if isinstance(statements, dict) else statements:
-        unsupported = sorted(set(raw) - {"Sid", "Effect", "Action", "Resource"})
-        if unsupported:
-            raise PolicyError(
-                f"policy statement with {', '.join(unsupported)}: the local server does not evaluate it "
-                "(devserver/iam.py); grant with Effect, Action and Resource only"
-            )
-        result.append(
-            Statement(
-                effect=str(raw["Effect"]),
-                actions=tuple(_strings(raw.get("Action"))),
-                resources=tuple(_strings(raw.get("Resource"))),
-                managed=managed,
-            )
+def statement(raw: Mapping[str, Any]) -> Statement:
+    """A policy statement (resolved: no intrinsics left), refused if it holds what is not evaluated here."""
+    unsupported = sorted(set(raw) - {"Sid", "Effect", "Action", "Resource"})
+    if unsupported:
+        raise PolicyError(
+            f"policy statement with {', '.join(unsupported)}: the local server does not evaluate it "
+            "(devserver/iam.py); grant with Effect, Action and Resource only"
         )
-    return result
+    return Statement(
+        effect=str(raw["Effect"]),
+        actions=tuple(_strings(raw.get("Action"))),
+        resources=tuple(_strings(raw.get("Resource"))),
+    )
 
 
 def _strings(value: Any) -> list[str]:
@@ -188,111 +157,18 @@ CHECKED_SERVICES = ("dynamodb", "sqs")
 def may_grant_checked_action(raw_statement: Mapping[str, Any]) -> bool:
     """Whether a statement's actions can match a DynamoDB or SQS action (others need not be resolved locally)."""
     return any(
-        _glob(pattern.split(":", 1)[0], service, case_sensitive=False)
+        fnmatchcase(service, pattern.split(":", 1)[0].lower())
         for pattern in _strings(raw_statement.get("Action"))
         for service in CHECKED_SERVICES
     )
 
 
-# ------------------------------------------------------------------------------------------ the translation
-
-
-@dataclass(frozen=True)
-class TranslatedRole:
-    """A function's role as the SAM translator writes it, intrinsics not yet resolved."""
-
-    role_logical_id: str
-    policy_documents: tuple[Mapping[str, Any], ...]
-    managed_policy_arns: tuple[Any, ...]
-
-
-def translate_roles(
-    document: Mapping[str, Any], parameters: Mapping[str, str], region: str
-) -> dict[str, TranslatedRole]:
-    """Every function's execution role, from the SAM translator's output (function logical id -> role).
-
-    Kept in a file of the temporary directory per template, parameters and translator version: importing and
-    running the translator is ~1.5 s, which every process that loads the template would otherwise pay.
-    """
-    document_json, parameters_json = json.dumps(document, sort_keys=True), json.dumps(parameters, sort_keys=True)
-    digest = hashlib.sha256(
-        "\n".join([document_json, parameters_json, region, version("aws-sam-translator")]).encode()
-    ).hexdigest()[:32]
-    cached = Path(tempfile.gettempdir()) / f"ticketline-iam-roles-{digest}.json"
-    try:
-        rows = json.loads(cached.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        rows = [
-            [function_id, role.role_logical_id, role.policy_documents, role.managed_policy_arns]
-            for function_id, role in _translate_roles_cached(document_json, parameters_json, region)
-        ]
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(rows), encoding="utf-8")
-        partial.replace(cached)  # atomic: a concurrent reader sees the whole file or none
-    return {
-        function_id: TranslatedRole(role_id, tuple(documents), tuple(arns))
-        for function_id, role_id, documents, arns in rows
-    }
-
-
-@cache
-def _translate_roles_cached(
-    document_json: str, parameters_json: str, region: str
-) -> tuple[tuple[str, TranslatedRole], ...]:
-    import logging
-
-    import boto3
-    from samtranslator.model.exceptions import InvalidDocumentException
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-
-    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle chatter
-    document = json.loads(document_json)
-    for resource in document.get("Resources", {}).values():
-        # The translator wants code in S3 (sam build uploads it) and a runtime; neither changes a policy.
-        properties = resource.setdefault("Properties", {})
-        if resource.get("Type") == "AWS::Serverless::Function":
-            properties["CodeUri"] = "s3://local/code.zip"
-            properties.pop("InlineCode", None)
-            properties.setdefault("Runtime", "python3.13")
-            properties.setdefault("Handler", "app.lambda_handler")
-        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
-            properties["ContentUri"] = "s3://local/layer.zip"
-    translator = Translator(
-        managed_policy_map=None, sam_parser=Parser(), boto_session=boto3.session.Session(region_name=region)
-    )
-    try:
-        translated = translator.translate(document, parameter_values=dict(json.loads(parameters_json)))
-    except InvalidDocumentException as error:
-        raise PolicyError(f"the SAM translator refuses the template: {error}") from error
-    resources = translated["Resources"]
-    roles = []
-    for logical_id, resource in resources.items():
-        if resource["Type"] != "AWS::Lambda::Function":
-            continue
-        role = resource["Properties"].get("Role")
-        role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
-        if role_id not in resources:
-            raise PolicyError(f"{logical_id}: its Role is not a role of this template; the local server cannot know it")
-        properties = resources[role_id]["Properties"]
-        roles.append(
-            (
-                logical_id,
-                TranslatedRole(
-                    role_logical_id=str(role_id),
-                    policy_documents=tuple(policy["PolicyDocument"] for policy in properties.get("Policies") or []),
-                    managed_policy_arns=tuple(properties.get("ManagedPolicyArns") or []),
-                ),
-            )
-        )
-    return tuple(roles)
-
-
 def managed_statements(arn: str) -> list[Statement]:
     name = arn.rsplit("/", 1)[-1]
-    if name not in MANAGED_POLICY_STATEMENTS:
+    if name not in MANAGED_POLICY_ACTIONS:
         raise PolicyError(f"managed policy {arn}: its DynamoDB and SQS grants are unknown here (devserver/iam.py)")
-    return statements_from_document({"Statement": list(MANAGED_POLICY_STATEMENTS[name])}, managed=True)
+    actions = MANAGED_POLICY_ACTIONS[name]
+    return [Statement("Allow", actions, ("*",), managed=True)] if actions else []
 
 
 # ------------------------------------------------------------------------------ what a request needs of IAM

@@ -1,13 +1,19 @@
 """Reads template.yaml into what the local server runs: functions, API routes, schedules and tables.
 
 The template is the only description of routes and table schemas: nothing here names a Ticketline
-function, path or table, so resources added to the template later are served without changes.
+function, path or table, so resources added to the template later are served without changes. The SAM
+translator reads it as `sam deploy` does (Globals, policy templates, SimpleTables); intrinsics are resolved
+here, to the local stack's names.
 """
 
+import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,8 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_STACK_NAME = "ticketline-local"
 # SAM's name for the API it creates for Api events that name no RestApiId.
 IMPLICIT_API_ID = "ServerlessRestApi"
+# The S3 bucket of the code the translator is given: local folders go through it as keys (see _translate).
+_LOCAL_CODE_BUCKET = "local"
 
 _PSEUDO_PARAMETERS = {
     "AWS::Region": LOCAL_REGION,
@@ -36,21 +44,6 @@ ANY_RESOURCE = "/*"
 ANY_METHOD = "*"
 _RATE_EXPRESSION = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
 _SECONDS_PER_UNIT = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_SIMPLE_TABLE_KEY_TYPES = {"String": "S", "Number": "N", "Binary": "B"}
-_LOCAL_TABLE_PROPERTIES = frozenset(
-    {
-        "TableName",
-        "AttributeDefinitions",
-        "KeySchema",
-        "GlobalSecondaryIndexes",
-        "LocalSecondaryIndexes",
-        "BillingMode",
-        "ProvisionedThroughput",
-        "StreamSpecification",
-        "TimeToLiveSpecification",
-        "PrimaryKey",
-    }
-)
 
 
 class TemplateError(ValueError):
@@ -63,11 +56,9 @@ class _Unresolvable(Exception):
 
 @dataclass(frozen=True)
 class _Resolver:
-    parameters: Mapping[str, str]
-    # What `!Ref <resource>` means locally, e.g. a table's logical id -> its local table name.
-    resource_refs: Mapping[str, str]
-    # What `!GetAtt <resource>.<attribute>` means locally, e.g. (table, "Arn") -> its local ARN.
-    attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # What `!Ref <name>` means locally (parameters, pseudo parameters, e.g. a table's logical id -> its local table
+    # name), and `!GetAtt <resource>.<attribute>` by "<resource>.<attribute>" (e.g. a queue's local ARN).
+    values: Mapping[str, str]
 
     def text(self, value: Any) -> str:
         """The value as the string CloudFormation would produce; raises _Unresolvable."""
@@ -78,11 +69,11 @@ class _Resolver:
         if isinstance(value, dict) and len(value) == 1:
             ((function, argument),) = value.items()
             if function == "Ref":
-                return self._ref(argument)
+                return self._value(argument)
             if function == "Fn::Sub":
                 return self._sub(argument)
             if function == "Fn::GetAtt":
-                return self._attribute(*argument)
+                return self._value(argument if isinstance(argument, str) else ".".join(argument))
             if function == "Fn::Join":
                 delimiter, parts = argument
                 return str(delimiter).join(self.text(part) for part in parts)
@@ -104,21 +95,10 @@ class _Resolver:
             return [self.tree(item) for item in value]
         return value
 
-    def _ref(self, name: Any) -> str:
-        if name in self.parameters:
-            return self.parameters[name]
-        if name in _PSEUDO_PARAMETERS:
-            return _PSEUDO_PARAMETERS[name]
-        if name in self.resource_refs:
-            return self.resource_refs[name]
-        if isinstance(name, str) and "." in name:  # ${Resource.Attribute} in a Sub
-            return self._attribute(*name.split(".", 1))
+    def _value(self, name: Any) -> str:
+        if name in self.values:
+            return self.values[name]
         raise _Unresolvable(name)
-
-    def _attribute(self, resource: str, attribute: str) -> str:
-        if (resource, attribute) in self.attributes:
-            return self.attributes[(resource, attribute)]
-        raise _Unresolvable(f"{resource}.{attribute}")
 
     def _sub(self, argument: Any) -> str:
         template, variables = (argument, {}) if isinstance(argument, str) else argument
@@ -129,7 +109,7 @@ class _Resolver:
                 return "${" + name[1:] + "}"
             if name in variables:
                 return self.text(variables[name])
-            return self._ref(name)
+            return self._value(name)  # ${Resource.Attribute} too
 
         return re.sub(r"\$\{([^}]+)\}", substitute, template)
 
@@ -145,17 +125,23 @@ class ApiRoute:
     timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS  # the event's TimeoutInMillis, else API Gateway's 29 s
 
 
-@dataclass(frozen=True)
-class ScheduleEvent:
+@dataclass(frozen=True, kw_only=True)
+class FunctionEvent:
+    """One of a function's Events: a schedule, a stream or a queue."""
+
     function_id: str
     name: str
-    expression: str  # resolved, e.g. "rate(5 minutes)"
-    input: Any  # the parsed Input JSON; None: EventBridge sends its own "Scheduled Event" envelope
-    enabled: bool
 
     @property
     def qualified_name(self) -> str:
         return f"{self.function_id}.{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleEvent(FunctionEvent):
+    expression: str  # resolved, e.g. "rate(5 minutes)"
+    input: Any  # the parsed Input JSON; None: EventBridge sends its own "Scheduled Event" envelope
+    enabled: bool
 
     @property
     def rate_seconds(self) -> float | None:
@@ -166,44 +152,34 @@ class ScheduleEvent:
         return int(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
 
 
-@dataclass(frozen=True)
-class StreamEvent:
+@dataclass(frozen=True, kw_only=True)
+class EventSourceMapping(FunctionEvent):
+    """What Lambda's event source mapping does alike for a stream and a queue: it hands the function batches."""
+
+    batch_size: int
+    batching_window_seconds: float
+    # FunctionResponseTypes: [ReportBatchItemFailures]: the function names the records that failed. A stream's batch
+    # is delivered again from the first of them (an invalid answer fails the whole batch); of a queue's, only those
+    # come back and the others are deleted (without it, any failure brings the whole batch back).
+    reports_item_failures: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamEvent(EventSourceMapping):
     """A DynamoDB event: the function reads the stream of one of the template's tables."""
 
-    function_id: str
-    name: str
     table_id: str  # logical id of the table whose stream it reads
     starting_position: str  # TRIM_HORIZON or LATEST
-    batch_size: int
-    batching_window_seconds: float
     maximum_retry_attempts: int | None  # None: retry until the records expire (Lambda's default)
     filters: tuple[Pattern, ...]  # FilterCriteria: a record is delivered when any one matches; none: all are
-    # FunctionResponseTypes: [ReportBatchItemFailures]: the function names the records that failed; the batch is
-    # delivered again from the first of them (an invalid answer fails the whole batch)
-    reports_item_failures: bool = False
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.function_id}.{self.name}"
 
 
-@dataclass(frozen=True)
-class QueueEvent:
+@dataclass(frozen=True, kw_only=True)
+class QueueEvent(EventSourceMapping):
     """An SQS event: Lambda's event source mapping long-polls the queue and hands the function its messages."""
 
-    function_id: str
-    name: str
     queue_id: str  # logical id of the template's queue it reads
-    batch_size: int
-    batching_window_seconds: float
     enabled: bool
-    # FunctionResponseTypes: [ReportBatchItemFailures]: only the messages the function names come back; the others
-    # are deleted (without it, any failure leaves the whole batch to come back after the visibility timeout)
-    reports_item_failures: bool = False
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.function_id}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -367,36 +343,37 @@ class Template:
 def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = None) -> Template:
     document = cfn_tools.load_yaml(path.read_text())  # short-form intrinsics (`!Ref X`) in their long form
     resources: dict[str, Any] = document.get("Resources") or {}
-    global_sections: dict[str, Any] = document.get("Globals") or {}
     parameters = _parameter_values(document.get("Parameters") or {}, parameter_overrides or {})
+    # Functions, roles, layers and tables (SimpleTables too) are read as CloudFormation, in the template's order;
+    # APIs as SAM resources with their Globals merged; events as written.
+    sam_resources, translated = translate(document, parameters)
+    in_order = {logical_id: translated[logical_id] for logical_id in resources if logical_id in translated}
 
-    tables = _tables(resources, _Resolver(parameters, {}))
-    queues = _queues(resources, _Resolver(parameters, {}))
-    functions_by_id = {
-        logical_id: resource
-        for logical_id, resource in resources.items()
-        if resource.get("Type") == "AWS::Serverless::Function"
-    }
-    resolver = _Resolver(
-        parameters,
-        {table.logical_id: table.name for table in tables}
-        | {name: name for name in functions_by_id}
-        | {queue.logical_id: queue.url for queue in queues},
-        _queue_attributes(queues),
+    local_values = _PSEUDO_PARAMETERS | parameters
+    tables = tuple(
+        _table(logical_id, resource.get("Properties") or {}, _Resolver(local_values))
+        for logical_id, resource in in_order.items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
     )
-    apis = _apis(resources, global_sections.get("Api") or {}, resolver)
-    roles = _roles(document, parameters, tables, queues)
-    layer_dirs = {
-        logical_id: path.parent / resolver.text(resource["Properties"]["ContentUri"])
-        for logical_id, resource in resources.items()
-        if resource.get("Type") == "AWS::Serverless::LayerVersion"
-        and isinstance((resource.get("Properties") or {}).get("ContentUri"), str)
+    queues = _queues(resources, _Resolver(local_values))
+    local_values |= {table.logical_id: table.name for table in tables} | _queue_values(queues)
+    functions_by_id = {
+        logical_id: resource for logical_id, resource in in_order.items() if resource["Type"] == "AWS::Lambda::Function"
     }
-    global_function = global_sections.get("Function") or {}
+    resolver = _Resolver(local_values | {name: name for name in functions_by_id})
+    apis = _apis(sam_resources, resolver)
+    roles = _roles(translated, functions_by_id, local_values, tables)
+    layer_dirs = {
+        logical_id: path.parent / resource["Properties"]["Content"]["S3Key"]
+        for logical_id, resource in translated.items()
+        if resource["Type"] == "AWS::Lambda::LayerVersion"
+        and resource["Properties"]["Content"].get("S3Bucket") == _LOCAL_CODE_BUCKET
+    }
     functions = tuple(
         _function(
             logical_id,
-            properties=_merge_globals(global_function, resource.get("Properties") or {}),
+            properties=resource["Properties"],
+            events=resources[logical_id]["Properties"].get("Events") or {},
             apis=apis,
             layer_dirs=layer_dirs,
             template_dir=path.parent,
@@ -406,6 +383,65 @@ def load_template(path: Path, parameter_overrides: Mapping[str, str] | None = No
         for logical_id, resource in functions_by_id.items()
     )
     return Template(path=path, parameters=parameters, functions=functions, apis=apis, tables=tables, queues=queues)
+
+
+def translate(document: Mapping[str, Any], parameters: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The template's resources as the SAM translator reads them (SAM resources with their Globals merged, the
+    implicit API added) and as it writes them for CloudFormation (roles with policy templates such as
+    DynamoDBCrudPolicy expanded, SimpleTables as tables), intrinsics unresolved.
+
+    Kept in a file of the temporary directory per template, parameters and translator version: importing and
+    running the translator is ~1.5 s, which every process that loads the template would otherwise pay.
+    """
+    document_json, parameters_json = json.dumps(document, sort_keys=True), json.dumps(parameters, sort_keys=True)
+    digest = hashlib.sha256(
+        "\n".join([document_json, parameters_json, LOCAL_REGION, version("aws-sam-translator")]).encode()
+    ).hexdigest()[:32]
+    cached = Path(tempfile.gettempdir()) / f"ticketline-sam-{digest}.json"
+    try:
+        sam_resources, resources = json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        sam_resources, resources = _translate(json.loads(document_json), parameters)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps([sam_resources, resources]), encoding="utf-8")
+        partial.replace(cached)  # atomic: a concurrent reader sees the whole file or none
+    return sam_resources, resources
+
+
+def _translate(document: dict[str, Any], parameters: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    import logging
+
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle chatter
+    # The translator wants code in S3 (sam build uploads it): each local folder goes through as a key of a bucket
+    # of ours, which reads back as the function's or the layer's folder.
+    function_globals = (document.get("Globals") or {}).get("Function") or {}
+    code_uris = [(function_globals, "CodeUri")]
+    for resource in document.get("Resources", {}).values():
+        properties = resource.setdefault("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function":
+            properties.pop("InlineCode", None)
+            properties.setdefault("Runtime", "python3.13")  # the translator wants one; nothing here reads it
+            if "CodeUri" not in function_globals:
+                properties.setdefault("CodeUri", ".")
+            code_uris.append((properties, "CodeUri"))
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            code_uris.append((properties, "ContentUri"))
+    for properties, key in code_uris:
+        if isinstance(properties.get(key), str):
+            properties[key] = f"s3://{_LOCAL_CODE_BUCKET}/{properties[key]}"
+    translator = Translator(
+        managed_policy_map=None, sam_parser=Parser(), boto_session=boto3.session.Session(region_name=LOCAL_REGION)
+    )
+    try:
+        translated = translator.translate(document, parameter_values=dict(parameters))
+    except InvalidDocumentException as error:
+        raise iam.PolicyError(f"the SAM translator refuses the template: {error}") from error
+    return document["Resources"], translated["Resources"]  # its plugins merged the Globals into the document
 
 
 def create_tables(dynamodb_client: Any, template: Template) -> None:
@@ -442,28 +478,17 @@ def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str])
         if name in overrides:
             values[name] = overrides[name]
         elif "Default" in (declaration or {}):
-            values[name] = _Resolver({}, {}).text(declaration["Default"])
+            values[name] = _Resolver(_PSEUDO_PARAMETERS).text(declaration["Default"])
         else:
             raise TemplateError(f"parameter {name} has no Default: pass --parameter-overrides {name}=VALUE")
     return values
-
-
-def _merge_globals(global_value: Any, local_value: Any) -> Any:
-    """SAM's Globals rule: maps merge (local keys win), lists concatenate, scalars are replaced."""
-    if isinstance(global_value, dict) and isinstance(local_value, dict):
-        merged = dict(global_value)
-        for key, value in local_value.items():
-            merged[key] = _merge_globals(global_value[key], value) if key in global_value else value
-        return merged
-    if isinstance(global_value, list) and isinstance(local_value, list):
-        return global_value + local_value
-    return local_value
 
 
 def _function(
     logical_id: str,
     *,
     properties: Mapping[str, Any],
+    events: Mapping[str, Any],
     apis: Mapping[str, ApiSpec],
     layer_dirs: Mapping[str, Path],
     template_dir: Path,
@@ -475,7 +500,7 @@ def _function(
     schedules: list[ScheduleEvent] = []
     streams: list[StreamEvent] = []
     queue_events: list[QueueEvent] = []
-    for event_name, event in (properties.get("Events") or {}).items():
+    for event_name, event in events.items():
         event_type = event.get("Type")
         event_properties = event.get("Properties") or {}
         if event_type == "Api":
@@ -488,7 +513,7 @@ def _function(
             queue_events.append(_queue_event(logical_id, event_name, event_properties, resolver))
     return FunctionSpec(
         logical_id=logical_id,
-        code_dir=template_dir / resolver.text(properties.get("CodeUri", ".")),
+        code_dir=template_dir / properties["Code"]["S3Key"],
         handler=resolver.text(properties["Handler"]),
         environment={name: resolver.text_or_empty(value) for name, value in variables.items()},
         memory_mb=int(resolver.text(properties.get("MemorySize", 128))),
@@ -508,26 +533,30 @@ def _function(
 
 
 def _roles(
-    document: Mapping[str, Any],
-    parameters: Mapping[str, str],
+    translated: Mapping[str, Any],
+    functions: Mapping[str, Any],
+    local_values: Mapping[str, str],
     tables: tuple["TableSpec", ...],
-    queues: tuple[QueueSpec, ...],
 ) -> dict[str, iam.RolePolicy]:
-    """Each function's role, translated by the SAM translator, its DynamoDB and SQS statements resolved to local
-    ARNs."""
+    """Each function's role as the SAM translator writes it, its DynamoDB and SQS statements resolved to local ARNs."""
     table_arns = {table.logical_id: iam.table_arn(LOCAL_REGION, LOCAL_ACCOUNT_ID, table.name) for table in tables}
     resolver = _Resolver(
-        parameters,
-        {table.logical_id: table.name for table in tables} | {queue.logical_id: queue.url for queue in queues},
-        {(logical_id, "Arn"): arn for logical_id, arn in table_arns.items()}
-        | {(logical_id, "StreamArn"): f"{arn}/stream/local" for logical_id, arn in table_arns.items()}
-        | _queue_attributes(queues),
+        dict(local_values)
+        | {f"{logical_id}.Arn": arn for logical_id, arn in table_arns.items()}
+        | {f"{logical_id}.StreamArn": f"{arn}/stream/local" for logical_id, arn in table_arns.items()}
     )
     roles = {}
-    for function_id, translated in iam.translate_roles(document, parameters, LOCAL_REGION).items():
+    for function_id, function in functions.items():
+        role = function["Properties"].get("Role")
+        role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
+        if role_id not in translated:
+            raise iam.PolicyError(
+                f"{function_id}: its Role is not a role of this template; the local server cannot know it"
+            )
+        role_properties = translated[role_id]["Properties"]
         statements: list[iam.Statement] = []
-        for policy in translated.policy_documents:
-            raw_statements = policy.get("Statement") or []
+        for policy in role_properties.get("Policies") or []:
+            raw_statements = policy["PolicyDocument"].get("Statement") or []
             for raw in [raw_statements] if isinstance(raw_statements, dict) else raw_statements:
                 if not iam.may_grant_checked_action(raw):
                     continue  # logs, X-Ray, ...: not requests this server checks
@@ -537,13 +566,11 @@ def _roles(
                     raise TemplateError(
                         f"{function_id}: a policy resource is not a table or queue of this template: {error}"
                     ) from error
-                statements.extend(iam.statements_from_document({"Statement": [resolved]}))
-        for arn in translated.managed_policy_arns:
+                statements.append(iam.statement(resolved))
+        for arn in role_properties.get("ManagedPolicyArns") or []:
             statements.extend(iam.managed_statements(resolver.text(arn)))
         roles[function_id] = iam.RolePolicy(
-            function_id=function_id,
-            role_name=f"{LOCAL_STACK_NAME}-{translated.role_logical_id}",
-            statements=tuple(statements),
+            function_id=function_id, role_name=f"{LOCAL_STACK_NAME}-{role_id}", statements=tuple(statements)
         )
     return roles
 
@@ -585,10 +612,9 @@ def _schedule(
 
 def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> StreamEvent:
     where = f"{function_id}.{event_name}"
-    stream = properties.get("Stream")
-    attribute = stream.get("Fn::GetAtt") if isinstance(stream, dict) else None
-    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] in ("StreamArn", "LatestStreamArn")):
-        raise TemplateError(f"{where}: Stream must be !GetAtt <table>.StreamArn of a table in this template")
+    table_id = _attribute_of(
+        where, "Stream", properties.get("Stream"), "table", attributes=("StreamArn", "LatestStreamArn")
+    )
     retries = properties.get("MaximumRetryAttempts")
     try:
         filters = tuple(
@@ -600,7 +626,7 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
     return StreamEvent(
         function_id=function_id,
         name=event_name,
-        table_id=str(attribute[0]),
+        table_id=table_id,
         starting_position=resolver.text(properties["StartingPosition"]),
         batch_size=int(resolver.text(properties.get("BatchSize", 100))),
         batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
@@ -611,21 +637,27 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
 
 
 def _queue_event(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> QueueEvent:
-    queue = properties.get("Queue")
-    attribute = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
-    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] == "Arn"):
-        raise TemplateError(
-            f"{function_id}.{event_name}: Queue must be !GetAtt <queue>.Arn of a queue in this template"
-        )
     return QueueEvent(
         function_id=function_id,
         name=event_name,
-        queue_id=str(attribute[0]),
+        queue_id=_attribute_of(f"{function_id}.{event_name}", "Queue", properties.get("Queue"), "queue"),
         batch_size=int(resolver.text(properties.get("BatchSize", 10))),
         batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
         enabled=properties.get("Enabled", True) is not False,
         reports_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
     )
+
+
+def _attribute_of(
+    where: str, key: str, reference: Any, kind: str, *, attributes: tuple[str, ...] = ("Arn",), known: Any = None
+) -> str:
+    """X of `key: !GetAtt X.<attribute>`, which must name a table or queue of this template (one of `known`)."""
+    attribute = reference.get("Fn::GetAtt") if isinstance(reference, dict) else None
+    if not (isinstance(attribute, list) and len(attribute) == 2 and attribute[1] in attributes) or (
+        known is not None and attribute[0] not in known
+    ):
+        raise TemplateError(f"{where}: {key} must be !GetAtt <{kind}>.{attributes[0]} of a {kind} in this template")
+    return str(attribute[0])
 
 
 # The queue properties CreateQueue takes as attributes (the rest, e.g. encryption and tags, change nothing locally).
@@ -664,10 +696,7 @@ def _queues(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[QueueSpe
         redrive = properties.get("RedrivePolicy")
         if redrive is not None:
             target = redrive.get("deadLetterTargetArn")
-            attribute = target.get("Fn::GetAtt") if isinstance(target, dict) else None
-            if not (isinstance(attribute, list) and attribute[1] == "Arn" and attribute[0] in declared):
-                raise TemplateError(f"{logical_id}: deadLetterTargetArn must be !GetAtt <queue>.Arn of this template")
-            dead_letter_queue_id = str(attribute[0])
+            dead_letter_queue_id = _attribute_of(logical_id, "deadLetterTargetArn", target, "queue", known=declared)
             attributes["RedrivePolicy"] = json.dumps(
                 {
                     "deadLetterTargetArn": queue_arn(name(dead_letter_queue_id)),
@@ -678,26 +707,23 @@ def _queues(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[QueueSpe
     return tuple(queues)
 
 
-def _queue_attributes(queues: tuple[QueueSpec, ...]) -> dict[tuple[str, str], str]:
-    """`!GetAtt <queue>.Arn / .QueueName / .QueueUrl` in the local stack."""
-    return {
-        (queue.logical_id, attribute): value
+def _queue_values(queues: tuple[QueueSpec, ...]) -> dict[str, str]:
+    """`!Ref <queue>` (its URL) and `!GetAtt <queue>.Arn / .QueueName / .QueueUrl` in the local stack."""
+    return {queue.logical_id: queue.url for queue in queues} | {
+        f"{queue.logical_id}.{attribute}": value
         for queue in queues
         for attribute, value in (("Arn", queue.arn), ("QueueName", queue.name), ("QueueUrl", queue.url))
     }
 
 
-def _apis(resources: Mapping[str, Any], global_api: Mapping[str, Any], resolver: _Resolver) -> dict[str, ApiSpec]:
+def _apis(sam_resources: Mapping[str, Any], resolver: _Resolver) -> dict[str, ApiSpec]:
     declared = {
         logical_id: resource.get("Properties") or {}
-        for logical_id, resource in resources.items()
+        for logical_id, resource in sam_resources.items()
         if resource.get("Type") == "AWS::Serverless::Api"
     }
-    declared.setdefault(IMPLICIT_API_ID, {"StageName": "Prod"})
-    return {
-        logical_id: _api(logical_id, _merge_globals(global_api, properties), resolver)
-        for logical_id, properties in declared.items()
-    }
+    declared.setdefault(IMPLICIT_API_ID, {"StageName": "Prod"})  # the translator adds it only for events that use it
+    return {logical_id: _api(logical_id, properties, resolver) for logical_id, properties in declared.items()}
 
 
 def _api(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) -> ApiSpec:
@@ -772,62 +798,30 @@ def _cors(cors: Any, resolver: _Resolver) -> CorsRule | None:
     )
 
 
-def _tables(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[TableSpec, ...]:
-    tables = []
-    for logical_id, resource in resources.items():
-        if resource.get("Type") not in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
-            continue
-        # Only the properties that shape the local table: SSE keys, tags and the like may hold
+def _table(logical_id: str, declared: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
+    def resolved(key: str) -> Any:
+        # Only the properties that shape the local table are resolved: SSE keys, tags and the like may hold
         # intrinsics (KMS ARNs) that exist only in a deployed stack.
-        properties = {
-            key: resolver.tree(value)
-            for key, value in (resource.get("Properties") or {}).items()
-            if key in _LOCAL_TABLE_PROPERTIES
-        }
-        if "TableName" in properties:
-            properties["TableName"] = resolver.text_or_empty(properties["TableName"])
-        if resource["Type"] == "AWS::DynamoDB::Table":
-            tables.append(_table(logical_id, properties))
-        else:
-            tables.append(_simple_table(logical_id, properties))
-    return tuple(tables)
+        return resolver.tree(declared.get(key))
 
-
-def _table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
-    kwargs: dict[str, Any] = {"TableName": properties.get("TableName") or logical_id}
+    kwargs: dict[str, Any] = {"TableName": resolved("TableName") or logical_id}
     for key in ("AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes", "BillingMode"):
-        if key in properties:
-            kwargs[key] = properties[key]
-    if "GlobalSecondaryIndexes" in properties:
+        if key in declared:
+            kwargs[key] = resolved(key)
+    if "GlobalSecondaryIndexes" in declared:
         kwargs["GlobalSecondaryIndexes"] = [
-            _with_numeric_throughput(index) for index in properties["GlobalSecondaryIndexes"]
+            _with_numeric_throughput(index) for index in resolved("GlobalSecondaryIndexes")
         ]
-    if "ProvisionedThroughput" in properties:
-        kwargs["ProvisionedThroughput"] = _numeric_throughput(properties["ProvisionedThroughput"])
-    if "StreamSpecification" in properties:
+    if "ProvisionedThroughput" in declared:
+        kwargs["ProvisionedThroughput"] = _numeric_throughput(resolved("ProvisionedThroughput"))
+    if "StreamSpecification" in declared:
         # CloudFormation implies StreamEnabled; the CreateTable API wants it said.
-        kwargs["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
-    ttl = properties.get("TimeToLiveSpecification")
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **resolved("StreamSpecification")}
+    ttl = resolved("TimeToLiveSpecification")
     time_to_live = (
         None if ttl is None else {"AttributeName": ttl["AttributeName"], "Enabled": ttl.get("Enabled") is not False}
     )
     return TableSpec(logical_id=logical_id, create_kwargs=kwargs, time_to_live=time_to_live)
-
-
-def _simple_table(logical_id: str, properties: Mapping[str, Any]) -> TableSpec:
-    primary_key = properties.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-    kwargs: dict[str, Any] = {
-        "TableName": properties.get("TableName") or logical_id,
-        "AttributeDefinitions": [
-            {"AttributeName": primary_key["Name"], "AttributeType": _SIMPLE_TABLE_KEY_TYPES[primary_key["Type"]]}
-        ],
-        "KeySchema": [{"AttributeName": primary_key["Name"], "KeyType": "HASH"}],
-    }
-    if "ProvisionedThroughput" in properties:
-        kwargs["ProvisionedThroughput"] = _numeric_throughput(properties["ProvisionedThroughput"])
-    else:
-        kwargs["BillingMode"] = "PAY_PER_REQUEST"
-    return TableSpec(logical_id=logical_id, create_kwargs=kwargs, time_to_live=None)
 
 
 def _with_numeric_throughput(index: Mapping[str, Any]) -> dict[str, Any]:

@@ -245,7 +245,7 @@ def test_conditions_are_refused_rather_than_guessed() -> None:
     }
 
     with pytest.raises(iam.PolicyError, match="Condition"):
-        iam.statements_from_document({"Statement": [statement]})
+        iam.statement(statement)
 
 
 def test_unused_grants_are_each_action_and_resource_no_request_used() -> None:
