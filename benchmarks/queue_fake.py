@@ -6,15 +6,25 @@ DynamoDB request is (a conditional write either applies or answers "condition fa
 What it keeps, per concert: the queue state, the sequence counters, every token by (concert, user), the token
 holding each sequence number (GSI1 `WAIT#` at +seq or -seq), the WAIT numbers of each shard in order, the lobby's
 tokens by place key (GSI1 `LOBBY#`) and the ACTIVE tokens (GSI2 `ACTIVE#`).
+
+`SimulatedSale` is the event loop both simulations (benchmarks/scale.py, benchmarks/lobby.py) run the service in.
 """
 
 from __future__ import annotations
 
+import abc
 import bisect
-from collections.abc import Iterator
+import contextlib
+import heapq
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.hotkeys import SimulatedClock, simulated_queue
+from benchmarks.inprocess import NullWriter
 from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 from ticketline.repositories.queue import LobbyProgress, QueueRepository
 
@@ -225,7 +235,7 @@ class InMemoryQueueRepository(QueueRepository):
 
 
 def in_memory_queue(
-    admission_seconds: int, active_seconds: int, cache_seconds: int, **settings: Any
+    admission_seconds: int, active_seconds: int, cache_seconds: float, **settings: Any
 ) -> tuple[InMemoryQueueRepository, QueueService]:
     """The real QueueService on this in-memory repository, configured as the simulated sale deploys it (admission
     every `admission_seconds`); `settings` adds any other Settings field (e.g. pre_queue_minutes)."""
@@ -242,3 +252,99 @@ def in_memory_queue(
     )
     repository = InMemoryQueueRepository()
     return repository, QueueService(repository, configured)
+
+
+@dataclass(frozen=True)
+class QueueModel:
+    """What both simulated sales' models (scale.SaleModel, lobby.LobbyModel) share: the queue as deployed, the
+    buyers and their habits."""
+
+    buyers: int = 100_000
+    capacity: int = 1_000
+    admission_seconds: int = 60
+    expiry_seconds: int = 60
+    active_seconds: int = 300
+    cache_seconds: float = 1.0
+    run_delay_seconds: float = 3.0  # EventBridge is not second-aligned; a run takes time
+    opening_share: float = 0.7  # buyers who mean to be there at the opening ...
+    late_mean_seconds: float = 900.0  # ... the others arrive after it, exponentially
+    shopping_median_seconds: float = 150.0  # ACTIVE buyers shop for a lognormal time (median 2.5 min), then pay
+    shopping_sigma: float = 0.4
+    seed: int = 14
+
+
+# Event kinds, in the order they run when simultaneous.
+ADMIT, EXPIRE, PAY, JOIN, POLL = range(5)
+
+
+class SimulatedSale[Model: QueueModel](abc.ABC):
+    """The real QueueService on the in-memory repository and a simulated clock: the scheduler's Admit and Expire
+    runs and the buyers' steps are events in a heap, run in time order (then kind, then as pushed). Subclasses
+    handle JOIN, POLL and PAY; each handler answers how many buyers it finished with (0 or 1)."""
+
+    def __init__(self, model: Model, clock: SimulatedClock, **settings: Any) -> None:
+        self.model, self.clock = model, clock
+        self.repository, self.service = in_memory_queue(
+            model.admission_seconds, model.active_seconds, model.cache_seconds, **settings
+        )
+        self.rng = random.Random(model.seed + 1)
+        self.events: list[tuple[float, int, int, int]] = []
+        self.order = 0
+        self.next_admit_at = 0.0
+        self.runs = {"admit": 0, "expire": 0, "admitted": 0, "expired": 0}
+
+    def push(self, at: float, kind: int, buyer: int = -1) -> None:
+        self.order += 1
+        heapq.heappush(self.events, (at, kind, self.order, buyer))
+
+    def schedule(self, start: float, join_at: Sequence[float]) -> None:
+        """The first Admit and Expire runs at random moments of their periods from `start`, and every join."""
+        self.next_admit_at = start + self.rng.uniform(0, self.model.admission_seconds)
+        self.push(self.next_admit_at, ADMIT)
+        self.push(start + self.rng.uniform(0, self.model.expiry_seconds), EXPIRE)
+        for buyer, at in enumerate(join_at):
+            self.push(at, JOIN, buyer)
+
+    def play(self, buyers: int, until: float = math.inf) -> float:
+        """Runs the events until every buyer is finished with; the CPU seconds it took."""
+        from ticketline.observability import logger, metrics
+
+        logger.setLevel("WARNING")  # the service's info lines, 100,000 times over
+        metrics.provider.namespace = metrics.provider.namespace or "Ticketline"  # as the template sets it
+        random.seed(self.model.seed)  # the service's jitter
+        handlers: tuple[Callable[[int], int], ...] = (self.admit, self.expire, self.pay, self.join, self.poll)
+        started = time.process_time()
+        with simulated_queue(self.clock), contextlib.redirect_stdout(NullWriter()):
+            while buyers:
+                at, kind, _, buyer = heapq.heappop(self.events)
+                if at >= until:
+                    raise RuntimeError(f"the sale did not end by the simulated clock's {until}")
+                self.clock.now = at
+                buyers -= handlers[kind](buyer)
+        return round(time.process_time() - started, 1)
+
+    def admit(self, _: int) -> int:
+        self.runs["admit"] += 1
+        self.runs["admitted"] += self.service.admit().admitted
+        scheduled = self.next_admit_at - self.next_admit_at % 1 + self.model.admission_seconds
+        self.next_admit_at = scheduled + self.rng.uniform(0, self.model.run_delay_seconds)
+        self.push(self.next_admit_at, ADMIT)
+        return 0
+
+    def expire(self, _: int) -> int:
+        self.runs["expire"] += 1
+        self.runs["expired"] += self.service.expire_due().expired
+        self.push(self.clock.now + self.model.expiry_seconds, EXPIRE)
+        return 0
+
+    @abc.abstractmethod
+    def join(self, buyer: int) -> int:
+        """The buyer asks for a token."""
+
+    @abc.abstractmethod
+    def poll(self, buyer: int) -> int:
+        """The buyer asks its position."""
+
+    @abc.abstractmethod
+    def pay(self, buyer: int) -> int:
+        """The buyer pays: its token expires."""

@@ -27,23 +27,20 @@ theirs. For `2 s + 1 s / 50 places` that is an upper bound (positions ten times 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
 import math
 import random
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
 import numpy as np
 
 from benchmarks import cost, dollars, lobby, report
-from benchmarks.hotkeys import SimulatedClock, simulated_queue
-from benchmarks.inprocess import NullWriter
-from benchmarks.queue_fake import in_memory_queue
+from benchmarks.hotkeys import SimulatedClock
+from benchmarks.queue_fake import PAY, POLL, QueueModel, SimulatedSale
 
 CONCERT = "scale-concert"
 HORIZON_SECONDS = 4 * 86_400  # per-second request bins
@@ -87,35 +84,13 @@ SHOPPING_CALLS = (
 
 
 @dataclass(frozen=True)
-class SaleModel:
-    buyers: int = 100_000
-    capacity: int = 1_000
+class SaleModel(QueueModel):
     seats: int = 10_000
-    admission_seconds: int = 60
-    expiry_seconds: int = 60
-    active_seconds: int = 300
-    cache_seconds: float = 1.0
-    opening_share: float = 0.7  # join within opening_seconds of the opening ...
-    opening_seconds: float = 120.0
-    late_mean_seconds: float = 900.0  # ... the rest later, exponentially
+    opening_seconds: float = 120.0  # the opening's share joins within this time of the opening
     patience_median_seconds: float = 5_400.0  # a waiter leaves after a lognormal time (median 90 min)
     patience_sigma: float = 1.0
-    shopping_median_seconds: float = 150.0  # ACTIVE buyers shop for a lognormal time (median 2.5 min)
-    shopping_sigma: float = 0.4
     buying_share: float = 0.8  # the others abandon while shopping (their token lapses at its time)
-    run_delay_seconds: float = 3.0  # EventBridge is not second-aligned; a run takes time
     runs_before_opening: int = 3
-    seed: int = 14
-
-    def scaled(self, factor: int) -> SaleModel:
-        return SaleModel(
-            **{
-                **self.__dict__,
-                "buyers": self.buyers * factor,
-                "capacity": self.capacity * factor,
-                "seats": self.seats * factor,
-            }
-        )
 
 
 @dataclass(frozen=True)
@@ -170,10 +145,6 @@ class Buyers:
         )
 
 
-# Event kinds, in the order they run when simultaneous.
-ADMIT, EXPIRE, SHOP_END, JOIN, POLL = range(5)
-
-
 @dataclass
 class Waiter:
     user: str
@@ -188,74 +159,33 @@ class Waiter:
     outcome: str = ""
 
 
-@dataclass
-class Sale:
+class Sale(SimulatedSale[SaleModel]):
     """One sale under one polling rule."""
 
-    model: SaleModel
-    rule: Rule
-    buyers: Buyers
-    clock: SimulatedClock
-    opening: float
-    events: list[tuple[float, int, int, int]] = field(default_factory=list)
-    bins: dict[str, np.ndarray] = field(default_factory=dict)
-    sold: int = 0
-    sold_out_at: float | None = None
-    runs: dict[str, int] = field(default_factory=lambda: {"admit": 0, "expire": 0, "admitted": 0, "expired": 0})
-    next_admit_at: float = 0.0
-    order: int = 0
-    watching: list[tuple[int, int]] = field(default_factory=list)  # (seq, buyer): WAIT, polling at a fixed rate
-
-    def __post_init__(self) -> None:
-        self.repository, self.service = in_memory_queue(
-            self.model.admission_seconds, self.model.active_seconds, self.model.cache_seconds
-        )
-        self.waiters = [Waiter(user=f"buyer-{n}") for n in range(self.model.buyers)]
-        self.rng = random.Random(self.model.seed + 1)
+    def __init__(self, model: SaleModel, rule: Rule, buyers: Buyers, clock: SimulatedClock, opening: float) -> None:
+        super().__init__(model, clock)
+        self.rule, self.buyers, self.opening = rule, buyers, opening
+        self.sold = 0
+        self.sold_out_at: float | None = None
+        self.watching: list[tuple[int, int]] = []  # (seq, buyer): WAIT, polling at a fixed rate
+        self.waiters = [Waiter(user=f"buyer-{n}") for n in range(model.buyers)]
         self.bins = {route: np.zeros(HORIZON_SECONDS, dtype=np.int32) for route in ROUTES}
-        self.start = self.clock.now
 
-    # ---- the event loop ----
-    def push(self, at: float, kind: int, buyer: int = -1) -> None:
-        self.order += 1
-        heapq.heappush(self.events, (at, kind, self.order, buyer))
-
-    def run(self) -> None:
-        self.repository.create_queue(CONCERT, self.model.capacity, 1, int(self.start))
-        self.push(self.start + self.rng.uniform(0, self.model.admission_seconds), ADMIT)
-        self.push(self.start + self.rng.uniform(0, self.model.expiry_seconds), EXPIRE)
+    def run(self) -> float:
+        start = self.clock.now
+        self.repository.create_queue(CONCERT, self.model.capacity, 1, int(start))
+        self.schedule(start, self.buyers.join_at)
         self.next_admit_at = self.events[0][0]
-        for buyer, at in enumerate(self.buyers.join_at):
-            self.push(at, JOIN, buyer)
-        pending = self.model.buyers
-        handlers = {ADMIT: self.admit, EXPIRE: self.expire, SHOP_END: self.shop_end, JOIN: self.join, POLL: self.poll}
-        while pending:
-            at, kind, _, buyer = heapq.heappop(self.events)
-            if at - self.opening >= HORIZON_SECONDS - 1:
-                raise RuntimeError(f"{self.rule.name}: the sale did not end within {HORIZON_SECONDS} s")
-            self.clock.now = at
-            pending -= handlers[kind](buyer)
+        return self.play(self.model.buyers, until=self.opening + HORIZON_SECONDS - 1)
 
     def count(self, route: str, at: float, times: int = 1) -> None:
         self.bins[route][int(at - self.opening)] += times
 
-    # ---- scheduler ----
-    def admit(self, _: int) -> int:
-        summary = self.service.admit()
-        self.runs["admit"] += 1
-        self.runs["admitted"] += summary.admitted
+    def admit(self, buyer: int) -> int:
+        super().admit(buyer)
         bound = self.service.repository.get_state(CONCERT)
         while self.watching and bound is not None and self.watching[0][0] <= bound.admit_bound:
             self.poll_after(heapq.heappop(self.watching)[1], self.clock.now + self.model.cache_seconds)
-        scheduled = self.next_admit_at - self.next_admit_at % 1 + self.model.admission_seconds
-        self.next_admit_at = scheduled + self.rng.uniform(0, self.model.run_delay_seconds)
-        self.push(self.next_admit_at, ADMIT)
-        return 0
-
-    def expire(self, _: int) -> int:
-        self.runs["expire"] += 1
-        self.runs["expired"] += self.service.expire_due().expired
-        self.push(self.clock.now + self.model.expiry_seconds, EXPIRE)
         return 0
 
     # ---- buyers ----
@@ -357,10 +287,10 @@ class Sale:
         if now + takes >= active_until:
             waiter.outcome = "out of time"  # shopping took longer than its ACTIVE time
             return 1
-        self.push(now + takes, SHOP_END, buyer)
+        self.push(now + takes, PAY, buyer)
         return 0
 
-    def shop_end(self, buyer: int) -> int:
+    def pay(self, buyer: int) -> int:
         waiter = self.waiters[buyer]
         if self.sold_out_at is not None:
             waiter.outcome = "sold out"
@@ -571,22 +501,14 @@ def identity(sale: Sale) -> dict[str, Any]:
 
 
 def run_cadence(model: SaleModel, rules: Sequence[Rule]) -> dict[str, Any]:
-    from ticketline.observability import logger, metrics
-
-    logger.setLevel("WARNING")  # the service's info lines, 100,000 times over
-    metrics.provider.namespace = metrics.provider.namespace or "Ticketline"  # as the template sets it
     prices = route_prices()
     results = []
     for rule in rules:
-        random.seed(model.seed)  # the service's jitter
         clock = SimulatedClock()
         opening = clock.now + model.runs_before_opening * model.admission_seconds
         sale = Sale(model, rule, Buyers.draw(model, opening), clock, opening)
-        started = time.process_time()
-        with simulated_queue(clock), contextlib.redirect_stdout(NullWriter()):
-            sale.run()
-        figures = sale.figures(prices)
-        figures["cpu_seconds"] = round(time.process_time() - started, 1)
+        cpu_seconds = sale.run()
+        figures = sale.figures(prices) | {"cpu_seconds": cpu_seconds}
         figures["dollars"]["per_buyer"] = round(figures["dollars"]["per_ticket"] * sale.sold / model.buyers, 9)
         figures["identity"] = identity(sale)
         results.append(figures)
