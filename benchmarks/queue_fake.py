@@ -21,15 +21,12 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from benchmarks.hotkeys import SimulatedClock, simulated_queue
 from benchmarks.inprocess import NullWriter
 from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 from ticketline.repositories.queue import LobbyProgress, QueueRepository
-
-if TYPE_CHECKING:
-    from ticketline.services.queue import QueueService
 
 
 @dataclass
@@ -234,26 +231,6 @@ class InMemoryQueueRepository(QueueRepository):
             queue.active.pop(token.user_id, None)
 
 
-def in_memory_queue(
-    admission_seconds: int, active_seconds: int, cache_seconds: float, **settings: Any
-) -> tuple[InMemoryQueueRepository, QueueService]:
-    """The real QueueService on this in-memory repository, configured as the simulated sale deploys it (admission
-    every `admission_seconds`); `settings` adds any other Settings field (e.g. pre_queue_minutes)."""
-    from ticketline.config import Settings
-    from ticketline.services.queue import QueueService
-
-    minutes = admission_seconds // 60
-    configured = Settings(
-        table_name="in-memory",
-        active_token_ttl_seconds=active_seconds,
-        queue_state_cache_seconds=cache_seconds,
-        admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
-        **settings,
-    )
-    repository = InMemoryQueueRepository()
-    return repository, QueueService(repository, configured)
-
-
 @dataclass(frozen=True)
 class QueueModel:
     """What both simulated sales' models (scale.SaleModel, lobby.LobbyModel) share: the queue as deployed, the
@@ -283,10 +260,21 @@ class SimulatedSale[Model: QueueModel](abc.ABC):
     handle JOIN, POLL and PAY; each handler answers how many buyers it finished with (0 or 1)."""
 
     def __init__(self, model: Model, clock: SimulatedClock, **settings: Any) -> None:
+        """`settings`: any other Settings field (e.g. pre_queue_minutes)."""
+        from ticketline.config import Settings
+        from ticketline.services.queue import QueueService
+
         self.model, self.clock = model, clock
-        self.repository, self.service = in_memory_queue(
-            model.admission_seconds, model.active_seconds, model.cache_seconds, **settings
+        minutes = model.admission_seconds // 60
+        configured = Settings(
+            table_name="in-memory",
+            active_token_ttl_seconds=model.active_seconds,
+            queue_state_cache_seconds=model.cache_seconds,
+            admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
+            **settings,
         )
+        self.repository = InMemoryQueueRepository()
+        self.service = QueueService(self.repository, configured)
         self.rng = random.Random(model.seed + 1)
         self.events: list[tuple[float, int, int, int]] = []
         self.order = 0

@@ -60,18 +60,16 @@ PRICES = {
 SCHEDULER_MS = {"admit": 85.0, "expire": 48.0}  # the cost run's scheduler rows
 SCHEDULER_WRU = {"admitted": 4.0, "expired": 3.0}  # activation: table + GSI1 move + GSI2; expiry: table + GSI2
 HOLDS_PER_STREAM_BATCH = 10  # SeatAvailabilityFunction batches (assumed)
-LOBBY_MINUTES = 30  # the contract's PreQueueMinutes default: the earliest join, so the earliest token in use
-AHEAD_REFRESH_HOURS = 2.0  # the opening's joiners refresh their token at a random moment in these hours before it
 
-# Route -> (cost-run label its units and handler time come from, template function).
+# Route -> the cost run's label its units and handler time come from (its function: dollars.FUNCTIONS).
 ROUTES = {
-    "POST queue/tokens": (cost.JOIN_NEW, "IssueTokenFunction"),
-    "GET queue/position": (cost.POSITION_WAIT, "QueuePositionFunction"),
-    "GET schedules": (cost.SCHEDULES, "SeatsFunction"),
-    "GET seats": (cost.SEATS, "SeatsFunction"),
-    "POST /reservations": (cost.HOLD, "ReserveFunction"),
-    "POST /wallet/charges": (cost.CHARGE, "WalletFunction"),
-    "POST /payments": (cost.PAY, "PayFunction"),
+    "POST queue/tokens": cost.JOIN_NEW,
+    "GET queue/position": cost.POSITION_WAIT,
+    "GET schedules": cost.SCHEDULES,
+    "GET seats": cost.SEATS,
+    "POST /reservations": cost.HOLD,
+    "POST /wallet/charges": cost.CHARGE,
+    "POST /payments": cost.PAY,
 }
 # When in the shopping time each buying call is made (share of the shopping time); abandoners make the first two.
 SHOPPING_CALLS = (
@@ -396,20 +394,12 @@ def _per_minute_peaks(counts: np.ndarray, end: int) -> list[int]:
 
 def route_prices() -> dict[str, dict[str, float]]:
     """Per call, by route: each AWS line item's dollars, from the cost run's units (benchmarks/dollars.py rules)."""
-    from devserver import DEFAULT_TEMPLATE
-    from devserver.template import load_template
-
-    measured = report.load("cost")
-    if measured is None:
-        raise SystemExit("run `make bench-cost` first: the prices apply to its measured units")
-    rows = {row["label"]: row for row in measured["endpoints"]}
-    memory = {f.logical_id: f.memory_mb for f in load_template(DEFAULT_TEMPLATE).functions}
+    rows, _ = dollars.measured_calls()
     prices = {}
-    for route, (label, function) in ROUTES.items():
-        price = dollars.call_price(rows[label], memory[function])
-        prices[route] = price | {
+    for route, label in ROUTES.items():
+        prices[route] = dollars.call_price(rows[label]) | {
             "handler_ms": rows[label]["handler_ms_median"],
-            "memory_mb": memory[function],
+            "memory_mb": rows[label]["memory_mb"],
             "cloudwatch_logs": PRICES["log_bytes_per_invocation"] / 1e9 * PRICES["cloudwatch_logs_per_gb"],
             "waf": dollars.PRICES["waf_per_million_requests"] / 1e6,
         }
@@ -475,11 +465,7 @@ def _dollars(
 
 def identity(sale: Sale) -> dict[str, Any]:
     """Cognito's calls in this sale (benchmarks/dollars.py cognito_plans): each buyer holds an ID token from its join
-    to its last request, at the template's ID token validity and lobby time."""
-    from devserver import DEFAULT_TEMPLATE
-    from devserver.template import load_template
-
-    parameters = load_template(DEFAULT_TEMPLATE).parameters
+    to its last request."""
     shopping = np.minimum(np.array(sale.buyers.shopping), sale.model.active_seconds)
     last = np.array(
         [
@@ -492,10 +478,7 @@ def identity(sale: Sale) -> dict[str, Any]:
         last,
         sale.opening,
         scale_up=SCALE_UP,
-        id_token_minutes=int(parameters["IdTokenValidityMinutes"]),
-        lobby_minutes=LOBBY_MINUTES,
         opening_seconds=sale.model.opening_seconds,
-        ahead_hours=AHEAD_REFRESH_HOURS,
         sold_out_at=sale.sold_out_at,
     )
 
