@@ -14,6 +14,7 @@ and no Select=COUNT on a request path.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -164,14 +165,15 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
 
     call("GET", "/concerts", CONCERTS, query="limit=20")  # what a client app shows before the buyer joins
     call("GET", f"/concerts/{concert_id}", CONCERT)
-    time.sleep(api_cache_seconds(api) + 0.05)  # the first join finds no cached queue state
+    cache_seconds = float(api.template.parameters.get("QueueStateCacheSeconds", "1"))
+    time.sleep(cache_seconds + 0.05)  # the first join finds no cached queue state
     for n, user in enumerate(users):
         tokens[user] = call("POST", joins, JOIN_NEW_UNCACHED if n == 0 else JOIN_NEW, user=user).body["token"]
     call("POST", joins, JOIN_AGAIN, user=users[0])
     active, waiting = users[:capacity], users[capacity:]
     for user in waiting:
         call("GET", position, POSITION_WAIT, user=user, headers=queue_headers(user))
-    time.sleep(api_cache_seconds(api) + 0.05)
+    time.sleep(cache_seconds + 0.05)
     if waiting:
         call("GET", position, POSITION_WAIT_UNCACHED, user=waiting[0], headers=queue_headers(waiting[0]))
     for user in active:
@@ -239,10 +241,6 @@ def _purchase(
     call("POST", cancel, CANCEL_REPLAY, user=user, headers=cancel_headers)
 
 
-def api_cache_seconds(api: InProcessApi) -> float:
-    return float(api.template.parameters.get("QueueStateCacheSeconds", "1"))
-
-
 def by_label(answers: Iterable[Answer]) -> dict[str, list[Answer]]:
     groups: dict[str, list[Answer]] = {}
     for answer in answers:
@@ -280,12 +278,7 @@ def summarize(answers: Iterable[Answer]) -> list[dict[str, Any]]:
 
 def _sequence(requests: Sequence[Any]) -> str:
     """Operation names in order, repeats folded: "BatchWriteItem x9 -> TransactWriteItems"."""
-    folded: list[tuple[str, int]] = []
-    for name in (_operation_name(r) for r in requests):
-        if folded and folded[-1][0] == name:
-            folded[-1] = (name, folded[-1][1] + 1)
-        else:
-            folded.append((name, 1))
+    folded = [(name, len(list(run))) for name, run in itertools.groupby(map(_operation_name, requests))]
     return " -> ".join(name if n == 1 else f"{name} x{n}" for name, n in folded)
 
 

@@ -134,23 +134,23 @@ class InMemoryQueueRepository(QueueRepository):
         self.queues[lost.concert_id].by_seq[lost.seq] = stand_in
 
     def activate(self, token: QueueToken, active_until: int) -> bool:
-        held = self.tokens.get((token.concert_id, token.user_id))
-        if held is None or held.status is not TokenStatus.WAIT or held.token != token.token:
+        held = self._held(token, TokenStatus.WAIT)
+        if held is None:
             return False
         self._store(replace(held, status=TokenStatus.ACTIVE, active_until=active_until))
         return True
 
     def expire(self, token: QueueToken, now: int) -> bool:
-        held = self.tokens.get((token.concert_id, token.user_id))
-        if (
-            held is None
-            or held.status is not TokenStatus.ACTIVE
-            or held.token != token.token
-            or (held.active_until or 0) > now
-        ):
+        held = self._held(token, TokenStatus.ACTIVE)
+        if held is None or (held.active_until or 0) > now:
             return False
         self._store(replace(held, status=TokenStatus.EXPIRED))
         return True
+
+    def _held(self, token: QueueToken, status: TokenStatus) -> QueueToken | None:
+        """The stored token if it is still `token`, in `status` (the conditional write's condition)."""
+        held = self.tokens.get((token.concert_id, token.user_id))
+        return held if held is not None and held.status is status and held.token == token.token else None
 
     def expire_paid(self, concert_id: str, user_id: str) -> None:
         """What a payment's transaction does to the payer's token (`expire_update`): EXPIRED, slot free."""

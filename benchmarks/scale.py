@@ -31,6 +31,7 @@ import heapq
 import math
 import random
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import median
@@ -205,10 +206,9 @@ class Sale(SimulatedSale[SaleModel]):
     def poll(self, buyer: int) -> int:
         """The next poll the service is asked, after the polls the same answer would have repeated."""
         waiter, due = self.waiters[buyer], self.clock.now
-        ends = [(self.buyers.leaves_at[buyer], "left")]
-        if self.sold_out_at is not None:
-            ends.append((self.sold_out_at, "sold out"))
-        end, why = min(ends)
+        end, why = self.buyers.leaves_at[buyer], "left"
+        if self.sold_out_at is not None and self.sold_out_at < end:
+            end, why = self.sold_out_at, "sold out"
         if end < due:  # polls up to the moment it leaves, or the first after the sale ended (410)
             last = waiter.last_poll
             repeats = math.floor((end - last) / waiter.interval) + (why == "sold out")
@@ -318,9 +318,7 @@ class Sale(SimulatedSale[SaleModel]):
             actual = w.admitted_at - asked
             errors[w.estimated_at_join].append(abs(estimate - actual) / actual)
         every_error = sorted(errors[True] + errors[False])
-        outcomes: dict[str, int] = {}
-        for w in self.waiters:
-            outcomes[w.outcome] = outcomes.get(w.outcome, 0) + 1
+        outcomes = Counter(w.outcome for w in self.waiters)
         end = max(int(np.flatnonzero(b).max()) if b.any() else 0 for b in self.bins.values()) + 1
         routes = {}
         for route, counts in self.bins.items():
@@ -335,18 +333,8 @@ class Sale(SimulatedSale[SaleModel]):
         return {
             "rule": self.rule.name,
             "waiters": len(waited),
-            "polls_per_waiter": {
-                "median": _quantile(polls, 0.5),
-                "p99": _quantile(polls, 0.99),
-                "mean": round(sum(polls) / max(1, len(polls)), 1),
-                "max": polls[-1] if polls else 0,
-            },
-            "polls_per_admitted_waiter": {
-                "waiters": len(admitted_polls),
-                "median": _quantile(admitted_polls, 0.5),
-                "p99": _quantile(admitted_polls, 0.99),
-                "max": admitted_polls[-1] if admitted_polls else 0,
-            },
+            "polls_per_waiter": _spread(polls) | {"mean": round(sum(polls) / max(1, len(polls)), 1)},
+            "polls_per_admitted_waiter": {"waiters": len(admitted_polls)} | _spread(admitted_polls),
             "polls_per_ticket": round(routes["GET queue/position"]["requests"] / max(1, self.sold), 1),
             "tickets": self.sold,
             "sold_out_after_seconds": None if self.sold_out_at is None else round(self.sold_out_at - self.opening),
@@ -384,6 +372,11 @@ def _quantile(values: Sequence[float], q: float, digits: int = 1) -> float | Non
     if not values:
         return None
     return round(values[min(len(values) - 1, int(q * len(values)))], digits)
+
+
+def _spread(polls: Sequence[int]) -> dict[str, Any]:
+    """Median, p99 and max of sorted poll counts."""
+    return {"median": _quantile(polls, 0.5), "p99": _quantile(polls, 0.99), "max": polls[-1] if polls else 0}
 
 
 def _per_minute_peaks(counts: np.ndarray, end: int) -> list[int]:
