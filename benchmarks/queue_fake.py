@@ -163,14 +163,8 @@ class InMemoryQueueRepository(QueueRepository):
         while start < len(numbers) and queue.by_seq[numbers[start]].status is not TokenStatus.WAIT:
             start += 1  # moved on since: the index no longer holds them at +seq
         queue.waiting_from[shard] = start
-        found = []
-        for seq in numbers[start:]:
-            if seq > bound:
-                break
-            token = queue.by_seq[seq]
-            if token.status is TokenStatus.WAIT:
-                found.append(token)
-        yield from found
+        end = bisect.bisect_right(numbers, bound, lo=start)  # numbers are drawn in order within a shard
+        yield from [token for seq in numbers[start:end] if (token := queue.by_seq[seq]).status is TokenStatus.WAIT]
 
     def lobby_waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:
         queue = self._sorted_lobby(concert_id)
