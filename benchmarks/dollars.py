@@ -36,7 +36,6 @@ PRICES = {
 FUNCTIONS = {
     cost.JOIN_NEW: "IssueTokenFunction",
     cost.POSITION_WAIT: "QueuePositionFunction",
-    cost.POSITION_ACTIVE: "QueuePositionFunction",
     cost.SCHEDULES: "SeatsFunction",
     cost.SEATS: "SeatsFunction",
     cost.HOLD: "ReserveFunction",

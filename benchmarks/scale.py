@@ -177,8 +177,8 @@ class Sale(SimulatedSale[SaleModel]):
         self.next_admit_at = self.events[0][0]
         return self.play(self.model.buyers, until=self.opening + HORIZON_SECONDS - 1)
 
-    def count(self, route: str, at: float, times: int = 1) -> None:
-        self.bins[route][int(at - self.opening)] += times
+    def count(self, route: str, at: float) -> None:
+        self.bins[route][int(at - self.opening)] += 1
 
     def admit(self, buyer: int) -> int:
         super().admit(buyer)
@@ -459,16 +459,13 @@ def _dollars(
 def identity(sale: Sale) -> dict[str, Any]:
     """Cognito's calls in this sale (benchmarks/dollars.py cognito_plans): each buyer holds an ID token from its join
     to its last request."""
-    shopping = np.minimum(np.array(sale.buyers.shopping), sale.model.active_seconds)
-    last = np.array(
-        [
-            max(w.last_poll, (w.admitted_at or 0.0) + (shopping[n] if w.admitted_at is not None else 0.0), join)
-            for n, (w, join) in enumerate(zip(sale.waiters, sale.buyers.join_at, strict=True))
-        ]
-    )
+    joins = np.array(sale.buyers.join_at)
+    admitted_at = np.array([np.nan if w.admitted_at is None else w.admitted_at for w in sale.waiters])
+    shopped_until = np.nan_to_num(admitted_at + np.minimum(sale.buyers.shopping, sale.model.active_seconds))  # or 0
+    last_polls = np.array([w.last_poll for w in sale.waiters])
     return dollars.cognito_plans(
-        np.array(sale.buyers.join_at),
-        last,
+        joins,
+        np.maximum.reduce([last_polls, shopped_until, joins]),
         sale.opening,
         scale_up=SCALE_UP,
         opening_seconds=sale.model.opening_seconds,
