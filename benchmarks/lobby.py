@@ -33,6 +33,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks.hotkeys import SimulatedClock
 from benchmarks.queue_fake import PAY, POLL, QueueModel, SimulatedSale
+from ticketline.models.queue import TokenStatus
 
 CONCERT = "lobby-concert"
 BOT = "bot"
@@ -103,8 +104,6 @@ class LobbyOpening(SimulatedSale[LobbyModel]):
         return self.poll(buyer)  # the client asks its position at once
 
     def poll(self, buyer: int) -> int:
-        from ticketline.models.queue import TokenStatus
-
         self.polls[buyer] = self.polls.get(buyer, 0) + 1
         self.poll_times.append(self.clock.now)
         answer = self.service.position(CONCERT, self._user(buyer), self.tokens[buyer])

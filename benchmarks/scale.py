@@ -42,6 +42,8 @@ import numpy as np
 from benchmarks import cost, dollars, lobby, report
 from benchmarks.hotkeys import SimulatedClock
 from benchmarks.queue_fake import PAY, POLL, QueueModel, SimulatedSale
+from ticketline.errors import QueueTokenExpired
+from ticketline.models.queue import TokenStatus
 
 CONCERT = "scale-concert"
 HORIZON_SECONDS = 4 * 86_400  # per-second request bins
@@ -188,14 +190,16 @@ class Sale(SimulatedSale[SaleModel]):
         return 0
 
     # ---- buyers ----
-    def join(self, buyer: int) -> int:
-        from ticketline.models.queue import TokenStatus
+    def finish(self, waiter: Waiter, outcome: str) -> int:
+        """The buyer is done, with `outcome`: one fewer to wait for."""
+        waiter.outcome = outcome
+        return 1
 
+    def join(self, buyer: int) -> int:
         waiter, now = self.waiters[buyer], self.clock.now
         self.count("POST queue/tokens", now)
         if self.sold_out_at is not None:
-            waiter.outcome = "sold out"  # 410 SOLD_OUT at the join
-            return 1
+            return self.finish(waiter, "sold out")  # 410 SOLD_OUT at the join
         answer, _ = self.service.issue(CONCERT, waiter.user)
         waiter.token = answer.token
         if answer.status is TokenStatus.ACTIVE:
@@ -210,11 +214,8 @@ class Sale(SimulatedSale[SaleModel]):
         if self.sold_out_at is not None and self.sold_out_at < end:
             end, why = self.sold_out_at, "sold out"
         if end < due:  # polls up to the moment it leaves, or the first after the sale ended (410)
-            last = waiter.last_poll
-            repeats = math.floor((end - last) / waiter.interval) + (why == "sold out")
-            self.count_polls(waiter, repeats)
-            waiter.outcome = why
-            return 1
+            self.count_polls(waiter, math.floor((end - waiter.last_poll) / waiter.interval) + (why == "sold out"))
+            return self.finish(waiter, why)
         self.count_polls(waiter, round((due - waiter.last_poll) / waiter.interval) - 1)
         return self.ask(buyer)
 
@@ -228,9 +229,6 @@ class Sale(SimulatedSale[SaleModel]):
         waiter.last_poll += repeats * waiter.interval
 
     def ask(self, buyer: int) -> int:
-        from ticketline.errors import QueueTokenExpired
-        from ticketline.models.queue import TokenStatus
-
         waiter, now = self.waiters[buyer], self.clock.now
         self.count("GET queue/position", now)
         waiter.polls += 1
@@ -239,8 +237,7 @@ class Sale(SimulatedSale[SaleModel]):
             answer = self.service.position(CONCERT, waiter.user, waiter.token)
         except QueueTokenExpired:  # came back after its whole ACTIVE time
             waiter.lost_seconds = float(self.model.active_seconds)
-            waiter.outcome = "turn lost"
-            return 1
+            return self.finish(waiter, "turn lost")
         if waiter.first_estimate is None and answer.estimated_wait_seconds is not None:
             waiter.first_estimate = (now, answer.estimated_wait_seconds)
             waiter.estimated_at_join = waiter.polls == 1
@@ -263,36 +260,29 @@ class Sale(SimulatedSale[SaleModel]):
     def poll_after(self, buyer: int, fresh: float) -> None:
         """The buyer's first poll at or after `fresh`, on its fixed rhythm."""
         waiter = self.waiters[buyer]
-        self.push(
-            waiter.last_poll + waiter.interval * max(1, math.ceil((fresh - waiter.last_poll) / waiter.interval)),
-            POLL,
-            buyer,
-        )
+        periods = max(1, math.ceil((fresh - waiter.last_poll) / waiter.interval))
+        self.push(waiter.last_poll + waiter.interval * periods, POLL, buyer)
 
     def shop(self, buyer: int, active_until: float) -> int:
         waiter, now = self.waiters[buyer], self.clock.now
         if self.sold_out_at is not None:
-            waiter.outcome = "sold out"
-            return 1
+            return self.finish(waiter, "sold out")
         takes = self.buyers.shopping[buyer]
         buys = self.buyers.buys[buyer]
         for route, share in SHOPPING_CALLS[: 5 if buys else 2]:
             if now + takes * share < active_until:
                 self.count(route, now + takes * share)
         if not buys:
-            waiter.outcome = "abandoned"
-            return 1
+            return self.finish(waiter, "abandoned")
         if now + takes >= active_until:
-            waiter.outcome = "out of time"  # shopping took longer than its ACTIVE time
-            return 1
+            return self.finish(waiter, "out of time")  # shopping took longer than its ACTIVE time
         self.push(now + takes, PAY, buyer)
         return 0
 
     def pay(self, buyer: int) -> int:
         waiter = self.waiters[buyer]
         if self.sold_out_at is not None:
-            waiter.outcome = "sold out"
-            return 1
+            return self.finish(waiter, "sold out")
         self.repository.expire_paid(CONCERT, waiter.user)  # the payment's transaction expires the token
         self.sold += 1
         waiter.outcome = "bought"
