@@ -74,6 +74,7 @@ ROUTES = {
     "POST /wallet/charges": cost.CHARGE,
     "POST /payments": cost.PAY,
 }
+CALL_ITEMS = ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs")  # the line items priced per call
 # When in the shopping time each buying call is made (share of the shopping time); abandoners make the first two.
 SHOPPING_CALLS = (
     ("GET schedules", 0.1),
@@ -354,7 +355,7 @@ class Sale(SimulatedSale[SaleModel]):
             },
             "scheduler_runs": dict(self.runs),
             "polls_per_second": _per_minute_peaks(self.bins["GET queue/position"], end),
-            "dollars": _dollars(routes, self.runs, self.sold, prices, self.bins),
+            "dollars": _dollars(self, routes, prices),
         }
 
 
@@ -389,18 +390,13 @@ def route_prices() -> dict[str, dict[str, float]]:
     return prices
 
 
-def _dollars(
-    routes: dict[str, dict[str, Any]],
-    runs: dict[str, int],
-    tickets: int,
-    prices: dict[str, dict[str, float]],
-    bins: dict[str, np.ndarray],
-) -> dict[str, Any]:
+def _dollars(sale: Sale, routes: dict[str, dict[str, Any]], prices: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The sale's requests in dollars, per AWS line item, and per million tickets."""
+    runs, tickets, bins = sale.runs, sale.sold, sale.bins
     items = {"api_gateway": 0.0, "lambda": 0.0, "dynamodb": 0.0, "cloudwatch_logs": 0.0, "xray": 0.0}
     for route, figures in routes.items():
         calls = figures["requests"]
-        for item in ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs"):
+        for item in CALL_ITEMS:
             items[item] += prices[route][item] * calls
     # Traces the default sampling rule keeps: the first request of each second (one reservoir for the account's
     # services), then 5 % of the rest.
@@ -412,8 +408,7 @@ def _dollars(
     price = dollars.PRICES
     invocations = runs["admit"] + runs["expire"]
     gb_seconds = (runs["admit"] * SCHEDULER_MS["admit"] + runs["expire"] * SCHEDULER_MS["expire"]) / 1000 * 0.5
-    holds = routes["POST /reservations"]["requests"]
-    batches = holds / HOLDS_PER_STREAM_BATCH
+    batches = routes["POST /reservations"]["requests"] / HOLDS_PER_STREAM_BATCH  # of holds
     items["lambda"] += (invocations + batches) * price["lambda_per_million_requests"] / 1e6
     items["lambda"] += (gb_seconds + batches * 0.048 * 0.5) * price["lambda_arm64_per_gb_second"]
     wru = runs["admitted"] * SCHEDULER_WRU["admitted"] + runs["expired"] * SCHEDULER_WRU["expired"] + batches * 2
@@ -431,9 +426,7 @@ def _dollars(
     requests = sum(figures["requests"] for figures in routes.values())
     per_million = 1e6 / max(1, tickets)
     polls = routes["GET queue/position"]["requests"]
-    poll_price = sum(
-        prices["GET queue/position"][item] for item in ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs")
-    )
+    poll_price = sum(prices["GET queue/position"][item] for item in CALL_ITEMS)
     return {
         "sale": round(total, 4),
         "sale_items": {item: round(dollars_, 4) for item, dollars_ in items.items()},
