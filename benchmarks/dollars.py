@@ -58,19 +58,17 @@ def journey(sale: dict[str, Any] | None) -> tuple[dict[str, float], str]:
         holds = counts.get("POST /reservations", tickets)
         failed_holds = max(0.0, holds / tickets - 1)
         source = f"measured in the last sale ({sale['users']} buyers, {tickets} tickets)"
-    return (
-        {
-            cost.JOIN_NEW: 1.0,
-            cost.POSITION_WAIT: polls,
-            cost.SCHEDULES: 1.0,
-            cost.SEATS: 1.0 + failed_holds,
-            cost.HOLD: 1.0,
-            cost.HOLD_TAKEN: failed_holds,
-            cost.CHARGE: 1.0,
-            cost.PAY: 1.0,
-        },
-        source,
-    )
+    calls = {
+        cost.JOIN_NEW: 1.0,
+        cost.POSITION_WAIT: polls,
+        cost.SCHEDULES: 1.0,
+        cost.SEATS: 1.0 + failed_holds,
+        cost.HOLD: 1.0,
+        cost.HOLD_TAKEN: failed_holds,
+        cost.CHARGE: 1.0,
+        cost.PAY: 1.0,
+    }
+    return calls, source
 
 
 def measured_calls() -> tuple[dict[str, dict[str, Any]], str]:

@@ -555,15 +555,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base = SaleModel()
     factor = args.buyers / base.buyers
+    capacity, seats = max(1, round(base.capacity * factor)), max(1, round(base.seats * factor))
+    rules = [r for r in RULES if r.name in args.rules]
     cadences = []
     for every in args.cadences:
-        model = SaleModel(
-            buyers=args.buyers,
-            capacity=max(1, round(base.capacity * factor)),
-            seats=max(1, round(base.seats * factor)),
-            admission_seconds=every,
-        )
-        cadences.append(run_cadence(model, [r for r in RULES if r.name in args.rules]))
+        model = SaleModel(buyers=args.buyers, capacity=capacity, seats=seats, admission_seconds=every)
+        cadences.append(run_cadence(model, rules))
     lobby.main([f"--buyers={args.buyers}", *(["--no-save"] if args.no_save else [])])  # docs/benchmarks/lobby.json
     checks = targets(cadences) if {NEW_RULE, REFERENCE_RULE} <= set(args.rules) else []
     for check in checks:
