@@ -320,7 +320,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         answers = run_journeys(api, args.buyers)
     rows = summarize(answers)
     targets = check_targets(answers)
-    overhead = handler_overhead(answers)
     report.save(
         "cost",
         f"make bench-cost  (python -m benchmarks.cost --buyers {args.buyers})",
@@ -329,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "buyers": args.buyers,
             "endpoints": rows,
             "targets": targets,
-            "handler_overhead": overhead,
+            "handler_overhead": handler_overhead(answers),
         },
     )
     _print(rows, targets)

@@ -90,7 +90,6 @@ class LobbyOpening(SimulatedSale[LobbyModel]):
         self.polls: dict[int, int] = {}
         self.poll_times: list[float] = []
         self.admitted: dict[int, tuple[float, int]] = {}  # buyer -> (admitted at, place key)
-        self.first_admission_at: float | None = None
 
     def run(self) -> float:
         start = min(self.join_at)
@@ -113,8 +112,6 @@ class LobbyOpening(SimulatedSale[LobbyModel]):
         token = self.repository.tokens[(CONCERT, self._user(buyer))]
         admitted_at = float(token.active_until or 0) - self.model.active_seconds
         self.admitted[buyer] = (admitted_at, token.lobby_key if token.lobby_key is not None else 2**60 + token.seq)
-        if self.first_admission_at is None or admitted_at < self.first_admission_at:
-            self.first_admission_at = admitted_at
         shopping = self.rng.lognormvariate(math.log(self.model.shopping_median_seconds), self.model.shopping_sigma)
         self.push(min(float(token.active_until or 0) - 1, self.clock.now + shopping), PAY, buyer)
         return 0
@@ -137,12 +134,13 @@ class LobbyOpening(SimulatedSale[LobbyModel]):
         lobby_polls = sorted(self.polls[b] for b in lobby)
         seconds = np.floor(np.asarray(self.poll_times) - self.opening).astype(np.int64)
         formed = [s for s in seconds if s >= 0]
+        first_admission_at = min((at for at, _ in self.admitted.values()), default=None)
         return {
             "lobby_size": len(lobby),
             "arrived_after_opening": len(after),
             "line_formed_after_seconds": None
-            if self.first_admission_at is None
-            else round(self.first_admission_at - self.opening, 1),
+            if first_admission_at is None
+            else round(first_admission_at - self.opening, 1),
             "lobby_rank_correlation_arrival_vs_admission": _spearman(
                 [self.join_at[b] for b in lobby], [rank[b] for b in lobby]
             ),

@@ -103,13 +103,9 @@ class Rule:
     watch: bool = False  # the interval ignores the position: called again once a run has passed the waiter
 
 
-def _todays_interval(answer: Any) -> float:
-    return float(min(30, 2 + answer.position // 50))
-
-
 RULES = (
     Rule("fixed 20 s", lambda _: 20.0, fixed=True, watch=True),
-    Rule("2 s + 1 s / 50 places", _todays_interval, fixed=True),
+    Rule("2 s + 1 s / 50 places", lambda answer: float(min(30, 2 + answer.position // 50)), fixed=True),
     Rule("retryAfterSeconds", lambda answer: float(answer.retry_after_seconds), fixed=False),
     Rule("every 2 s", lambda _: 2.0, fixed=True, watch=True),
 )
@@ -136,10 +132,11 @@ class Buyers:
             for _ in range(model.buyers)
         ]
         join_at.sort()
-        patience = [rng.lognormvariate(math.log(model.patience_median_seconds), model.patience_sigma) for _ in join_at]
         return cls(
             join_at=join_at,
-            leaves_at=[at + p for at, p in zip(join_at, patience, strict=True)],
+            leaves_at=[
+                at + rng.lognormvariate(math.log(model.patience_median_seconds), model.patience_sigma) for at in join_at
+            ],
             shopping=[
                 rng.lognormvariate(math.log(model.shopping_median_seconds), model.shopping_sigma) for _ in join_at
             ],
