@@ -14,6 +14,7 @@ and no Select=COUNT on a request path.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import report
-from benchmarks.capacity import billed_units
+from benchmarks.capacity import Units, billed_units
 from benchmarks.inprocess import Answer, InProcessApi, dynamodb_local
 
 PRICE = 50_000
@@ -99,9 +100,8 @@ def _one_read_then_one_transaction(answer: Answer) -> str | None:
 
 
 def _no_scan_or_count(answer: Answer) -> str | None:
-    bad = [r.operation + (" Select=COUNT" if r.is_count else "") for r in answer.requests]
-    bad = [op for op, r in zip(bad, answer.requests, strict=True) if r.operation == "Scan" or r.is_count]
-    return f"{', '.join(bad)}" if bad else None
+    bad = [r for r in answer.requests if r.operation == "Scan" or r.is_count]
+    return ", ".join(r.operation + (" Select=COUNT" if r.is_count else "") for r in bad) or None
 
 
 TARGETS = (
@@ -158,56 +158,37 @@ def run_journeys(api: InProcessApi, buyers: int, seats: int = 200) -> list[Answe
     def queue_headers(user: str) -> dict[str, str]:
         return {"X-Queue-Token": tokens[user]}
 
-    if api.serves("GET", "/concerts"):  # what a client app shows before the buyer joins
-        call("GET", "/concerts", CONCERTS, query="limit=20")
-        call("GET", f"/concerts/{concert_id}", CONCERT)
-    time.sleep(api_cache_seconds(api) + 0.05)  # the first join finds no cached queue state
+    def hold(user: str, seat: int, label: str = HOLD) -> Any:
+        body = {"scheduleId": schedule_id, "seatNumber": seat}
+        answer = call("POST", "/reservations", label, user=user, headers=queue_headers(user), body=body)
+        return answer.body.get("reservationId")
+
+    call("GET", "/concerts", CONCERTS, query="limit=20")  # what a client app shows before the buyer joins
+    call("GET", f"/concerts/{concert_id}", CONCERT)
+    cache_seconds = float(api.template.parameters.get("QueueStateCacheSeconds", "1"))
+    time.sleep(cache_seconds + 0.05)  # the first join finds no cached queue state
     for n, user in enumerate(users):
         tokens[user] = call("POST", joins, JOIN_NEW_UNCACHED if n == 0 else JOIN_NEW, user=user).body["token"]
     call("POST", joins, JOIN_AGAIN, user=users[0])
     active, waiting = users[:capacity], users[capacity:]
     for user in waiting:
         call("GET", position, POSITION_WAIT, user=user, headers=queue_headers(user))
-    time.sleep(api_cache_seconds(api) + 0.05)
+    time.sleep(cache_seconds + 0.05)
     if waiting:
         call("GET", position, POSITION_WAIT_UNCACHED, user=waiting[0], headers=queue_headers(waiting[0]))
     for user in active:
         call("GET", position, POSITION_ACTIVE, user=user, headers=queue_headers(user))
 
-    held: dict[str, str] = {}
     for n, user in enumerate(active):
         headers = queue_headers(user)
         call("GET", f"/concerts/{concert_id}/schedules", SCHEDULES, user=user, headers=headers)
         call("GET", f"/concerts/{concert_id}/schedules/{schedule_id}/seats", SEATS, user=user, headers=headers)
-        hold = call(
-            "POST",
-            "/reservations",
-            HOLD,
-            user=user,
-            headers=headers,
-            body={"scheduleId": schedule_id, "seatNumber": n + 1},
-        )
-        held[user] = hold.body["reservationId"]
+        reservation_id = hold(user, n + 1)
         if n > 0:  # a seat the previous buyer holds or bought (not the one they cancel)
-            call(
-                "POST",
-                "/reservations",
-                HOLD_TAKEN,
-                user=user,
-                headers=headers,
-                body={"scheduleId": schedule_id, "seatNumber": seats // 2 + n - 1},
-            )
-        call("GET", f"/reservations/{held[user]}", RESERVATION, user=user)
-        if not api.serves("POST", "/payments"):
-            continue  # wallet and payments not in template.yaml yet
-        _purchase(
-            call,
-            user,
-            headers=headers,
-            schedule_id=schedule_id,
-            reservation_id=held[user],
-            seats=(seats // 2 + n, seats // 2 + capacity + n),
-        )
+            hold(user, seats // 2 + n - 1, HOLD_TAKEN)
+        call("GET", f"/reservations/{reservation_id}", RESERVATION, user=user)
+        extra_seats = (seats // 2 + n, seats // 2 + capacity + n)
+        _purchase(call, hold, user, headers=headers, reservation_id=reservation_id, seats=extra_seats)
     call("GET", f"/admin/concerts/{concert_id}", OPERATOR_SALE, user="ops", admin=True)  # the operator watches,
     for paused in (True, False):  # pauses and resumes
         body = {"paused": paused}
@@ -231,21 +212,16 @@ def background_runs(api: InProcessApi) -> list[Answer]:
 
 def _purchase(
     call: Callable[..., Answer],
+    hold: Callable[[str, int], str],
     user: str,
     *,
     headers: dict[str, str],
-    schedule_id: str,
     reservation_id: str,
     seats: tuple[int, int],
 ) -> None:
     """One more hold paid with the first (every other buyer: the first alone), one given back, the tickets
     listed, one cancelled; each money call once more with the same Idempotency-Key."""
-
-    def hold(seat: int) -> str:
-        body = {"scheduleId": schedule_id, "seatNumber": seat}
-        return str(call("POST", "/reservations", HOLD, user=user, headers=headers, body=body).body["reservationId"])
-
-    extra, given_back = hold(seats[0]), hold(seats[1])
+    extra, given_back = hold(user, seats[0]), hold(user, seats[1])
     call("DELETE", f"/reservations/{given_back}", RELEASE, user=user)
     call("DELETE", f"/reservations/{given_back}", RELEASE_AGAIN, user=user)
     call("GET", "/wallet", BALANCE, user=user)
@@ -259,78 +235,50 @@ def _purchase(
     call("POST", "/payments", PAY_SEVERAL if several else PAY, user=user, headers=pay_headers, body=body)
     call("POST", "/payments", PAY_REPLAY, user=user, headers=pay_headers, body=body)
     call("GET", "/reservations", MY_TICKETS, user=user, query="limit=20")
+    cancel = f"/reservations/{reservation_id}/cancellation"
     cancel_headers = {"Idempotency-Key": f"cancel-{user}"}
-    call("POST", f"/reservations/{reservation_id}/cancellation", CANCEL, user=user, headers=cancel_headers)
-    call("POST", f"/reservations/{reservation_id}/cancellation", CANCEL_REPLAY, user=user, headers=cancel_headers)
+    call("POST", cancel, CANCEL, user=user, headers=cancel_headers)
+    call("POST", cancel, CANCEL_REPLAY, user=user, headers=cancel_headers)
 
 
-def api_cache_seconds(api: InProcessApi) -> float:
-    return float(api.template.parameters.get("QueueStateCacheSeconds", "1"))
-
-
-@dataclass
-class EndpointCost:
-    label: str
-    calls: int
-    statuses: str
-    requests_min: int
-    requests_max: int
-    requests_mean: float
-    write_requests_mean: float
-    operations: str  # the most common sequence
-    wru_mean: float
-    rru_mean: float
-    units_reported: bool  # all from the engine's ConsumedCapacity (else partly estimated: failed writes)
-    handler_ms_median: float
-    dynamodb_ms_median: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-
-def summarize(answers: Iterable[Answer]) -> list[EndpointCost]:
-    by_label: dict[str, list[Answer]] = {}
+def by_label(answers: Iterable[Answer]) -> dict[str, list[Answer]]:
+    groups: dict[str, list[Answer]] = {}
     for answer in answers:
-        by_label.setdefault(answer.label, []).append(answer)
+        groups.setdefault(answer.label, []).append(answer)
+    return groups
+
+
+def summarize(answers: Iterable[Answer]) -> list[dict[str, Any]]:
+    """A row per label: its calls' requests, the most common sequence of operations, capacity units, times."""
     rows = []
-    for label, group in by_label.items():
+    for label, group in by_label(answers).items():
         counts = [len(a.requests) for a in group]
         sequences = Counter(_sequence(a.requests) for a in group)
-        units = [sum((billed_units(r) for r in a.requests), start=_zero()) for a in group]
+        units = [sum((billed_units(r) for r in a.requests), start=Units(reported=True)) for a in group]
         rows.append(
-            EndpointCost(
-                label=label,
-                calls=len(group),
-                statuses=", ".join(f"{s}x{n}" for s, n in sorted(Counter(a.status for a in group).items())),
-                requests_min=min(counts),
-                requests_max=max(counts),
-                requests_mean=round(statistics.fmean(counts), 2),
-                write_requests_mean=round(statistics.fmean(sum(r.is_write for r in a.requests) for a in group), 2),
-                operations=sequences.most_common(1)[0][0] or "(none)",
-                wru_mean=round(statistics.fmean(u.wru for u in units), 2),
-                rru_mean=round(statistics.fmean(u.rru for u in units), 2),
-                units_reported=all(r.consumed and not r.failed for a in group for r in a.requests),
-                handler_ms_median=round(statistics.median(a.handler_seconds for a in group) * 1000, 1),
-                dynamodb_ms_median=round(statistics.median(a.dynamodb_seconds for a in group) * 1000, 1),
-            )
+            {
+                "label": label,
+                "calls": len(group),
+                "statuses": ", ".join(f"{s}x{n}" for s, n in sorted(Counter(a.status for a in group).items())),
+                "requests_min": min(counts),
+                "requests_max": max(counts),
+                "requests_mean": round(statistics.fmean(counts), 2),
+                "write_requests_mean": round(statistics.fmean(sum(r.is_write for r in a.requests) for a in group), 2),
+                "operations": sequences.most_common(1)[0][0] or "(none)",
+                "wru_mean": round(statistics.fmean(u.wru for u in units), 2),
+                "rru_mean": round(statistics.fmean(u.rru for u in units), 2),
+                # all from the engine's ConsumedCapacity (else partly estimated: failed writes)
+                "units_reported": all(r.consumed and not r.failed for a in group for r in a.requests),
+                "handler_ms_median": round(statistics.median(a.handler_seconds for a in group) * 1000, 1),
+                "dynamodb_ms_median": round(statistics.median(a.dynamodb_seconds for a in group) * 1000, 1),
+            }
         )
     return rows
 
 
-def _zero() -> Any:
-    from benchmarks.capacity import Units
-
-    return Units(reported=True)
-
-
 def _sequence(requests: Sequence[Any]) -> str:
     """Operation names in order, repeats folded: "BatchWriteItem x9 -> TransactWriteItems"."""
-    folded: list[tuple[str, int]] = []
-    for name in (_operation_name(r) for r in requests):
-        if folded and folded[-1][0] == name:
-            folded[-1] = (name, folded[-1][1] + 1)
-        else:
-            folded.append((name, 1))
+    folded = [(name, len(list(run))) for name, run in itertools.groupby(map(_operation_name, requests))]
     return " -> ".join(name if n == 1 else f"{name} x{n}" for name, n in folded)
 
 
@@ -372,27 +320,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         answers = run_journeys(api, args.buyers)
     rows = summarize(answers)
     targets = check_targets(answers)
-    overhead = handler_overhead(answers)
     report.save(
         "cost",
         f"make bench-cost  (python -m benchmarks.cost --buyers {args.buyers})",
         {
             "engine": "DynamoDB Local 10.3.0 (in-process handlers, warm)",
             "buyers": args.buyers,
-            "endpoints": [row.as_dict() for row in rows],
+            "endpoints": rows,
             "targets": targets,
-            "handler_overhead": overhead,
+            "handler_overhead": handler_overhead(answers),
         },
     )
-    _print(rows, targets, overhead)
+    _print(rows, targets)
     return 0 if all(t["met"] for t in targets) else 1
 
 
 def handler_overhead(answers: Sequence[Answer]) -> dict[str, Any]:
     """Time in our code (handler minus DynamoDB calls) against time inside the DynamoDB calls, per label."""
     per_label: dict[str, Any] = {}
-    for label in dict.fromkeys(a.label for a in answers):
-        group = [a for a in answers if a.label == label and a.requests]
+    for label, calls in by_label(answers).items():
+        group = [a for a in calls if a.requests]
         if not group:
             continue
         handler = sum(a.handler_seconds for a in group)
@@ -406,21 +353,22 @@ def handler_overhead(answers: Sequence[Answer]) -> dict[str, Any]:
     return per_label
 
 
-def _print(rows: Sequence[EndpointCost], targets: Sequence[dict[str, Any]], overhead: dict[str, Any]) -> None:
+def _print(rows: Sequence[dict[str, Any]], targets: Sequence[dict[str, Any]]) -> None:
+    columns = ("label", "calls", "requests_min", "write_requests_mean", "wru_mean", "rru_mean", "operations")
     print(
         report.table(
             ["call", "n", "requests", "writes", "WRU", "RRU", "operations"],
-            [(r.label, r.calls, _range(r), r.write_requests_mean, r.wru_mean, r.rru_mean, r.operations) for r in rows],
+            [[_range(r) if column == "requests_min" else r[column] for column in columns] for r in rows],
         )
     )
     for target in targets:
         print(f"{'PASS' if target['met'] else 'FAIL'}  {target['target']}  {'; '.join(target['problems'])}")
     print(f"written: {report.RESULTS_DIR / 'cost.json'} and {report.DOC_PATH}")
-    del overhead
 
 
-def _range(row: EndpointCost) -> str:
-    return str(row.requests_min) if row.requests_min == row.requests_max else f"{row.requests_min}-{row.requests_max}"
+def _range(row: dict[str, Any]) -> str:
+    low, high = row["requests_min"], row["requests_max"]
+    return str(low) if low == high else f"{low}-{high}"
 
 
 if __name__ == "__main__":

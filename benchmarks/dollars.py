@@ -36,7 +36,6 @@ PRICES = {
 FUNCTIONS = {
     cost.JOIN_NEW: "IssueTokenFunction",
     cost.POSITION_WAIT: "QueuePositionFunction",
-    cost.POSITION_ACTIVE: "QueuePositionFunction",
     cost.SCHEDULES: "SeatsFunction",
     cost.SEATS: "SeatsFunction",
     cost.HOLD: "ReserveFunction",
@@ -59,25 +58,37 @@ def journey(sale: dict[str, Any] | None) -> tuple[dict[str, float], str]:
         holds = counts.get("POST /reservations", tickets)
         failed_holds = max(0.0, holds / tickets - 1)
         source = f"measured in the last sale ({sale['users']} buyers, {tickets} tickets)"
-    return (
-        {
-            cost.JOIN_NEW: 1.0,
-            cost.POSITION_WAIT: polls,
-            cost.SCHEDULES: 1.0,
-            cost.SEATS: 1.0 + failed_holds,
-            cost.HOLD: 1.0,
-            cost.HOLD_TAKEN: failed_holds,
-            cost.CHARGE: 1.0,
-            cost.PAY: 1.0,
-        },
-        source,
-    )
+    calls = {
+        cost.JOIN_NEW: 1.0,
+        cost.POSITION_WAIT: polls,
+        cost.SCHEDULES: 1.0,
+        cost.SEATS: 1.0 + failed_holds,
+        cost.HOLD: 1.0,
+        cost.HOLD_TAKEN: failed_holds,
+        cost.CHARGE: 1.0,
+        cost.PAY: 1.0,
+    }
+    return calls, source
 
 
-def call_price(row: dict[str, Any], memory_mb: int) -> dict[str, float]:
+def measured_calls() -> tuple[dict[str, dict[str, Any]], str]:
+    """The cost run's rows of the calls priced here by label, each with its function's MemorySize in template.yaml
+    (`memory_mb`), and when the run was taken."""
+    from devserver import DEFAULT_TEMPLATE
+    from devserver.template import load_template
+
+    measured = report.load("cost")
+    if measured is None:
+        raise SystemExit("run `make bench-cost` first: the prices apply to its measured units")
+    memory = {function.logical_id: function.memory_mb for function in load_template(DEFAULT_TEMPLATE).functions}
+    rows = {row["label"]: row for row in measured["endpoints"] if row["label"] in FUNCTIONS}
+    return {label: row | {"memory_mb": memory[FUNCTIONS[label]]} for label, row in rows.items()}, measured["taken_at"]
+
+
+def call_price(row: dict[str, Any]) -> dict[str, float]:
     """Dollars per call: Lambda (duration rounded up to 1 ms, plus the request), API Gateway, DynamoDB."""
     billed_ms = math.ceil(row["handler_ms_median"])
-    lambda_duration = billed_ms / 1000 * memory_mb / 1024 * PRICES["lambda_arm64_per_gb_second"]
+    lambda_duration = billed_ms / 1000 * row["memory_mb"] / 1024 * PRICES["lambda_arm64_per_gb_second"]
     return {
         "lambda": lambda_duration + PRICES["lambda_per_million_requests"] / 1e6,
         "api_gateway": PRICES["api_gateway_rest_per_million"] / 1e6,
@@ -100,6 +111,7 @@ COGNITO = {
     "essentials_per_mau": 0.015,  # the tier new user pools get
     "lite_per_mau": ((100_000, 0.0055), (1_000_000, 0.0046), (10_000_000, 0.00325), (math.inf, 0.0025)),
 }
+AHEAD_REFRESH_HOURS = 2.0  # the opening's joiners refresh their token at a random moment in these hours before it
 
 
 def api_types(items: dict[str, float], requests: int, jwt_gb_seconds: float) -> dict[str, Any]:
@@ -150,10 +162,7 @@ def cognito_plans(
     opening: float,
     *,
     scale_up: int,
-    id_token_minutes: int,
-    lobby_minutes: int,
     opening_seconds: float,
-    ahead_hours: float,
     sold_out_at: float | None,
 ) -> dict[str, Any]:
     """UserAuthentication calls (a sign-in or a refresh each) of one sale's buyers under three plans.
@@ -161,16 +170,22 @@ def cognito_plans(
     A buyer's app holds an ID token from its first call (its join) to its last request; a token expires
     `validity` after it was issued and the next request refreshes it (counted at the expiry: an upper bound on
     how close together refreshes fall, since the next poll comes later and at a spread time). Plans: Cognito's
-    default hour with the token taken at the join; the template's `id_token_minutes`, the same way; and that
+    default hour with the token taken at the join; the template's IdTokenValidityMinutes, the same way; and that
     validity with the opening's joiners (the first `opening_seconds`) refreshing ahead, at a random moment in the
-    `ahead_hours` before the lobby opens (`lobby_minutes` before the opening), which spreads their calls.
+    AHEAD_REFRESH_HOURS before the lobby opens (the template's PreQueueMinutes before the opening: the earliest
+    join, so the earliest token in use), which spreads their calls.
     Refreshes after `sold_out_at` are counted apart: a waiter far back whose next poll learns SOLD_OUT. The busiest
     second is the 100,000-buyer run's times `scale_up` (noisy where calls are sparse); the busiest minute's mean
     rate is the steadier figure to size a quota by."""
+    from devserver import DEFAULT_TEMPLATE
+    from devserver.template import load_template
+
+    parameters = load_template(DEFAULT_TEMPLATE).parameters
+    id_token_minutes, lobby_minutes = int(parameters["IdTokenValidityMinutes"]), int(parameters["PreQueueMinutes"])
     rng = np.random.default_rng(14)
     opening_cohort = joins < opening + opening_seconds
     lobby_opens = opening - lobby_minutes * 60
-    ahead = np.where(opening_cohort, lobby_opens - rng.uniform(0, ahead_hours * 3600, len(joins)), joins)
+    ahead = np.where(opening_cohort, lobby_opens - rng.uniform(0, AHEAD_REFRESH_HOURS * 3600, len(joins)), joins)
     plans = [
         (
             f"ID token {COGNITO['cognito_default_id_token_minutes']} min (Cognito's default), issued at the join",
@@ -179,8 +194,8 @@ def cognito_plans(
         ),
         (f"ID token {id_token_minutes} min (template default), issued at the join", id_token_minutes, joins),
         (
-            f"ID token {id_token_minutes} min, the opening's joiners refresh ahead over {ahead_hours:g} h before the "
-            "lobby",
+            f"ID token {id_token_minutes} min, the opening's joiners refresh ahead over {AHEAD_REFRESH_HOURS:g} h "
+            "before the lobby",
             id_token_minutes,
             ahead,
         ),
@@ -224,14 +239,7 @@ def mau_dollars(users: int) -> dict[str, float]:
 
 
 def compute() -> dict[str, Any]:
-    from devserver import DEFAULT_TEMPLATE
-    from devserver.template import load_template
-
-    measured = report.load("cost")
-    if measured is None:
-        raise SystemExit("run `make bench-cost` first: the prices apply to its measured units")
-    rows = {row["label"]: row for row in measured["endpoints"]}
-    memory = {function.logical_id: function.memory_mb for function in load_template(DEFAULT_TEMPLATE).functions}
+    rows, taken_at = measured_calls()
     calls, source = journey(report.load("sale"))
     lines = []
     totals = {"lambda": 0.0, "api_gateway": 0.0, "dynamodb": 0.0}
@@ -240,7 +248,7 @@ def compute() -> dict[str, Any]:
         row = rows.get(label)
         if row is None or per_ticket == 0:
             continue
-        price = call_price(row, memory[FUNCTIONS[label]])
+        price = call_price(row)
         for part, dollars in price.items():
             totals[part] += dollars * per_ticket
         wru += row["wru_mean"] * per_ticket
@@ -252,12 +260,11 @@ def compute() -> dict[str, Any]:
                 "wru": row["wru_mean"],
                 "rru": row["rru_mean"],
                 "handler_ms": row["handler_ms_median"],
-                "memory_mb": memory[FUNCTIONS[label]],
+                "memory_mb": row["memory_mb"],
                 "dollars_per_million_tickets": round(sum(price.values()) * per_ticket * 1e6, 2),
             }
         )
-    poll = rows[cost.POSITION_WAIT]
-    poll_price = call_price(poll, memory[FUNCTIONS[cost.POSITION_WAIT]])
+    poll_price = call_price(rows[cost.POSITION_WAIT])
     return {
         "prices": PRICES,
         "journey_source": source,
@@ -266,7 +273,7 @@ def compute() -> dict[str, Any]:
         | {"total": round(sum(totals.values()) * 1e6, 2), "wru": round(wru * 1e6), "rru": round(rru * 1e6)},
         "per_million_polls": {part: round(dollars * 1e6, 2) for part, dollars in poll_price.items()}
         | {"total": round(sum(poll_price.values()) * 1e6, 2)},
-        "cost_measured_at": measured["taken_at"],
+        "cost_measured_at": taken_at,
     }
 
 

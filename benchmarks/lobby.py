@@ -21,44 +21,29 @@ per lobby waiter, and the peak per second when the lobby comes back.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import heapq
 import math
 import random
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from benchmarks import report
-from benchmarks.hotkeys import SimulatedClock, simulated_queue
-from benchmarks.inprocess import NullWriter
-from benchmarks.queue_fake import in_memory_queue
+from benchmarks.hotkeys import SimulatedClock
+from benchmarks.queue_fake import PAY, POLL, QueueModel, SimulatedSale
+from ticketline.models.queue import TokenStatus
 
 CONCERT = "lobby-concert"
 BOT = "bot"
 
 
 @dataclass(frozen=True)
-class LobbyModel:
-    buyers: int = 100_000
-    capacity: int = 1_000
-    admission_seconds: int = 60
-    expiry_seconds: int = 60
-    active_seconds: int = 300
-    cache_seconds: float = 1.0
+class LobbyModel(QueueModel):
     lobby_minutes: int = 30  # PreQueueMinutes
-    opening_share: float = 0.7  # mean to be there at the opening (benchmarks/scale.py's SaleModel)
-    rush_mean_seconds: float = 3.0  # without a lobby: how soon after the opening they arrive
+    rush_mean_seconds: float = 3.0  # opening goers without a lobby: how soon after the opening they arrive
     lobby_mean_seconds: float = 300.0  # with one: how long before the opening
-    late_mean_seconds: float = 900.0
-    shopping_median_seconds: float = 150.0  # an admitted buyer holds its slot this long (lognormal), then pays
-    shopping_sigma: float = 0.4
-    run_delay_seconds: float = 3.0
-    seed: int = 14
 
 
 def arrivals(model: LobbyModel, opening: float, lobby: bool) -> list[float]:
@@ -95,63 +80,22 @@ def _spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return round(float(np.corrcoef(ranks_a, ranks_b)[0, 1]), 4)
 
 
-# Event kinds, in the order they run when simultaneous.
-ADMIT, EXPIRE, LEAVE, JOIN, POLL = range(5)
-
-
-@dataclass
-class LobbyOpening:
+class LobbyOpening(SimulatedSale[LobbyModel]):
     """One sale with a lobby; records who entered when, and every poll."""
 
-    model: LobbyModel
-    join_at: list[float]
-    opening: float
-    clock: SimulatedClock
-    events: list[tuple[float, int, int, int]] = field(default_factory=list)
-    order: int = 0
-    tokens: dict[int, str] = field(default_factory=dict)
-    polls: dict[int, int] = field(default_factory=dict)
-    poll_times: list[float] = field(default_factory=list)
-    admitted: dict[int, tuple[float, int]] = field(default_factory=dict)  # buyer -> (admitted at, place key)
-    first_admission_at: float | None = None
+    def __init__(self, model: LobbyModel, join_at: list[float], opening: float, clock: SimulatedClock) -> None:
+        super().__init__(model, clock, pre_queue_minutes=model.lobby_minutes)
+        self.join_at, self.opening = join_at, opening
+        self.tokens: dict[int, str] = {}
+        self.polls: dict[int, int] = {}
+        self.poll_times: list[float] = []
+        self.admitted: dict[int, tuple[float, int]] = {}  # buyer -> (admitted at, place key)
 
-    def __post_init__(self) -> None:
-        self.repository, self.service = in_memory_queue(
-            self.model.admission_seconds,
-            self.model.active_seconds,
-            self.model.cache_seconds,
-            pre_queue_minutes=self.model.lobby_minutes,
-        )
-        self.rng = random.Random(self.model.seed + 1)
-
-    def push(self, at: float, kind: int, buyer: int = -1) -> None:
-        self.order += 1
-        heapq.heappush(self.events, (at, kind, self.order, buyer))
-
-    def run(self) -> None:
+    def run(self) -> float:
         start = min(self.join_at)
         self.repository.create_queue(CONCERT, self.model.capacity, 1, int(start) - 1, sales_open_at=int(self.opening))
-        self.push(start + self.rng.uniform(0, self.model.admission_seconds), ADMIT)
-        self.push(start + self.rng.uniform(0, self.model.expiry_seconds), EXPIRE)
-        for buyer, at in enumerate(self.join_at):
-            self.push(at, JOIN, buyer)
-        pending = len(self.join_at)
-        handlers = {ADMIT: self.admit, EXPIRE: self.expire, LEAVE: self.leave, JOIN: self.join, POLL: self.poll}
-        while pending:
-            at, kind, _, buyer = heapq.heappop(self.events)
-            self.clock.now = at
-            pending -= handlers[kind](buyer)
-
-    def admit(self, _: int) -> int:
-        self.service.admit()
-        scheduled = self.clock.now - self.clock.now % 1 + self.model.admission_seconds
-        self.push(scheduled + self.rng.uniform(0, self.model.run_delay_seconds), ADMIT)
-        return 0
-
-    def expire(self, _: int) -> int:
-        self.service.expire_due()
-        self.push(self.clock.now + self.model.expiry_seconds, EXPIRE)
-        return 0
+        self.schedule(start, self.join_at)
+        return self.play(len(self.join_at))
 
     def join(self, buyer: int) -> int:
         answer, _ = self.service.issue(CONCERT, self._user(buyer))
@@ -159,8 +103,6 @@ class LobbyOpening:
         return self.poll(buyer)  # the client asks its position at once
 
     def poll(self, buyer: int) -> int:
-        from ticketline.models.queue import TokenStatus
-
         self.polls[buyer] = self.polls.get(buyer, 0) + 1
         self.poll_times.append(self.clock.now)
         answer = self.service.position(CONCERT, self._user(buyer), self.tokens[buyer])
@@ -170,13 +112,11 @@ class LobbyOpening:
         token = self.repository.tokens[(CONCERT, self._user(buyer))]
         admitted_at = float(token.active_until or 0) - self.model.active_seconds
         self.admitted[buyer] = (admitted_at, token.lobby_key if token.lobby_key is not None else 2**60 + token.seq)
-        if self.first_admission_at is None or admitted_at < self.first_admission_at:
-            self.first_admission_at = admitted_at
         shopping = self.rng.lognormvariate(math.log(self.model.shopping_median_seconds), self.model.shopping_sigma)
-        self.push(min(float(token.active_until or 0) - 1, self.clock.now + shopping), LEAVE, buyer)
+        self.push(min(float(token.active_until or 0) - 1, self.clock.now + shopping), PAY, buyer)
         return 0
 
-    def leave(self, buyer: int) -> int:
+    def pay(self, buyer: int) -> int:
         self.repository.expire_paid(CONCERT, self._user(buyer))  # the payment expires the token
         return 1
 
@@ -194,12 +134,13 @@ class LobbyOpening:
         lobby_polls = sorted(self.polls[b] for b in lobby)
         seconds = np.floor(np.asarray(self.poll_times) - self.opening).astype(np.int64)
         formed = [s for s in seconds if s >= 0]
+        first_admission_at = min((at for at, _ in self.admitted.values()), default=None)
         return {
             "lobby_size": len(lobby),
             "arrived_after_opening": len(after),
             "line_formed_after_seconds": None
-            if self.first_admission_at is None
-            else round(self.first_admission_at - self.opening, 1),
+            if first_admission_at is None
+            else round(first_admission_at - self.opening, 1),
             "lobby_rank_correlation_arrival_vs_admission": _spearman(
                 [self.join_at[b] for b in lobby], [rank[b] for b in lobby]
             ),
@@ -220,24 +161,17 @@ class LobbyOpening:
 
 
 def run(model: LobbyModel) -> dict[str, Any]:
-    from ticketline.observability import logger, metrics
-
-    logger.setLevel("WARNING")  # the service's info lines, 100,000 times over
-    metrics.provider.namespace = metrics.provider.namespace or "Ticketline"  # as the template sets it
-    random.seed(model.seed)  # the service's jitter
     clock = SimulatedClock()
     opening = clock.now + model.lobby_minutes * 60 + 60.0
     without = arrivals(model, opening, lobby=False)
     with_lobby = arrivals(model, opening, lobby=True)
     sale = LobbyOpening(model, [*with_lobby, opening + 0.001], opening, clock)  # the bot is the last buyer
-    started = time.process_time()
-    with simulated_queue(clock), contextlib.redirect_stdout(NullWriter()):
-        sale.run()
+    cpu_seconds = sale.run()
     return {
         "model": model.__dict__,
         "joins_without_lobby": join_rate(without, opening),
         "joins_with_lobby": join_rate(with_lobby, opening),
-        "with_lobby": sale.figures() | {"cpu_seconds": round(time.process_time() - started, 1)},
+        "with_lobby": sale.figures() | {"cpu_seconds": cpu_seconds},
     }
 
 

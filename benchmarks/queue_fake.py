@@ -6,20 +6,27 @@ DynamoDB request is (a conditional write either applies or answers "condition fa
 What it keeps, per concert: the queue state, the sequence counters, every token by (concert, user), the token
 holding each sequence number (GSI1 `WAIT#` at +seq or -seq), the WAIT numbers of each shard in order, the lobby's
 tokens by place key (GSI1 `LOBBY#`) and the ACTIVE tokens (GSI2 `ACTIVE#`).
+
+`SimulatedSale` is the event loop both simulations (benchmarks/scale.py, benchmarks/lobby.py) run the service in.
 """
 
 from __future__ import annotations
 
+import abc
 import bisect
-from collections.abc import Iterator
+import contextlib
+import heapq
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from benchmarks.hotkeys import SimulatedClock, simulated_queue
+from benchmarks.inprocess import NullWriter
 from ticketline.models.queue import AdmissionRun, CounterReading, QueueState, QueueToken, TokenStatus, sequence_number
 from ticketline.repositories.queue import LobbyProgress, QueueRepository
-
-if TYPE_CHECKING:
-    from ticketline.services.queue import QueueService
 
 
 @dataclass
@@ -127,23 +134,23 @@ class InMemoryQueueRepository(QueueRepository):
         self.queues[lost.concert_id].by_seq[lost.seq] = stand_in
 
     def activate(self, token: QueueToken, active_until: int) -> bool:
-        held = self.tokens.get((token.concert_id, token.user_id))
-        if held is None or held.status is not TokenStatus.WAIT or held.token != token.token:
+        held = self._held(token, TokenStatus.WAIT)
+        if held is None:
             return False
         self._store(replace(held, status=TokenStatus.ACTIVE, active_until=active_until))
         return True
 
     def expire(self, token: QueueToken, now: int) -> bool:
-        held = self.tokens.get((token.concert_id, token.user_id))
-        if (
-            held is None
-            or held.status is not TokenStatus.ACTIVE
-            or held.token != token.token
-            or (held.active_until or 0) > now
-        ):
+        held = self._held(token, TokenStatus.ACTIVE)
+        if held is None or (held.active_until or 0) > now:
             return False
         self._store(replace(held, status=TokenStatus.EXPIRED))
         return True
+
+    def _held(self, token: QueueToken, status: TokenStatus) -> QueueToken | None:
+        """The stored token if it is still `token`, in `status` (the conditional write's condition)."""
+        held = self.tokens.get((token.concert_id, token.user_id))
+        return held if held is not None and held.status is status and held.token == token.token else None
 
     def expire_paid(self, concert_id: str, user_id: str) -> None:
         """What a payment's transaction does to the payer's token (`expire_update`): EXPIRED, slot free."""
@@ -156,14 +163,8 @@ class InMemoryQueueRepository(QueueRepository):
         while start < len(numbers) and queue.by_seq[numbers[start]].status is not TokenStatus.WAIT:
             start += 1  # moved on since: the index no longer holds them at +seq
         queue.waiting_from[shard] = start
-        found = []
-        for seq in numbers[start:]:
-            if seq > bound:
-                break
-            token = queue.by_seq[seq]
-            if token.status is TokenStatus.WAIT:
-                found.append(token)
-        yield from found
+        end = bisect.bisect_right(numbers, bound, lo=start)  # numbers are drawn in order within a shard
+        yield from [token for seq in numbers[start:end] if (token := queue.by_seq[seq]).status is TokenStatus.WAIT]
 
     def lobby_waiting_up_to(self, concert_id: str, shard: int, bound: int) -> Iterator[QueueToken]:
         queue = self._sorted_lobby(concert_id)
@@ -224,21 +225,108 @@ class InMemoryQueueRepository(QueueRepository):
             queue.active.pop(token.user_id, None)
 
 
-def in_memory_queue(
-    admission_seconds: int, active_seconds: int, cache_seconds: int, **settings: Any
-) -> tuple[InMemoryQueueRepository, QueueService]:
-    """The real QueueService on this in-memory repository, configured as the simulated sale deploys it (admission
-    every `admission_seconds`); `settings` adds any other Settings field (e.g. pre_queue_minutes)."""
-    from ticketline.config import Settings
-    from ticketline.services.queue import QueueService
+@dataclass(frozen=True)
+class QueueModel:
+    """What both simulated sales' models (scale.SaleModel, lobby.LobbyModel) share: the queue as deployed, the
+    buyers and their habits."""
 
-    minutes = admission_seconds // 60
-    configured = Settings(
-        table_name="in-memory",
-        active_token_ttl_seconds=active_seconds,
-        queue_state_cache_seconds=cache_seconds,
-        admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
-        **settings,
-    )
-    repository = InMemoryQueueRepository()
-    return repository, QueueService(repository, configured)
+    buyers: int = 100_000
+    capacity: int = 1_000
+    admission_seconds: int = 60
+    expiry_seconds: int = 60
+    active_seconds: int = 300
+    cache_seconds: float = 1.0
+    run_delay_seconds: float = 3.0  # EventBridge is not second-aligned; a run takes time
+    opening_share: float = 0.7  # buyers who mean to be there at the opening ...
+    late_mean_seconds: float = 900.0  # ... the others arrive after it, exponentially
+    shopping_median_seconds: float = 150.0  # ACTIVE buyers shop for a lognormal time (median 2.5 min), then pay
+    shopping_sigma: float = 0.4
+    seed: int = 14
+
+
+# Event kinds, in the order they run when simultaneous.
+ADMIT, EXPIRE, PAY, JOIN, POLL = range(5)
+
+
+class SimulatedSale[Model: QueueModel](abc.ABC):
+    """The real QueueService on the in-memory repository and a simulated clock: the scheduler's Admit and Expire
+    runs and the buyers' steps are events in a heap, run in time order (then kind, then as pushed). Subclasses
+    handle JOIN, POLL and PAY; each handler answers how many buyers it finished with (0 or 1)."""
+
+    def __init__(self, model: Model, clock: SimulatedClock, **settings: Any) -> None:
+        """`settings`: any other Settings field (e.g. pre_queue_minutes)."""
+        from ticketline.config import Settings
+        from ticketline.services.queue import QueueService
+
+        self.model, self.clock = model, clock
+        minutes = model.admission_seconds // 60
+        configured = Settings(
+            table_name="in-memory",
+            active_token_ttl_seconds=model.active_seconds,
+            queue_state_cache_seconds=model.cache_seconds,
+            admission_schedule_rate=f"rate({minutes} minute{'s' * (minutes > 1)})",
+            **settings,
+        )
+        self.repository = InMemoryQueueRepository()
+        self.service = QueueService(self.repository, configured)
+        self.rng = random.Random(model.seed + 1)
+        self.events: list[tuple[float, int, int, int]] = []
+        self.order = 0
+        self.next_admit_at = 0.0
+        self.runs = {"admit": 0, "expire": 0, "admitted": 0, "expired": 0}
+
+    def push(self, at: float, kind: int, buyer: int = -1) -> None:
+        self.order += 1
+        heapq.heappush(self.events, (at, kind, self.order, buyer))
+
+    def schedule(self, start: float, join_at: Sequence[float]) -> None:
+        """The first Admit and Expire runs at random moments of their periods from `start`, and every join."""
+        self.next_admit_at = start + self.rng.uniform(0, self.model.admission_seconds)
+        self.push(self.next_admit_at, ADMIT)
+        self.push(start + self.rng.uniform(0, self.model.expiry_seconds), EXPIRE)
+        for buyer, at in enumerate(join_at):
+            self.push(at, JOIN, buyer)
+
+    def play(self, buyers: int, until: float = math.inf) -> float:
+        """Runs the events until every buyer is finished with; the CPU seconds it took."""
+        from ticketline.observability import logger, metrics
+
+        logger.setLevel("WARNING")  # the service's info lines, 100,000 times over
+        metrics.provider.namespace = metrics.provider.namespace or "Ticketline"  # as the template sets it
+        random.seed(self.model.seed)  # the service's jitter
+        handlers: tuple[Callable[[int], int], ...] = (self.admit, self.expire, self.pay, self.join, self.poll)
+        started = time.process_time()
+        with simulated_queue(self.clock), contextlib.redirect_stdout(NullWriter()):
+            while buyers:
+                at, kind, _, buyer = heapq.heappop(self.events)
+                if at >= until:
+                    raise RuntimeError(f"the sale did not end by the simulated clock's {until}")
+                self.clock.now = at
+                buyers -= handlers[kind](buyer)
+        return round(time.process_time() - started, 1)
+
+    def admit(self, _: int) -> int:
+        self.runs["admit"] += 1
+        self.runs["admitted"] += self.service.admit().admitted
+        scheduled = self.next_admit_at - self.next_admit_at % 1 + self.model.admission_seconds
+        self.next_admit_at = scheduled + self.rng.uniform(0, self.model.run_delay_seconds)
+        self.push(self.next_admit_at, ADMIT)
+        return 0
+
+    def expire(self, _: int) -> int:
+        self.runs["expire"] += 1
+        self.runs["expired"] += self.service.expire_due().expired
+        self.push(self.clock.now + self.model.expiry_seconds, EXPIRE)
+        return 0
+
+    @abc.abstractmethod
+    def join(self, buyer: int) -> int:
+        """The buyer asks for a token."""
+
+    @abc.abstractmethod
+    def poll(self, buyer: int) -> int:
+        """The buyer asks its position."""
+
+    @abc.abstractmethod
+    def pay(self, buyer: int) -> int:
+        """The buyer pays: its token expires."""

@@ -27,23 +27,23 @@ theirs. For `2 s + 1 s / 50 places` that is an upper bound (positions ten times 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
 import math
 import random
 import sys
-import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
 import numpy as np
 
 from benchmarks import cost, dollars, lobby, report
-from benchmarks.hotkeys import SimulatedClock, simulated_queue
-from benchmarks.inprocess import NullWriter
-from benchmarks.queue_fake import in_memory_queue
+from benchmarks.hotkeys import SimulatedClock
+from benchmarks.queue_fake import PAY, POLL, QueueModel, SimulatedSale
+from ticketline.errors import QueueTokenExpired
+from ticketline.models.queue import TokenStatus
 
 CONCERT = "scale-concert"
 HORIZON_SECONDS = 4 * 86_400  # per-second request bins
@@ -63,19 +63,18 @@ PRICES = {
 SCHEDULER_MS = {"admit": 85.0, "expire": 48.0}  # the cost run's scheduler rows
 SCHEDULER_WRU = {"admitted": 4.0, "expired": 3.0}  # activation: table + GSI1 move + GSI2; expiry: table + GSI2
 HOLDS_PER_STREAM_BATCH = 10  # SeatAvailabilityFunction batches (assumed)
-LOBBY_MINUTES = 30  # the contract's PreQueueMinutes default: the earliest join, so the earliest token in use
-AHEAD_REFRESH_HOURS = 2.0  # the opening's joiners refresh their token at a random moment in these hours before it
 
-# Route -> (cost-run label its units and handler time come from, template function).
+# Route -> the cost run's label its units and handler time come from (its function: dollars.FUNCTIONS).
 ROUTES = {
-    "POST queue/tokens": (cost.JOIN_NEW, "IssueTokenFunction"),
-    "GET queue/position": (cost.POSITION_WAIT, "QueuePositionFunction"),
-    "GET schedules": (cost.SCHEDULES, "SeatsFunction"),
-    "GET seats": (cost.SEATS, "SeatsFunction"),
-    "POST /reservations": (cost.HOLD, "ReserveFunction"),
-    "POST /wallet/charges": (cost.CHARGE, "WalletFunction"),
-    "POST /payments": (cost.PAY, "PayFunction"),
+    "POST queue/tokens": cost.JOIN_NEW,
+    "GET queue/position": cost.POSITION_WAIT,
+    "GET schedules": cost.SCHEDULES,
+    "GET seats": cost.SEATS,
+    "POST /reservations": cost.HOLD,
+    "POST /wallet/charges": cost.CHARGE,
+    "POST /payments": cost.PAY,
 }
+CALL_ITEMS = ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs")  # the line items priced per call
 # When in the shopping time each buying call is made (share of the shopping time); abandoners make the first two.
 SHOPPING_CALLS = (
     ("GET schedules", 0.1),
@@ -87,35 +86,13 @@ SHOPPING_CALLS = (
 
 
 @dataclass(frozen=True)
-class SaleModel:
-    buyers: int = 100_000
-    capacity: int = 1_000
+class SaleModel(QueueModel):
     seats: int = 10_000
-    admission_seconds: int = 60
-    expiry_seconds: int = 60
-    active_seconds: int = 300
-    cache_seconds: float = 1.0
-    opening_share: float = 0.7  # join within opening_seconds of the opening ...
-    opening_seconds: float = 120.0
-    late_mean_seconds: float = 900.0  # ... the rest later, exponentially
+    opening_seconds: float = 120.0  # the opening's share joins within this time of the opening
     patience_median_seconds: float = 5_400.0  # a waiter leaves after a lognormal time (median 90 min)
     patience_sigma: float = 1.0
-    shopping_median_seconds: float = 150.0  # ACTIVE buyers shop for a lognormal time (median 2.5 min)
-    shopping_sigma: float = 0.4
     buying_share: float = 0.8  # the others abandon while shopping (their token lapses at its time)
-    run_delay_seconds: float = 3.0  # EventBridge is not second-aligned; a run takes time
     runs_before_opening: int = 3
-    seed: int = 14
-
-    def scaled(self, factor: int) -> SaleModel:
-        return SaleModel(
-            **{
-                **self.__dict__,
-                "buyers": self.buyers * factor,
-                "capacity": self.capacity * factor,
-                "seats": self.seats * factor,
-            }
-        )
 
 
 @dataclass(frozen=True)
@@ -126,13 +103,9 @@ class Rule:
     watch: bool = False  # the interval ignores the position: called again once a run has passed the waiter
 
 
-def _todays_interval(answer: Any) -> float:
-    return float(min(30, 2 + answer.position // 50))
-
-
 RULES = (
     Rule("fixed 20 s", lambda _: 20.0, fixed=True, watch=True),
-    Rule("2 s + 1 s / 50 places", _todays_interval, fixed=True),
+    Rule("2 s + 1 s / 50 places", lambda answer: float(min(30, 2 + answer.position // 50)), fixed=True),
     Rule("retryAfterSeconds", lambda answer: float(answer.retry_after_seconds), fixed=False),
     Rule("every 2 s", lambda _: 2.0, fixed=True, watch=True),
 )
@@ -159,19 +132,16 @@ class Buyers:
             for _ in range(model.buyers)
         ]
         join_at.sort()
-        patience = [rng.lognormvariate(math.log(model.patience_median_seconds), model.patience_sigma) for _ in join_at]
         return cls(
             join_at=join_at,
-            leaves_at=[at + p for at, p in zip(join_at, patience, strict=True)],
+            leaves_at=[
+                at + rng.lognormvariate(math.log(model.patience_median_seconds), model.patience_sigma) for at in join_at
+            ],
             shopping=[
                 rng.lognormvariate(math.log(model.shopping_median_seconds), model.shopping_sigma) for _ in join_at
             ],
             buys=[rng.random() < model.buying_share for _ in join_at],
         )
-
-
-# Event kinds, in the order they run when simultaneous.
-ADMIT, EXPIRE, SHOP_END, JOIN, POLL = range(5)
 
 
 @dataclass
@@ -188,85 +158,46 @@ class Waiter:
     outcome: str = ""
 
 
-@dataclass
-class Sale:
+class Sale(SimulatedSale[SaleModel]):
     """One sale under one polling rule."""
 
-    model: SaleModel
-    rule: Rule
-    buyers: Buyers
-    clock: SimulatedClock
-    opening: float
-    events: list[tuple[float, int, int, int]] = field(default_factory=list)
-    bins: dict[str, np.ndarray] = field(default_factory=dict)
-    sold: int = 0
-    sold_out_at: float | None = None
-    runs: dict[str, int] = field(default_factory=lambda: {"admit": 0, "expire": 0, "admitted": 0, "expired": 0})
-    next_admit_at: float = 0.0
-    order: int = 0
-    watching: list[tuple[int, int]] = field(default_factory=list)  # (seq, buyer): WAIT, polling at a fixed rate
-
-    def __post_init__(self) -> None:
-        self.repository, self.service = in_memory_queue(
-            self.model.admission_seconds, self.model.active_seconds, self.model.cache_seconds
-        )
-        self.waiters = [Waiter(user=f"buyer-{n}") for n in range(self.model.buyers)]
-        self.rng = random.Random(self.model.seed + 1)
+    def __init__(self, model: SaleModel, rule: Rule, buyers: Buyers, clock: SimulatedClock, opening: float) -> None:
+        super().__init__(model, clock)
+        self.rule, self.buyers, self.opening = rule, buyers, opening
+        self.sold = 0
+        self.sold_out_at: float | None = None
+        self.watching: list[tuple[int, int]] = []  # (seq, buyer): WAIT, polling at a fixed rate
+        self.waiters = [Waiter(user=f"buyer-{n}") for n in range(model.buyers)]
         self.bins = {route: np.zeros(HORIZON_SECONDS, dtype=np.int32) for route in ROUTES}
-        self.start = self.clock.now
 
-    # ---- the event loop ----
-    def push(self, at: float, kind: int, buyer: int = -1) -> None:
-        self.order += 1
-        heapq.heappush(self.events, (at, kind, self.order, buyer))
-
-    def run(self) -> None:
-        self.repository.create_queue(CONCERT, self.model.capacity, 1, int(self.start))
-        self.push(self.start + self.rng.uniform(0, self.model.admission_seconds), ADMIT)
-        self.push(self.start + self.rng.uniform(0, self.model.expiry_seconds), EXPIRE)
+    def run(self) -> float:
+        start = self.clock.now
+        self.repository.create_queue(CONCERT, self.model.capacity, 1, int(start))
+        self.schedule(start, self.buyers.join_at)
         self.next_admit_at = self.events[0][0]
-        for buyer, at in enumerate(self.buyers.join_at):
-            self.push(at, JOIN, buyer)
-        pending = self.model.buyers
-        handlers = {ADMIT: self.admit, EXPIRE: self.expire, SHOP_END: self.shop_end, JOIN: self.join, POLL: self.poll}
-        while pending:
-            at, kind, _, buyer = heapq.heappop(self.events)
-            if at - self.opening >= HORIZON_SECONDS - 1:
-                raise RuntimeError(f"{self.rule.name}: the sale did not end within {HORIZON_SECONDS} s")
-            self.clock.now = at
-            pending -= handlers[kind](buyer)
+        return self.play(self.model.buyers, until=self.opening + HORIZON_SECONDS - 1)
 
-    def count(self, route: str, at: float, times: int = 1) -> None:
-        self.bins[route][int(at - self.opening)] += times
+    def count(self, route: str, at: float) -> None:
+        self.bins[route][int(at - self.opening)] += 1
 
-    # ---- scheduler ----
-    def admit(self, _: int) -> int:
-        summary = self.service.admit()
-        self.runs["admit"] += 1
-        self.runs["admitted"] += summary.admitted
+    def admit(self, buyer: int) -> int:
+        super().admit(buyer)
         bound = self.service.repository.get_state(CONCERT)
         while self.watching and bound is not None and self.watching[0][0] <= bound.admit_bound:
             self.poll_after(heapq.heappop(self.watching)[1], self.clock.now + self.model.cache_seconds)
-        scheduled = self.next_admit_at - self.next_admit_at % 1 + self.model.admission_seconds
-        self.next_admit_at = scheduled + self.rng.uniform(0, self.model.run_delay_seconds)
-        self.push(self.next_admit_at, ADMIT)
-        return 0
-
-    def expire(self, _: int) -> int:
-        self.runs["expire"] += 1
-        self.runs["expired"] += self.service.expire_due().expired
-        self.push(self.clock.now + self.model.expiry_seconds, EXPIRE)
         return 0
 
     # ---- buyers ----
-    def join(self, buyer: int) -> int:
-        from ticketline.models.queue import TokenStatus
+    def finish(self, waiter: Waiter, outcome: str) -> int:
+        """The buyer is done, with `outcome`: one fewer to wait for."""
+        waiter.outcome = outcome
+        return 1
 
+    def join(self, buyer: int) -> int:
         waiter, now = self.waiters[buyer], self.clock.now
         self.count("POST queue/tokens", now)
         if self.sold_out_at is not None:
-            waiter.outcome = "sold out"  # 410 SOLD_OUT at the join
-            return 1
+            return self.finish(waiter, "sold out")  # 410 SOLD_OUT at the join
         answer, _ = self.service.issue(CONCERT, waiter.user)
         waiter.token = answer.token
         if answer.status is TokenStatus.ACTIVE:
@@ -277,16 +208,12 @@ class Sale:
     def poll(self, buyer: int) -> int:
         """The next poll the service is asked, after the polls the same answer would have repeated."""
         waiter, due = self.waiters[buyer], self.clock.now
-        ends = [(self.buyers.leaves_at[buyer], "left")]
-        if self.sold_out_at is not None:
-            ends.append((self.sold_out_at, "sold out"))
-        end, why = min(ends)
+        end, why = self.buyers.leaves_at[buyer], "left"
+        if self.sold_out_at is not None and self.sold_out_at < end:
+            end, why = self.sold_out_at, "sold out"
         if end < due:  # polls up to the moment it leaves, or the first after the sale ended (410)
-            last = waiter.last_poll
-            repeats = math.floor((end - last) / waiter.interval) + (why == "sold out")
-            self.count_polls(waiter, repeats)
-            waiter.outcome = why
-            return 1
+            self.count_polls(waiter, math.floor((end - waiter.last_poll) / waiter.interval) + (why == "sold out"))
+            return self.finish(waiter, why)
         self.count_polls(waiter, round((due - waiter.last_poll) / waiter.interval) - 1)
         return self.ask(buyer)
 
@@ -300,9 +227,6 @@ class Sale:
         waiter.last_poll += repeats * waiter.interval
 
     def ask(self, buyer: int) -> int:
-        from ticketline.errors import QueueTokenExpired
-        from ticketline.models.queue import TokenStatus
-
         waiter, now = self.waiters[buyer], self.clock.now
         self.count("GET queue/position", now)
         waiter.polls += 1
@@ -311,8 +235,7 @@ class Sale:
             answer = self.service.position(CONCERT, waiter.user, waiter.token)
         except QueueTokenExpired:  # came back after its whole ACTIVE time
             waiter.lost_seconds = float(self.model.active_seconds)
-            waiter.outcome = "turn lost"
-            return 1
+            return self.finish(waiter, "turn lost")
         if waiter.first_estimate is None and answer.estimated_wait_seconds is not None:
             waiter.first_estimate = (now, answer.estimated_wait_seconds)
             waiter.estimated_at_join = waiter.polls == 1
@@ -335,36 +258,29 @@ class Sale:
     def poll_after(self, buyer: int, fresh: float) -> None:
         """The buyer's first poll at or after `fresh`, on its fixed rhythm."""
         waiter = self.waiters[buyer]
-        self.push(
-            waiter.last_poll + waiter.interval * max(1, math.ceil((fresh - waiter.last_poll) / waiter.interval)),
-            POLL,
-            buyer,
-        )
+        periods = max(1, math.ceil((fresh - waiter.last_poll) / waiter.interval))
+        self.push(waiter.last_poll + waiter.interval * periods, POLL, buyer)
 
     def shop(self, buyer: int, active_until: float) -> int:
         waiter, now = self.waiters[buyer], self.clock.now
         if self.sold_out_at is not None:
-            waiter.outcome = "sold out"
-            return 1
+            return self.finish(waiter, "sold out")
         takes = self.buyers.shopping[buyer]
         buys = self.buyers.buys[buyer]
         for route, share in SHOPPING_CALLS[: 5 if buys else 2]:
             if now + takes * share < active_until:
                 self.count(route, now + takes * share)
         if not buys:
-            waiter.outcome = "abandoned"
-            return 1
+            return self.finish(waiter, "abandoned")
         if now + takes >= active_until:
-            waiter.outcome = "out of time"  # shopping took longer than its ACTIVE time
-            return 1
-        self.push(now + takes, SHOP_END, buyer)
+            return self.finish(waiter, "out of time")  # shopping took longer than its ACTIVE time
+        self.push(now + takes, PAY, buyer)
         return 0
 
-    def shop_end(self, buyer: int) -> int:
+    def pay(self, buyer: int) -> int:
         waiter = self.waiters[buyer]
         if self.sold_out_at is not None:
-            waiter.outcome = "sold out"
-            return 1
+            return self.finish(waiter, "sold out")
         self.repository.expire_paid(CONCERT, waiter.user)  # the payment's transaction expires the token
         self.sold += 1
         waiter.outcome = "bought"
@@ -390,9 +306,7 @@ class Sale:
             actual = w.admitted_at - asked
             errors[w.estimated_at_join].append(abs(estimate - actual) / actual)
         every_error = sorted(errors[True] + errors[False])
-        outcomes: dict[str, int] = {}
-        for w in self.waiters:
-            outcomes[w.outcome] = outcomes.get(w.outcome, 0) + 1
+        outcomes = Counter(w.outcome for w in self.waiters)
         end = max(int(np.flatnonzero(b).max()) if b.any() else 0 for b in self.bins.values()) + 1
         routes = {}
         for route, counts in self.bins.items():
@@ -407,18 +321,8 @@ class Sale:
         return {
             "rule": self.rule.name,
             "waiters": len(waited),
-            "polls_per_waiter": {
-                "median": _quantile(polls, 0.5),
-                "p99": _quantile(polls, 0.99),
-                "mean": round(sum(polls) / max(1, len(polls)), 1),
-                "max": polls[-1] if polls else 0,
-            },
-            "polls_per_admitted_waiter": {
-                "waiters": len(admitted_polls),
-                "median": _quantile(admitted_polls, 0.5),
-                "p99": _quantile(admitted_polls, 0.99),
-                "max": admitted_polls[-1] if admitted_polls else 0,
-            },
+            "polls_per_waiter": _spread(polls) | {"mean": round(sum(polls) / max(1, len(polls)), 1)},
+            "polls_per_admitted_waiter": {"waiters": len(admitted_polls)} | _spread(admitted_polls),
             "polls_per_ticket": round(routes["GET queue/position"]["requests"] / max(1, self.sold), 1),
             "tickets": self.sold,
             "sold_out_after_seconds": None if self.sold_out_at is None else round(self.sold_out_at - self.opening),
@@ -448,7 +352,7 @@ class Sale:
             },
             "scheduler_runs": dict(self.runs),
             "polls_per_second": _per_minute_peaks(self.bins["GET queue/position"], end),
-            "dollars": _dollars(routes, self.runs, self.sold, prices, self.bins),
+            "dollars": _dollars(self, routes, prices),
         }
 
 
@@ -456,6 +360,11 @@ def _quantile(values: Sequence[float], q: float, digits: int = 1) -> float | Non
     if not values:
         return None
     return round(values[min(len(values) - 1, int(q * len(values)))], digits)
+
+
+def _spread(polls: Sequence[int]) -> dict[str, Any]:
+    """Median, p99 and max of sorted poll counts."""
+    return {"median": _quantile(polls, 0.5), "p99": _quantile(polls, 0.99), "max": polls[-1] if polls else 0}
 
 
 def _per_minute_peaks(counts: np.ndarray, end: int) -> list[int]:
@@ -466,38 +375,25 @@ def _per_minute_peaks(counts: np.ndarray, end: int) -> list[int]:
 
 def route_prices() -> dict[str, dict[str, float]]:
     """Per call, by route: each AWS line item's dollars, from the cost run's units (benchmarks/dollars.py rules)."""
-    from devserver import DEFAULT_TEMPLATE
-    from devserver.template import load_template
-
-    measured = report.load("cost")
-    if measured is None:
-        raise SystemExit("run `make bench-cost` first: the prices apply to its measured units")
-    rows = {row["label"]: row for row in measured["endpoints"]}
-    memory = {f.logical_id: f.memory_mb for f in load_template(DEFAULT_TEMPLATE).functions}
+    rows, _ = dollars.measured_calls()
     prices = {}
-    for route, (label, function) in ROUTES.items():
-        price = dollars.call_price(rows[label], memory[function])
-        prices[route] = price | {
+    for route, label in ROUTES.items():
+        prices[route] = dollars.call_price(rows[label]) | {
             "handler_ms": rows[label]["handler_ms_median"],
-            "memory_mb": memory[function],
+            "memory_mb": rows[label]["memory_mb"],
             "cloudwatch_logs": PRICES["log_bytes_per_invocation"] / 1e9 * PRICES["cloudwatch_logs_per_gb"],
             "waf": dollars.PRICES["waf_per_million_requests"] / 1e6,
         }
     return prices
 
 
-def _dollars(
-    routes: dict[str, dict[str, Any]],
-    runs: dict[str, int],
-    tickets: int,
-    prices: dict[str, dict[str, float]],
-    bins: dict[str, np.ndarray],
-) -> dict[str, Any]:
+def _dollars(sale: Sale, routes: dict[str, dict[str, Any]], prices: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The sale's requests in dollars, per AWS line item, and per million tickets."""
+    runs, tickets, bins = sale.runs, sale.sold, sale.bins
     items = {"api_gateway": 0.0, "lambda": 0.0, "dynamodb": 0.0, "cloudwatch_logs": 0.0, "xray": 0.0}
     for route, figures in routes.items():
         calls = figures["requests"]
-        for item in ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs"):
+        for item in CALL_ITEMS:
             items[item] += prices[route][item] * calls
     # Traces the default sampling rule keeps: the first request of each second (one reservoir for the account's
     # services), then 5 % of the rest.
@@ -509,8 +405,7 @@ def _dollars(
     price = dollars.PRICES
     invocations = runs["admit"] + runs["expire"]
     gb_seconds = (runs["admit"] * SCHEDULER_MS["admit"] + runs["expire"] * SCHEDULER_MS["expire"]) / 1000 * 0.5
-    holds = routes["POST /reservations"]["requests"]
-    batches = holds / HOLDS_PER_STREAM_BATCH
+    batches = routes["POST /reservations"]["requests"] / HOLDS_PER_STREAM_BATCH  # of holds
     items["lambda"] += (invocations + batches) * price["lambda_per_million_requests"] / 1e6
     items["lambda"] += (gb_seconds + batches * 0.048 * 0.5) * price["lambda_arm64_per_gb_second"]
     wru = runs["admitted"] * SCHEDULER_WRU["admitted"] + runs["expired"] * SCHEDULER_WRU["expired"] + batches * 2
@@ -528,9 +423,7 @@ def _dollars(
     requests = sum(figures["requests"] for figures in routes.values())
     per_million = 1e6 / max(1, tickets)
     polls = routes["GET queue/position"]["requests"]
-    poll_price = sum(
-        prices["GET queue/position"][item] for item in ("api_gateway", "lambda", "dynamodb", "cloudwatch_logs")
-    )
+    poll_price = sum(prices["GET queue/position"][item] for item in CALL_ITEMS)
     return {
         "sale": round(total, 4),
         "sale_items": {item: round(dollars_, 4) for item, dollars_ in items.items()},
@@ -545,48 +438,30 @@ def _dollars(
 
 def identity(sale: Sale) -> dict[str, Any]:
     """Cognito's calls in this sale (benchmarks/dollars.py cognito_plans): each buyer holds an ID token from its join
-    to its last request, at the template's ID token validity and lobby time."""
-    from devserver import DEFAULT_TEMPLATE
-    from devserver.template import load_template
-
-    parameters = load_template(DEFAULT_TEMPLATE).parameters
-    shopping = np.minimum(np.array(sale.buyers.shopping), sale.model.active_seconds)
-    last = np.array(
-        [
-            max(w.last_poll, (w.admitted_at or 0.0) + (shopping[n] if w.admitted_at is not None else 0.0), join)
-            for n, (w, join) in enumerate(zip(sale.waiters, sale.buyers.join_at, strict=True))
-        ]
-    )
+    to its last request."""
+    joins = np.array(sale.buyers.join_at)
+    admitted_at = np.array([np.nan if w.admitted_at is None else w.admitted_at for w in sale.waiters])
+    shopped_until = np.nan_to_num(admitted_at + np.minimum(sale.buyers.shopping, sale.model.active_seconds))  # or 0
+    last_polls = np.array([w.last_poll for w in sale.waiters])
     return dollars.cognito_plans(
-        np.array(sale.buyers.join_at),
-        last,
+        joins,
+        np.maximum.reduce([last_polls, shopped_until, joins]),
         sale.opening,
         scale_up=SCALE_UP,
-        id_token_minutes=int(parameters["IdTokenValidityMinutes"]),
-        lobby_minutes=LOBBY_MINUTES,
         opening_seconds=sale.model.opening_seconds,
-        ahead_hours=AHEAD_REFRESH_HOURS,
         sold_out_at=sale.sold_out_at,
     )
 
 
 def run_cadence(model: SaleModel, rules: Sequence[Rule]) -> dict[str, Any]:
-    from ticketline.observability import logger, metrics
-
-    logger.setLevel("WARNING")  # the service's info lines, 100,000 times over
-    metrics.provider.namespace = metrics.provider.namespace or "Ticketline"  # as the template sets it
     prices = route_prices()
     results = []
     for rule in rules:
-        random.seed(model.seed)  # the service's jitter
         clock = SimulatedClock()
         opening = clock.now + model.runs_before_opening * model.admission_seconds
         sale = Sale(model, rule, Buyers.draw(model, opening), clock, opening)
-        started = time.process_time()
-        with simulated_queue(clock), contextlib.redirect_stdout(NullWriter()):
-            sale.run()
-        figures = sale.figures(prices)
-        figures["cpu_seconds"] = round(time.process_time() - started, 1)
+        cpu_seconds = sale.run()
+        figures = sale.figures(prices) | {"cpu_seconds": cpu_seconds}
         figures["dollars"]["per_buyer"] = round(figures["dollars"]["per_ticket"] * sale.sold / model.buyers, 9)
         figures["identity"] = identity(sale)
         results.append(figures)
@@ -614,6 +489,9 @@ def targets(cadences: list[dict[str, Any]]) -> list[dict[str, Any]]:
         every = cadence["model"]["admission_seconds"]
         lost = new["turn_time_lost"]
         sold_new, sold_ref = new["sold_out_after_seconds"], (reference or {}).get("sold_out_after_seconds")
+        buyers = cadence["model"]["buyers"] * SCALE_UP  # the 1,000,000-buyer sale
+        peak_polls = new["polls_peak_after_opening_per_second"] * SCALE_UP
+        sale_dollars = round(new["dollars"]["sale"] * SCALE_UP, 2)
         rows = [
             _at_most("median polls per waiter <= 6", new["polls_per_waiter"]["median"], 6),
             _at_most("p99 polls per waiter <= 15", new["polls_per_waiter"]["p99"], 15),
@@ -630,16 +508,8 @@ def targets(cadences: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 sold_new is not None and sold_ref is not None and sold_new <= 1.1 * sold_ref,
             ),
             _at_most("median estimate error <= 25 %", new["estimate_error"]["median"], 0.25),
-            _at_most(
-                f"peak polls/s after the opening at {cadence['model']['buyers'] * SCALE_UP:,} buyers <= 3,000",
-                new["polls_peak_after_opening_per_second"] * SCALE_UP,
-                3_000,
-            ),
-            _at_most(
-                f"the {cadence['model']['buyers'] * SCALE_UP:,}-buyer sale's requests cost <= $40",
-                round(new["dollars"]["sale"] * SCALE_UP, 2),
-                SALE_DOLLARS_TARGET,
-            ),
+            _at_most(f"peak polls/s after the opening at {buyers:,} buyers <= 3,000", peak_polls, 3_000),
+            _at_most(f"the {buyers:,}-buyer sale's requests cost <= $40", sale_dollars, SALE_DOLLARS_TARGET),
         ]
         checks += [{"admission_seconds": every, "target": t, "value": v, "met": bool(m)} for t, v, m in rows]
     return checks
@@ -682,15 +552,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base = SaleModel()
     factor = args.buyers / base.buyers
+    capacity, seats = max(1, round(base.capacity * factor)), max(1, round(base.seats * factor))
+    rules = [r for r in RULES if r.name in args.rules]
     cadences = []
     for every in args.cadences:
-        model = SaleModel(
-            buyers=args.buyers,
-            capacity=max(1, round(base.capacity * factor)),
-            seats=max(1, round(base.seats * factor)),
-            admission_seconds=every,
-        )
-        cadences.append(run_cadence(model, [r for r in RULES if r.name in args.rules]))
+        model = SaleModel(buyers=args.buyers, capacity=capacity, seats=seats, admission_seconds=every)
+        cadences.append(run_cadence(model, rules))
     lobby.main([f"--buyers={args.buyers}", *(["--no-save"] if args.no_save else [])])  # docs/benchmarks/lobby.json
     checks = targets(cadences) if {NEW_RULE, REFERENCE_RULE} <= set(args.rules) else []
     for check in checks:
