@@ -163,23 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "interpreter_start_ms": interpreter_start_ms(min(args.runs, 10)),
         "handlers": handlers,
     }
-    report.save("coldstart", f"make bench-coldstart  (python -m benchmarks.coldstart --runs {args.runs})", result)
     print(
-        report.table(
-            ["function", "median ms", "p90 ms", "target", "+ client ms", "tracing off ms", "biggest imports (ms)"],
-            [
-                (
-                    h["function"],
-                    h["median_ms"],
-                    h["p90_ms"],
-                    "PASS" if h["met"] else "FAIL",
-                    h["client_median_ms"],
-                    h["tracing_off_median_ms"],
-                    ", ".join(f"{b['package']} {b['self_ms']}" for b in h["biggest_imports"][:4]),
-                )
-                for h in handlers
-            ],
-        )
+        report.save("coldstart", f"make bench-coldstart  (python -m benchmarks.coldstart --runs {args.runs})", result)
     )
     return 0 if all(h["met"] for h in handlers) else 1
 
