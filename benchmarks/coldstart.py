@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,6 @@ from ticketline.db import dynamodb
 dynamodb()
 print(f"{{(loaded - started) * 1000:.2f}} {{(time.perf_counter() - loaded) * 1000:.2f}}")
 """
-
-
-def handler_files() -> list[Path]:
-    return sorted(FUNCTIONS_DIR.glob("*/app.py"))
 
 
 def _environment(app: Path, *, tracing: bool) -> dict[str, str]:
@@ -90,8 +87,6 @@ def import_ms(app: Path, *, tracing: bool = True, importtime: bool = False) -> t
 
 
 def interpreter_start_ms(runs: int) -> float:
-    import time
-
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -127,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
     load_at_start = round(os.getloadavg()[0], 1)  # the machine line's load is taken when the run ends
-    apps = handler_files()
+    apps = sorted(FUNCTIONS_DIR.glob("*/app.py"))
     modes = {"on": True, "off": False}
     loads: dict[tuple[str, str], list[float]] = {(app.parent.name, mode): [] for app in apps for mode in modes}
     clients: dict[tuple[str, str], list[float]] = {key: [] for key in loads}
@@ -163,23 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "interpreter_start_ms": interpreter_start_ms(min(args.runs, 10)),
         "handlers": handlers,
     }
-    report.save("coldstart", f"make bench-coldstart  (python -m benchmarks.coldstart --runs {args.runs})", result)
     print(
-        report.table(
-            ["function", "median ms", "p90 ms", "target", "+ client ms", "tracing off ms", "biggest imports (ms)"],
-            [
-                (
-                    h["function"],
-                    h["median_ms"],
-                    h["p90_ms"],
-                    "PASS" if h["met"] else "FAIL",
-                    h["client_median_ms"],
-                    h["tracing_off_median_ms"],
-                    ", ".join(f"{b['package']} {b['self_ms']}" for b in h["biggest_imports"][:4]),
-                )
-                for h in handlers
-            ],
-        )
+        report.save("coldstart", f"make bench-coldstart  (python -m benchmarks.coldstart --runs {args.runs})", result)
     )
     return 0 if all(h["met"] for h in handlers) else 1
 

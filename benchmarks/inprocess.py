@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,34 +73,23 @@ class Answer:
     @property
     def dynamodb_seconds(self) -> float:
         """Wall time with at least one DynamoDB call in flight (parallel calls are counted once)."""
-        return busy_seconds((r.started, r.started + r.seconds) for r in self.requests)
-
-
-def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
-    total, end = 0.0, float("-inf")
-    for start, stop in sorted(intervals):
-        if stop > end:
-            total += stop - max(start, end)
-            end = stop
-    return total
+        total, end = 0.0, float("-inf")
+        for start, stop in sorted((r.started, r.started + r.seconds) for r in self.requests):
+            if stop > end:
+                total += stop - max(start, end)
+                end = stop
+        return total
 
 
 class InProcessApi:
-    def __init__(
-        self,
-        endpoint: str | None,
-        *,
-        parameter_overrides: Mapping[str, str] | None = None,
-        template_path: Path = DEFAULT_TEMPLATE,
-        create: bool = True,
-    ) -> None:
-        self.template: Template = load_template(template_path, parameter_overrides)
+    def __init__(self, endpoint: str | None) -> None:
+        """`endpoint`: DynamoDB Local's, or None for moto in this process (inside mock_aws)."""
+        self.template: Template = load_template(DEFAULT_TEMPLATE)
         self.endpoint = endpoint or ""
         self._prepare_environment()
         import boto3
 
-        if create:
-            create_tables(boto3.client("dynamodb", endpoint_url=endpoint or None), self.template)
+        create_tables(boto3.client("dynamodb", endpoint_url=endpoint or None), self.template)
         self._host = _TimedLambdaHost(self.endpoint)
         self._lock_dir = tempfile.mkdtemp(prefix="ticketline-bench-")
         self._schedules = ScheduleRunner(self.template, self._host, Path(self._lock_dir))
@@ -131,10 +120,6 @@ class InProcessApi:
         with contextlib.redirect_stdout(NullWriter()):
             import ticketline.observability  # noqa: F401 - binds the Logger's stream now
 
-    def serves(self, method: str, resource: str) -> bool:
-        """True when template.yaml has the route (endpoints land one by one)."""
-        return any(r.path == resource and r.method in (method, "ANY") for r in self.template.routes)
-
     def table_name(self, logical_id: str = "TicketlineTable") -> str:
         return self.template.table_names[logical_id]
 
@@ -164,32 +149,29 @@ class InProcessApi:
             all_headers.append(("Content-Type", "application/json"))
         all_headers += list((headers or {}).items())
         request = HttpRequest(method, path, query, all_headers, payload, _CLIENT_IP, 3000)
-        self._host.last_seconds = 0.0
-        with self.log.labelled(label) as made:
-            response = self.gateway.handle(request)
+        response, requests, seconds = self._run(label, lambda: self.gateway.handle(request))
         text = response.body.decode() if response.body else ""
-        return Answer(
-            label=label,
-            status=response.status,
-            body=json.loads(text) if text else None,
-            headers=dict(response.headers),
-            requests=list(made),
-            handler_seconds=self._host.last_seconds,
-        )
+        body = json.loads(text) if text else None
+        return Answer(label, response.status, body, dict(response.headers), requests, seconds)
 
     def run_schedule(self, name: str, *, label: str) -> Answer:
-        self._host.last_seconds = 0.0
-        with self.log.labelled(label) as made:
-            result = self._schedules.run(self.template.schedule(name))
-        return Answer(label, 200, result, {}, list(made), self._host.last_seconds)
+        result, requests, seconds = self._run(label, lambda: self._schedules.run(self.template.schedule(name)))
+        return Answer(label, 200, result, {}, requests, seconds)
 
     def deliver_streams(self, *, label: str) -> Answer:
         """Every stream record written so far through its consumer, in the template's batch size (as Lambda's
         event source mapping would; its reads of the stream are not billed as DynamoDB capacity)."""
+        delivered, requests, seconds = self._run(
+            label, lambda: StreamPoller(self.template, self._host, self.endpoint).drain()
+        )
+        return Answer(label, 200, {"records": delivered}, {}, requests, seconds)
+
+    def _run[T](self, label: str, work: Callable[[], T]) -> tuple[T, list[DynamoRequest], float]:
+        """`work` with its DynamoDB requests labelled: what it returned, those requests, the time in handlers."""
         self._host.last_seconds = 0.0
         with self.log.labelled(label) as made:
-            delivered = StreamPoller(self.template, self._host, self.endpoint).drain()
-        return Answer(label, 200, {"records": delivered}, {}, list(made), self._host.last_seconds)
+            result = work()
+        return result, list(made), self._host.last_seconds
 
 
 class NullWriter(io.TextIOBase):

@@ -44,8 +44,6 @@ class DynamoRequest:
     seconds: float = 0.0
     error_code: str | None = None
     consumed: list[dict[str, Any]] = field(default_factory=list)  # as reported by the engine
-    images_before: dict[ItemKey, dict[str, Any] | None] = field(default_factory=dict)  # raw items (track_images)
-    images_after: dict[ItemKey, dict[str, Any] | None] = field(default_factory=dict)
 
     @property
     def is_write(self) -> bool:
@@ -69,7 +67,33 @@ class DynamoRequest:
 
     def item_keys(self) -> list[ItemKey]:
         """The items a key-addressed request names (Query and Scan name none: see query_partition)."""
-        return item_keys(self.operation, self.params)
+        operation, params = self.operation, self.params
+
+        def key_of(table: str, attributes: dict[str, Any]) -> ItemKey:
+            pk = attributes.get("PK") or {}
+            sk = attributes.get("SK") or {}
+            return ItemKey(table, str(next(iter(pk.values()), "")), str(next(iter(sk.values()), "")))
+
+        if operation in ("GetItem", "UpdateItem", "DeleteItem"):
+            return [key_of(params["TableName"], params["Key"])]
+        if operation == "PutItem":
+            return [key_of(params["TableName"], params["Item"])]
+        if operation == "BatchGetItem":
+            return [key_of(table, key) for table, request in params["RequestItems"].items() for key in request["Keys"]]
+        if operation == "BatchWriteItem":
+            keys = []
+            for table, writes in params["RequestItems"].items():
+                for write in writes:
+                    body = write.get("PutRequest", {}).get("Item") or write.get("DeleteRequest", {}).get("Key", {})
+                    keys.append(key_of(table, body))
+            return keys
+        if operation in ("TransactWriteItems", "TransactGetItems"):
+            keys = []
+            for action in params["TransactItems"]:
+                (_, body), *_ = action.items()
+                keys.append(key_of(body["TableName"], body.get("Key") or body.get("Item") or {}))
+            return keys
+        return []
 
     def query_partition(self) -> tuple[str, str] | None:
         """(table or table/index, partition key value) of a Query."""
@@ -85,34 +109,6 @@ class DynamoRequest:
         return target, str(next(iter(value.values()), ""))
 
 
-def item_keys(operation: str, params: dict[str, Any]) -> list[ItemKey]:
-    def key_of(table: str, attributes: dict[str, Any]) -> ItemKey:
-        pk = attributes.get("PK") or attributes.get("id") or {}
-        sk = attributes.get("SK") or {}
-        return ItemKey(table, str(next(iter(pk.values()), "")), str(next(iter(sk.values()), "")))
-
-    if operation in ("GetItem", "UpdateItem", "DeleteItem"):
-        return [key_of(params["TableName"], params["Key"])]
-    if operation == "PutItem":
-        return [key_of(params["TableName"], params["Item"])]
-    if operation == "BatchGetItem":
-        return [key_of(table, key) for table, request in params["RequestItems"].items() for key in request["Keys"]]
-    if operation == "BatchWriteItem":
-        keys = []
-        for table, writes in params["RequestItems"].items():
-            for write in writes:
-                body = write.get("PutRequest", {}).get("Item") or write.get("DeleteRequest", {}).get("Key", {})
-                keys.append(key_of(table, body))
-        return keys
-    if operation in ("TransactWriteItems", "TransactGetItems"):
-        keys = []
-        for action in params["TransactItems"]:
-            (_, body), *_ = action.items()
-            keys.append(key_of(body["TableName"], body.get("Key") or body.get("Item") or {}))
-        return keys
-    return []
-
-
 class RequestLog:
     """Every request of the attached clients, in order; thread-safe (labels are per thread)."""
 
@@ -121,14 +117,10 @@ class RequestLog:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._clock = clock
-        self._image_reader: Any = None  # an unhooked client, when before/after images are wanted
         self._shared_scope: tuple[str, list[DynamoRequest]] | None = None
 
     # ---- wiring ----
-    def attach(self, client: Any, *, image_reader: Any = None) -> None:
-        """Hooks `client`. With `image_reader` (another client of the same engine, not attached), the items
-        each write touches are read before and after it, for GSI and hot-key accounting."""
-        self._image_reader = image_reader
+    def attach(self, client: Any) -> None:
         client.meta.events.register("provide-client-params.dynamodb", self._on_params)
         client.meta.events.register("after-call.dynamodb", self._on_response)
 
@@ -160,17 +152,9 @@ class RequestLog:
     def _on_params(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if "ReturnConsumedCapacity" in model.input_shape.members and "ReturnConsumedCapacity" not in params:
             params["ReturnConsumedCapacity"] = "INDEXES"
-        request = DynamoRequest(
-            label=self._scope()[0],
-            operation=model.name,
-            params=params,
-            started=time.perf_counter(),
-            at=self._clock(),
-        )
-        if self._image_reader is not None and request.is_write:
-            request.images_before = self._read_images(request.item_keys())
-            request.started = time.perf_counter()  # the image read is ours, not the request's
-        context[_CONTEXT_KEY] = (request, self._scope()[1])
+        label, sink = self._scope()
+        request = DynamoRequest(label, model.name, params, started=time.perf_counter(), at=self._clock())
+        context[_CONTEXT_KEY] = (request, sink)
 
     def _on_response(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         noted: tuple[DynamoRequest, list[DynamoRequest] | None] | None = context.get(_CONTEXT_KEY)
@@ -185,17 +169,7 @@ class RequestLog:
             request.consumed = [consumed]
         elif isinstance(consumed, list):
             request.consumed = list(consumed)
-        if self._image_reader is not None and request.is_write:
-            request.images_after = self._read_images(request.item_keys())
         with self._lock:
             self.requests.append(request)
             if sink is not None:
                 sink.append(request)
-
-    def _read_images(self, keys: list[ItemKey]) -> dict[ItemKey, dict[str, Any] | None]:
-        images: dict[ItemKey, dict[str, Any] | None] = {}
-        for key in keys:
-            primary = {"PK": {"S": key.pk}, "SK": {"S": key.sk}} if key.sk else {"id": {"S": key.pk}}
-            found = self._image_reader.get_item(TableName=key.table, Key=primary, ConsistentRead=True)
-            images[key] = found.get("Item")
-        return images

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,25 +20,15 @@ ORDER = ("cost", "sale", "hotkeys", "coldstart", "dollars", "scale", "lobby", "s
 
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # no /proc off Linux
+        models = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = models[0].split(":", 1)[1].strip() if models else cpu
+    memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "arch": platform.machine(),
-        "memory_gib": memory_gib,
+        "memory_gib": round(memory_bytes / 1024**3, 1),
         "python": platform.python_version(),
         "os": platform.platform(terse=True),
         "commit": _git_commit(),
@@ -54,8 +45,9 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def save(name: str, command: str, results: dict[str, Any]) -> Path:
-    """Writes docs/benchmarks/<name>.json (with the machine and the command) and re-renders the doc."""
+def save(name: str, command: str, results: dict[str, Any]) -> str:
+    """Writes docs/benchmarks/<name>.json (with the machine and the command), re-renders the doc and returns the
+    benchmark's section of it (what the benchmark prints)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
@@ -64,10 +56,9 @@ def save(name: str, command: str, results: dict[str, Any]) -> Path:
         "machine": machine(),
         **results,
     }
-    path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     render()
-    return path
+    return section(name)
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -96,3 +87,11 @@ def render() -> None:
     from benchmarks.render import fill_blocks
 
     DOC_PATH.write_text(fill_blocks(DOC_PATH.read_text(), {name: load(name) for name in ORDER}))
+
+
+def section(name: str) -> str:
+    """The benchmark's generated blocks of docs/BENCHMARKS.md, one after the other (what the benchmark prints)."""
+    from benchmarks.render import SECTIONS
+
+    result = load(name)
+    return "\n\n".join(SECTIONS[name](result).values()) if result else f"Not run yet: `make bench-{name}`."
