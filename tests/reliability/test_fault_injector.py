@@ -76,11 +76,17 @@ def test_throttle_is_retried_by_botocore_then_surfaces(faults: list[FaultInjecto
 def test_internal_error_is_retried_and_a_later_attempt_succeeds(faults: list[FaultInjector]) -> None:
     from ticketline.db import dynamodb
 
-    injector = _install(faults, "internal=0.2,seed=3")
-    for n in range(20):
-        dynamodb().put_item(TableName=TABLE, Item={"PK": {"S": f"k{n}"}, "SK": {"S": "s"}})
-    assert injector.counts["internal"] > 0
-    assert dynamodb().scan(TableName=TABLE, Select="COUNT")["Count"] >= 20
+    injector = _install(faults, "internal=0.2,seed=3")  # the injector mixes its process id into the seed
+    puts, failed = 50, 0
+    for n in range(puts):
+        try:
+            dynamodb().put_item(TableName=TABLE, Item={"PK": {"S": f"k{n}"}, "SK": {"S": "s"}})
+        except ClientError as error:  # every attempt drew the fault (0.2 ** MAX_ATTEMPTS each): it surfaces
+            assert error.response["Error"]["Code"] == "InternalServerError"
+            failed += 1
+    # Faults beyond those of the failed puts' attempts each met a retry that then succeeded.
+    assert injector.counts["internal"] > failed * MAX_ATTEMPTS
+    assert dynamodb().scan(TableName=TABLE, Select="COUNT")["Count"] >= puts - failed
 
 
 def test_conflict_cancels_transactions_with_a_reason_per_item(faults: list[FaultInjector]) -> None:
