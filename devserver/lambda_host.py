@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from devserver import iam
 from devserver.proxy import LambdaContext
-from devserver.template import LOCAL_REGION, FunctionSpec
+from devserver.template import LOCAL_REGION, FunctionSpec, QueueEvent, StreamEvent
 
 logger = logging.getLogger("devserver")
 
@@ -39,6 +39,28 @@ class Invoker(Protocol):
     """What an event source needs of a Lambda host: a function invoked with an event, its answer returned."""
 
     def invoke(self, function: FunctionSpec, event: Any) -> Any: ...
+
+
+def invoke_batch(
+    host: Invoker, function: FunctionSpec, source: StreamEvent | QueueEvent, records: list[Any], ids: list[str]
+) -> list[int]:
+    """Hands `records` to the function as Lambda's event source mappings do ({"Records": [...]}); the indexes of
+    those that failed, in order: none when it returned, every one when it raised. With ReportBatchItemFailures,
+    the ones its `batchItemFailures` names by id; every one when Lambda cannot read that answer (not the
+    documented shape, or an id not in the batch)."""
+    try:
+        result = host.invoke(function, {"Records": records})
+    except Exception:
+        logger.exception("%s failed on its batch of %d records", source.qualified_name, len(records))
+        return list(range(len(records)))
+    logger.info("%s: %d records -> %s", source.qualified_name, len(records), result)
+    failures = result.get("batchItemFailures") if source.reports_item_failures and isinstance(result, dict) else None
+    if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
+        return []
+    named = [failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures]
+    if not all(name in ids for name in named):
+        return list(range(len(records)))
+    return sorted({ids.index(name) for name in named})
 
 
 def local_function_environment(

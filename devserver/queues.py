@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 
 from devserver.dynamodb_local import running_moto_server
-from devserver.lambda_host import Invoker
+from devserver.lambda_host import Invoker, invoke_batch
 from devserver.template import LOCAL_REGION, QueueEvent, QueueSpec, Template, create_queues
 
 logger = logging.getLogger("devserver")
@@ -135,13 +135,9 @@ class QueuePoller:
     def _deliver(self, mapping: _Mapping, messages: list[dict[str, Any]]) -> None:
         records = [_lambda_record(message, mapping.queue) for message in messages]
         function = self._template.function(mapping.event.function_id)
-        try:
-            result = self._host.invoke(function, {"Records": records})
-            failed = _failed_ids(records, result) if mapping.event.reports_item_failures else set()
-        except Exception:
-            logger.exception("%s failed on its batch of %d messages", mapping.event.qualified_name, len(records))
-            failed = {record["messageId"] for record in records}
-        done = [message for message in messages if message["MessageId"] not in failed]
+        ids = [record["messageId"] for record in records]
+        failed = set(invoke_batch(self._host, function, mapping.event, records, ids))
+        done = [message for index, message in enumerate(messages) if index not in failed]
         for start in range(0, len(done), RECEIVE_LIMIT):
             chunk = done[start : start + RECEIVE_LIMIT]
             self._client.delete_message_batch(
@@ -155,16 +151,6 @@ class QueuePoller:
             len(done),
             len(failed),
         )
-
-
-def _failed_ids(records: list[dict[str, Any]], result: Any) -> set[str]:
-    """The messages a partial batch response names; every message when Lambda could not read the answer."""
-    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
-    if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
-        return set()
-    ids: set[str] = {record["messageId"] for record in records}
-    named = {failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures}
-    return {name for name in named if name in ids} if named <= ids else ids
 
 
 def _lambda_record(message: Mapping[str, Any], queue: QueueSpec) -> dict[str, Any]:
