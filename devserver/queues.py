@@ -55,11 +55,9 @@ def running_queues(template: Template) -> Iterator[str]:
         yield ""
         return
     with running_moto_server() as endpoint:
-        client = boto3.client("sqs", endpoint_url=endpoint, region_name=LOCAL_REGION)
-        try:
+        # Closed before the server forks: no connection of it may be shared.
+        with contextlib.closing(boto3.client("sqs", endpoint_url=endpoint, region_name=LOCAL_REGION)) as client:
             create_queues(client, template)
-        finally:
-            client.close()  # made before the server forks: no connection of it may be shared
         yield endpoint
 
 
