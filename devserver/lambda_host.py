@@ -160,14 +160,11 @@ class LambdaHost:
         # Loaded on first use, in the process that runs it: module-level boto3 clients must not
         # be created before the server forks. A failed import is retried on the next call.
         if function.logical_id not in self._handlers:
-            module = _load_module(function)
+            # Every function's entry is app.py: a unique module name keeps them apart in sys.modules.
+            name = f"_devserver_function_{function.logical_id}"
+            module = load_module(name, function.handler_file, function.layer_dirs)
             self._handlers[function.logical_id] = getattr(module, function.handler_attribute)
         return self._handlers[function.logical_id]
-
-
-def _load_module(function: FunctionSpec) -> ModuleType:
-    # Every function's entry is app.py: a unique module name keeps them apart in sys.modules.
-    return load_module(f"_devserver_function_{function.logical_id}", function.handler_file, function.layer_dirs)
 
 
 def load_module(module_name: str, path: Path, layer_dirs: Iterable[Path] = ()) -> ModuleType:

@@ -7,7 +7,6 @@ with running_server(parameter_overrides={"SeatHoldTtlSeconds": "2"}, workers=4) 
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import requests
 
 from devserver import PROJECT_ROOT
 from devserver.auth import mint_token
+from devserver.dynamodb_local import stop_process
 from devserver.server import LISTENING_BANNER
 
 _LISTENING_URL = re.compile(re.escape(LISTENING_BANNER) + r" (http://\S+)")
@@ -91,7 +91,8 @@ def running_server(
         server = _wait_until_serving(process, log_path, start_timeout_seconds)
         yield server
     finally:
-        _stop(process)
+        # The server stops its workers and the engine itself; killed, its children notice and exit on their own.
+        stop_process(process, _STOP_TIMEOUT_SECONDS)
         log_path.unlink(missing_ok=True)
 
 
@@ -120,13 +121,3 @@ def _wait_until_serving(process: subprocess.Popen[bytes], log_path: Path, timeou
                 )
         time.sleep(0.05)
     raise ServerStartError(f"the server did not serve within {timeout_seconds:.0f} s:\n{log_path.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # the server stops its workers and the engine itself
-        try:
-            process.wait(timeout=_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()  # its children notice (parent gone) and exit on their own
-            process.wait()
