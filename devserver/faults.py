@@ -167,17 +167,10 @@ def install_from_env(environ: dict[str, str] | None = None) -> FaultInjector | N
 
 
 def read_fault_log(path: str | Path) -> Counter[str]:
-    """Faults injected by every process that wrote to the log, by kind (and by `kind:Operation`)."""
-    counts: Counter[str] = Counter()
+    """Faults injected by every process that wrote to the log (lines "pid kind operation"), by kind."""
     log = Path(path)
-    if not log.exists():
-        return counts
-    for line in log.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            counts[parts[1]] += 1
-            counts[f"{parts[1]}:{parts[2]}"] += 1
-    return counts
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    return Counter(parts[1] for parts in map(str.split, lines) if len(parts) == 3)
 
 
 def _applies(kind: str, operation: str) -> bool:
@@ -202,10 +195,7 @@ def _error_response(request: Any, status: int, code: str, message: str) -> Any:
 
 
 def _conflict_response(request: Any, which: int) -> Any:
-    try:
-        items = len(json.loads(request.body or b"{}").get("TransactItems", [])) or 1
-    except ValueError:
-        items = 1
+    items = len(json.loads(request.body)["TransactItems"])  # botocore sent at least one (its validation)
     # As DynamoDB words it: one reason per item, the conflicting one named, the others "None".
     reasons: list[dict[str, str]] = [{"Code": "None"} for _ in range(items)]
     reasons[which % items] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
