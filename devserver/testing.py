@@ -64,7 +64,6 @@ def running_server(
     *,
     workers: int = 2,
     scheduler: bool = False,
-    schedule_rates: Mapping[str, float] | None = None,
     environment: Mapping[str, str] | None = None,
     start_timeout_seconds: float = 60.0,
 ) -> Iterator[RunningServer]:
@@ -72,8 +71,6 @@ def running_server(
     command = [sys.executable, "-m", "devserver", "--port", "0", "--workers", str(workers)]
     if parameter_overrides:
         command += ["--parameter-overrides", *(f"{key}={value}" for key, value in parameter_overrides.items())]
-    for name, seconds in (schedule_rates or {}).items():
-        command += ["--schedule-rate", f"{name}={seconds}"]
     if not scheduler:
         command.append("--no-scheduler")
     log_file = tempfile.NamedTemporaryFile(prefix="ticketline-devserver-", suffix=".log", delete=False)  # noqa: SIM115
