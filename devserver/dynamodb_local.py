@@ -64,7 +64,18 @@ def running_engine(install_dir: Path, external_endpoint: str | None = None) -> I
         return
     if shutil.which("java"):
         jar = _jar(install_dir)
-        command, cwd, description, quiet = _dynamodb_local_command(jar), jar.parent, "DynamoDB Local", False
+        # Run from the jar's folder: the native sqlite libraries are found relative to it.
+        command = [
+            "java",
+            "-Djava.library.path=./DynamoDBLocal_lib",
+            "-jar",
+            jar.name,
+            "-inMemory",
+            "-sharedDb",
+            "-disableTelemetry",
+            "-port",
+        ]
+        cwd, description, quiet = jar.parent, "DynamoDB Local", False
         logger.warning(
             "DynamoDB Local has no bind-address option: it listens on ALL interfaces. "
             "Use this server on a development machine only."
@@ -112,20 +123,6 @@ def _jar(install_dir: Path) -> Path:
         if not jars:
             raise EngineError(f"{DYNAMODB_LOCAL_PACKAGE} installed no DynamoDBLocal.jar under {install_dir}")
     return Path(jars[-1])
-
-
-def _dynamodb_local_command(jar: Path) -> list[str]:
-    # Run from the jar's folder: the native sqlite libraries are found relative to it.
-    return [
-        "java",
-        "-Djava.library.path=./DynamoDBLocal_lib",
-        "-jar",
-        jar.name,
-        "-inMemory",
-        "-sharedDb",
-        "-disableTelemetry",
-        "-port",
-    ]
 
 
 def _moto_server_command() -> list[str]:

@@ -99,10 +99,7 @@ class QueuePoller:
 
     def drain(self) -> int:
         """Delivers until no message is visible (tests); messages that failed stay invisible meanwhile."""
-        delivered = 0
-        while handed := self.poll_once():
-            delivered += handed
-        return delivered
+        return sum(iter(self.poll_once, 0))
 
     def _receive(self, mapping: _Mapping, wait_seconds: int) -> list[dict[str, Any]]:
         """Up to BatchSize messages: more receives while the batch is not full and MaximumBatchingWindowInSeconds,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from http import HTTPStatus
+from http.client import responses
 from pathlib import Path
 from typing import Any
 
@@ -301,10 +301,7 @@ class _WsgiGateway:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.monotonic()
         response = self._response(environ)
-        try:
-            reason = HTTPStatus(response.status).phrase
-        except ValueError:
-            reason = "Unknown"
+        reason = responses.get(response.status, "Unknown")
         start_response(f"{response.status} {reason}", [*response.headers, ("Content-Length", str(len(response.body)))])
         logger.info(
             "%s %s %d %.1f ms",
@@ -368,7 +365,7 @@ class _LocalWorker(SyncWorker):
             return
         logger.info("refused a request from %s: %s", (addr or ("?",))[0], exc)
         response = error_response(*refusal, str(exc) or "Bad request.", _header_details(exc))
-        head = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}", "Connection: close"]
+        head = [f"HTTP/1.1 {response.status} {responses[response.status]}", "Connection: close"]
         head += [f"{name}: {value}" for name, value in response.headers]
         head.append(f"Content-Length: {len(response.body)}")
         with contextlib.suppress(OSError):
