@@ -63,28 +63,6 @@ def invoke_batch(
     return sorted({ids.index(name) for name in named})
 
 
-def local_function_environment(
-    function: FunctionSpec, dynamodb_endpoint: str, sqs_endpoint: str = ""
-) -> dict[str, str]:
-    """The template's variables for the function, plus what Lambda sets and what differs locally (the engines'
-    endpoints: the queue URLs the template gives are AWS's, served by the local SQS at `sqs_endpoint`)."""
-    local_endpoint = (
-        {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
-    )
-    return {
-        **function.environment,
-        **local_endpoint,
-        **({"SQS_ENDPOINT_URL": sqs_endpoint} if sqs_endpoint else {}),
-        "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_REGION": LOCAL_REGION,
-        # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-
-
 class LambdaHost:
     def __init__(
         self, dynamodb_endpoint: str, template_variables: Collection[str] = (), sqs_endpoint: str = ""
@@ -94,7 +72,6 @@ class LambdaHost:
         self._dynamodb_endpoint = dynamodb_endpoint
         self._sqs_endpoint = sqs_endpoint
         self._template_variables = frozenset(template_variables)
-        self._isolated = bool(self._template_variables)
         self._layer_modules: dict[str, dict[str, ModuleType]] = {}  # function -> its own copies of its layers' modules
         self._invocation_lock = threading.Lock()
         self._handlers: dict[str, Handler] = {}
@@ -108,8 +85,7 @@ class LambdaHost:
         with (
             self._invocation_lock,
             temporary_environment(
-                local_function_environment(function, self._dynamodb_endpoint, self._sqs_endpoint),
-                unset=self._template_variables - function.environment.keys(),
+                self._environment(function), unset=self._template_variables - function.environment.keys()
             ),
             self._own_layer_modules(function),
             self._iam.acting_as(function.role),
@@ -127,11 +103,31 @@ class LambdaHost:
                 )
             return result
 
+    def _environment(self, function: FunctionSpec) -> dict[str, str]:
+        """The template's variables for the function, plus what Lambda sets and what differs locally (the engines'
+        endpoints: the queue URLs the template gives are AWS's, served by the local SQS at `sqs_endpoint`)."""
+        return {
+            **function.environment,
+            **(
+                {"DYNAMODB_ENDPOINT_URL": self._dynamodb_endpoint}
+                if "DYNAMODB_ENDPOINT_URL" in function.environment
+                else {}
+            ),
+            **({"SQS_ENDPOINT_URL": self._sqs_endpoint} if self._sqs_endpoint else {}),
+            "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": LOCAL_REGION,
+            # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+
     @contextmanager
     def _own_layer_modules(self, function: FunctionSpec) -> Iterator[None]:
         """The function's own copies of its layers' modules in sys.modules while it runs (a fresh import the first
         time); another function's copies are set aside, as they live in another container on Lambda."""
-        if not self._isolated:
+        if not self._template_variables:  # no variable names given: one shared set of layer modules
             yield
             return
         roots = tuple(str(layer_dir) + os.sep for layer_dir in function.layer_dirs)

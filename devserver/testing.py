@@ -85,8 +85,7 @@ def running_server(
     )
     log_file.close()
     try:
-        server = _wait_until_serving(process, log_path, start_timeout_seconds)
-        yield server
+        yield _wait_until_serving(process, log_path, start_timeout_seconds)
     finally:
         # The server stops its workers and the engine itself; killed, its children notice and exit on their own.
         stop_process(process, _STOP_TIMEOUT_SECONDS)
