@@ -8,9 +8,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import jwt
@@ -26,6 +26,9 @@ _GATEWAY_DATE_CLAIMS = frozenset({"exp", "iat"})
 # (it takes int(value): "123", true and 10**20 pass). Anything else is an invalid token, never a crash.
 _DATE_CLAIMS = ("exp", "iat", "nbf")
 _LATEST_TIMESTAMP = datetime.max.replace(tzinfo=UTC).timestamp()
+# API.md fixes the default secret (16 bytes): PyJWT would warn on every call that it is short.
+# catch_warnings is not thread-safe; the worst a race can do is leave this warning ignored.
+_short_dev_secret_allowed = partial(warnings.catch_warnings, action="ignore", category=InsecureKeyLengthWarning)
 
 
 class AuthenticationError(Exception):
@@ -93,15 +96,6 @@ def claims_from_authorization(header: str | None) -> dict[str, Any]:
 def gateway_claims(claims: Mapping[str, Any]) -> dict[str, str]:
     """Claims as API Gateway REST passes Cognito claims: every value a string, lists comma-joined."""
     return {name: _gateway_claim(name, value) for name, value in claims.items()}
-
-
-@contextmanager
-def _short_dev_secret_allowed() -> Iterator[None]:
-    # API.md fixes the default secret (16 bytes): PyJWT would warn on every call that it is short.
-    # catch_warnings is not thread-safe; the worst a race can do is leave this warning ignored.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
-        yield
 
 
 def _gateway_claim(name: str, value: Any) -> str:

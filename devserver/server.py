@@ -229,13 +229,11 @@ class _Sidecar:
 
 
 class _LocalArbiter(Arbiter):
-    """gunicorn's arbiter, also keeping the sidecars running."""
-
-    sidecars: list[_Sidecar]
+    """gunicorn's arbiter, also keeping the application's sidecars running."""
 
     def manage_workers(self) -> None:
         super().manage_workers()
-        for sidecar in self.sidecars:
+        for sidecar in self.app.sidecars:
             if sidecar.pid == 0 or sidecar.exited():
                 if sidecar.pid:
                     logger.error("the %s (process %d) exited; starting another", sidecar.name, sidecar.pid)
@@ -249,7 +247,7 @@ class _LocalServer(BaseApplication):
         self._options = options
         self._context = context
         self._banner = banner
-        self._sidecars = sidecars
+        self.sidecars = sidecars
         super().__init__()
 
     def load_config(self) -> None:
@@ -273,12 +271,10 @@ class _LocalServer(BaseApplication):
         return _WsgiGateway(self._context.gateway())
 
     def run(self) -> None:
-        arbiter = _LocalArbiter(self)
-        arbiter.sidecars = self._sidecars
-        arbiter.run()
+        _LocalArbiter(self).run()
 
     def _on_exit(self, arbiter: Arbiter) -> None:
-        for sidecar in self._sidecars:
+        for sidecar in self.sidecars:
             sidecar.stop()
 
     def _when_ready(self, arbiter: Arbiter) -> None:
