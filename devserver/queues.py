@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -61,20 +60,12 @@ def running_queues(template: Template) -> Iterator[str]:
         yield endpoint
 
 
-@dataclass(frozen=True)
-class _Mapping:
-    event: QueueEvent
-    queue: QueueSpec
-
-
 class QueuePoller:
     def __init__(self, template: Template, host: Invoker, sqs_endpoint: str) -> None:
         self._template = template
         self._host = host
         self._client = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=LOCAL_REGION)
-        self._mappings = [
-            _Mapping(event, template.queue(event.queue_id)) for event in template.queue_events if event.enabled
-        ]
+        self._mappings = [(event, template.queue(event.queue_id)) for event in template.queue_events if event.enabled]
 
     def run(self, stop: threading.Event) -> None:
         if not self._mappings:  # every SQS event disabled (Enabled: false): nothing to poll
@@ -90,10 +81,10 @@ class QueuePoller:
     def poll_once(self, wait_seconds: int = 0) -> int:
         """One batch per queue, if any message is visible; returns the messages handed to functions."""
         delivered = 0
-        for mapping in self._mappings:
-            messages = self._receive(mapping, wait_seconds)
+        for event, queue in self._mappings:
+            messages = self._receive(event, queue, wait_seconds)
             if messages:
-                self._deliver(mapping, messages)
+                self._deliver(event, queue, messages)
                 delivered += len(messages)
         return delivered
 
@@ -101,15 +92,15 @@ class QueuePoller:
         """Delivers until no message is visible (tests); messages that failed stay invisible meanwhile."""
         return sum(iter(self.poll_once, 0))
 
-    def _receive(self, mapping: _Mapping, wait_seconds: int) -> list[dict[str, Any]]:
+    def _receive(self, event: QueueEvent, queue: QueueSpec, wait_seconds: int) -> list[dict[str, Any]]:
         """Up to BatchSize messages: more receives while the batch is not full and MaximumBatchingWindowInSeconds,
         counted from the first message, has not passed."""
         messages: list[dict[str, Any]] = []
         deadline = 0.0
-        while len(messages) < mapping.event.batch_size:
-            limit = min(RECEIVE_LIMIT, mapping.event.batch_size - len(messages))
+        while len(messages) < event.batch_size:
+            limit = min(RECEIVE_LIMIT, event.batch_size - len(messages))
             received = self._client.receive_message(
-                QueueUrl=mapping.queue.url,
+                QueueUrl=queue.url,
                 MaxNumberOfMessages=limit,
                 WaitTimeSeconds=0 if messages else wait_seconds,
                 MessageSystemAttributeNames=["All"],
@@ -118,7 +109,7 @@ class QueuePoller:
             if not messages:
                 if not received:
                     break
-                deadline = time.monotonic() + mapping.event.batching_window_seconds
+                deadline = time.monotonic() + event.batching_window_seconds
             messages.extend(received)
             if len(received) < limit:
                 remaining = deadline - time.monotonic()
@@ -127,21 +118,21 @@ class QueuePoller:
                 time.sleep(min(_WINDOW_POLL_SECONDS, remaining))
         return messages
 
-    def _deliver(self, mapping: _Mapping, messages: list[dict[str, Any]]) -> None:
-        records = [_lambda_record(message, mapping.queue) for message in messages]
-        function = self._template.function(mapping.event.function_id)
+    def _deliver(self, event: QueueEvent, queue: QueueSpec, messages: list[dict[str, Any]]) -> None:
+        records = [_lambda_record(message, queue) for message in messages]
+        function = self._template.function(event.function_id)
         ids = [record["messageId"] for record in records]
-        failed = set(invoke_batch(self._host, function, mapping.event, records, ids))
+        failed = set(invoke_batch(self._host, function, event, records, ids))
         done = [message for index, message in enumerate(messages) if index not in failed]
         for start in range(0, len(done), RECEIVE_LIMIT):
             chunk = done[start : start + RECEIVE_LIMIT]
             self._client.delete_message_batch(
-                QueueUrl=mapping.queue.url,
+                QueueUrl=queue.url,
                 Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)],
             )
         logger.info(
             "queue %s: %d messages -> %d done, %d back after the visibility timeout",
-            mapping.event.qualified_name,
+            event.qualified_name,
             len(messages),
             len(done),
             len(failed),
