@@ -60,7 +60,7 @@ def invoke_batch(
     named = [failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures]
     if not all(name in ids for name in named):
         return list(range(len(records)))
-    return sorted({ids.index(name) for name in named})
+    return [index for index, identifier in enumerate(ids) if identifier in named]
 
 
 class LambdaHost:
