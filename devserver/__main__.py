@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from devserver import DEFAULT_TEMPLATE
 from devserver.dynamodb_local import EngineError
@@ -22,72 +23,57 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
     return pairs
 
 
-def _env_list(name: str) -> list[str]:
-    return os.environ.get(name, "").split()
-
-
 def _parser() -> argparse.ArgumentParser:
-    environ = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m devserver",
         description="Serve template.yaml's API locally: DynamoDB Local, the same handlers, the scheduler.",
     )
-    parser.add_argument("--host", default=environ("TICKETLINE_HOST", "127.0.0.1"), help="[TICKETLINE_HOST]")
-    parser.add_argument(
-        "--port", type=int, default=environ("TICKETLINE_PORT", "3000"), help="0 picks a free port [TICKETLINE_PORT]"
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=environ("TICKETLINE_WORKERS", "4"),
-        help="processes serving requests in parallel [TICKETLINE_WORKERS]",
-    )
-    parser.add_argument(
+
+    def option(flag: str, variable: str, default: str | None = None, purpose: str = "", **settings: Any) -> None:
+        """An option read from `variable` when not given (lists space-separated, a switch set by 1, true or yes),
+        the variable named in its help."""
+        value: Any = os.environ.get(variable, default)
+        if settings.get("nargs") == "+" or settings.get("action") == "append":
+            value, variable = (value or "").split(), f"{variable}, space-separated"
+        elif settings.get("action") == "store_true":
+            value, variable = (value or "").lower() in ("1", "true", "yes"), f"{variable}=1"
+        parser.add_argument(flag, default=value, help=f"{purpose} [{variable}]".lstrip(), **settings)
+
+    option("--host", "TICKETLINE_HOST", "127.0.0.1")
+    option("--port", "TICKETLINE_PORT", "3000", "0 picks a free port", type=int)
+    option("--workers", "TICKETLINE_WORKERS", "4", "processes serving requests in parallel", type=int)
+    option(
         "--parameter-overrides",
+        "TICKETLINE_PARAMETER_OVERRIDES",
+        purpose="template parameters, as sam deploy takes them",
         nargs="+",
-        default=_env_list("TICKETLINE_PARAMETER_OVERRIDES"),
         metavar="KEY=VALUE",
-        help="template parameters, as sam deploy takes them [TICKETLINE_PARAMETER_OVERRIDES, space-separated]",
     )
-    parser.add_argument(
-        "--expiry-rate",
-        type=float,
-        default=environ("TICKETLINE_EXPIRY_RATE"),
-        metavar="SECONDS",
-        help=f"run the {EXPIRY_EVENT} schedule event every SECONDS [TICKETLINE_EXPIRY_RATE]",
-    )
-    parser.add_argument(
-        "--admission-rate",
-        type=float,
-        default=environ("TICKETLINE_ADMISSION_RATE"),
-        metavar="SECONDS",
-        help=f"run the {ADMISSION_EVENT} schedule event every SECONDS [TICKETLINE_ADMISSION_RATE]",
-    )
-    parser.add_argument(
+    for flag, variable, event in (
+        ("--expiry-rate", "TICKETLINE_EXPIRY_RATE", EXPIRY_EVENT),
+        ("--admission-rate", "TICKETLINE_ADMISSION_RATE", ADMISSION_EVENT),
+    ):
+        option(flag, variable, purpose=f"run the {event} schedule event every SECONDS", type=float, metavar="SECONDS")
+    option(
         "--schedule-rate",
+        "TICKETLINE_SCHEDULE_RATES",
+        purpose="run any schedule event at another rate (repeatable)",
         action="append",
-        default=_env_list("TICKETLINE_SCHEDULE_RATES"),
         metavar="EVENT=SECONDS",
-        help="run any schedule event at another rate (repeatable) [TICKETLINE_SCHEDULE_RATES, space-separated]",
     )
-    parser.add_argument(
+    option(
         "--no-scheduler",
+        "TICKETLINE_NO_SCHEDULER",
+        purpose="no timer; POST /_local/schedules/{event} still runs an event",
         action="store_true",
-        default=environ("TICKETLINE_NO_SCHEDULER", "").lower() in ("1", "true", "yes"),
-        help="no timer; POST /_local/schedules/{event} still runs an event [TICKETLINE_NO_SCHEDULER=1]",
     )
-    parser.add_argument(
+    option(
         "--dynamodb-endpoint",
-        default=environ("TICKETLINE_DYNAMODB_ENDPOINT"),
+        "TICKETLINE_DYNAMODB_ENDPOINT",
+        purpose="use this running DynamoDB engine instead of starting one",
         metavar="URL",
-        help="use this running DynamoDB engine instead of starting one [TICKETLINE_DYNAMODB_ENDPOINT]",
     )
-    parser.add_argument(
-        "--template",
-        type=Path,
-        default=environ("TICKETLINE_TEMPLATE", str(DEFAULT_TEMPLATE)),
-        help="[TICKETLINE_TEMPLATE]",
-    )
+    option("--template", "TICKETLINE_TEMPLATE", str(DEFAULT_TEMPLATE), type=Path)
     return parser
 
 

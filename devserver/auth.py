@@ -8,9 +8,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import jwt
@@ -26,6 +26,9 @@ _GATEWAY_DATE_CLAIMS = frozenset({"exp", "iat"})
 # (it takes int(value): "123", true and 10**20 pass). Anything else is an invalid token, never a crash.
 _DATE_CLAIMS = ("exp", "iat", "nbf")
 _LATEST_TIMESTAMP = datetime.max.replace(tzinfo=UTC).timestamp()
+# API.md fixes the default secret (16 bytes): PyJWT would warn on every call that it is short.
+# catch_warnings is not thread-safe; the worst a race can do is leave this warning ignored.
+_short_dev_secret_allowed = partial(warnings.catch_warnings, action="ignore", category=InsecureKeyLengthWarning)
 
 
 class AuthenticationError(Exception):
@@ -36,14 +39,7 @@ def dev_secret() -> str:
     return os.environ.get(DEV_SECRET_ENV) or DEFAULT_DEV_SECRET
 
 
-def mint_token(
-    user: str,
-    *,
-    admin: bool = False,
-    ttl_seconds: int = 3600,
-    email: str | None = None,
-    secret: str | None = None,
-) -> str:
+def mint_token(user: str, *, admin: bool = False, ttl_seconds: int = 3600, email: str | None = None) -> str:
     """A user token shaped like a Cognito ID token (`sub`, `cognito:groups`, `token_use: id`)."""
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -56,15 +52,15 @@ def mint_token(
         "exp": now + ttl_seconds,
     }
     with _short_dev_secret_allowed():
-        return jwt.encode(claims, secret or dev_secret(), algorithm=_ALGORITHM)
+        return jwt.encode(claims, dev_secret(), algorithm=_ALGORITHM)
 
 
-def verify_token(token: str, *, secret: str | None = None) -> dict[str, Any]:
+def verify_token(token: str) -> dict[str, Any]:
     try:
         with _short_dev_secret_allowed():
             claims: dict[str, Any] = jwt.decode(
                 token,
-                secret or dev_secret(),
+                dev_secret(),
                 algorithms=[_ALGORITHM],
                 # Cognito ID tokens carry the app client as `aud`; the local check has no client to match.
                 options={"require": ["sub", "exp"], "verify_aud": False},
@@ -87,28 +83,19 @@ def _is_numeric_date(value: Any) -> bool:
     return 0 <= value <= _LATEST_TIMESTAMP  # an int of any size compares exactly (math.isfinite would overflow)
 
 
-def claims_from_authorization(header: str | None, *, secret: str | None = None) -> dict[str, Any]:
+def claims_from_authorization(header: str | None) -> dict[str, Any]:
     """The verified claims of an `Authorization: Bearer <JWT>` header."""
     if not header:
         raise AuthenticationError("no Authorization header")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("the Authorization header is not 'Bearer <token>'")
-    return verify_token(token.strip(), secret=secret)
+    return verify_token(token.strip())
 
 
 def gateway_claims(claims: Mapping[str, Any]) -> dict[str, str]:
     """Claims as API Gateway REST passes Cognito claims: every value a string, lists comma-joined."""
     return {name: _gateway_claim(name, value) for name, value in claims.items()}
-
-
-@contextmanager
-def _short_dev_secret_allowed() -> Iterator[None]:
-    # API.md fixes the default secret (16 bytes): PyJWT would warn on every call that it is short.
-    # catch_warnings is not thread-safe; the worst a race can do is leave this warning ignored.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
-        yield
 
 
 def _gateway_claim(name: str, value: Any) -> str:

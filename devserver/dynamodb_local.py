@@ -64,7 +64,18 @@ def running_engine(install_dir: Path, external_endpoint: str | None = None) -> I
         return
     if shutil.which("java"):
         jar = _jar(install_dir)
-        command, cwd, description, quiet = _dynamodb_local_command(jar), jar.parent, "DynamoDB Local", False
+        # Run from the jar's folder: the native sqlite libraries are found relative to it.
+        command = [
+            "java",
+            "-Djava.library.path=./DynamoDBLocal_lib",
+            "-jar",
+            jar.name,
+            "-inMemory",
+            "-sharedDb",
+            "-disableTelemetry",
+            "-port",
+        ]
+        cwd, description, quiet = jar.parent, "DynamoDB Local", False
         logger.warning(
             "DynamoDB Local has no bind-address option: it listens on ALL interfaces. "
             "Use this server on a development machine only."
@@ -78,21 +89,13 @@ def running_engine(install_dir: Path, external_endpoint: str | None = None) -> I
             "!! Transactions and conditional writes are NOT atomic under concurrency there.\n"
             "!! Install Java 17+ (e.g. apt-get install openjdk-17-jre-headless) for DynamoDB Local.\n" + "!" * 78
         )
-    process, endpoint = _start(command, cwd, quiet=quiet)
-    try:
+    with _running(command, cwd, quiet=quiet) as endpoint:
         yield Engine(endpoint, f"{description} at {endpoint}")
-    finally:
-        _stop(process)
 
 
-@contextlib.contextmanager
-def running_moto_server() -> Iterator[str]:
+def running_moto_server() -> contextlib.AbstractContextManager[str]:
     """moto's server on a free loopback port (its endpoint), stopped on exit: the local SQS (devserver/queues.py)."""
-    process, endpoint = _start(_moto_server_command(), None, quiet=True)
-    try:
-        yield endpoint
-    finally:
-        _stop(process)
+    return _running(_moto_server_command(), None, quiet=True)
 
 
 def _jar(install_dir: Path) -> Path:
@@ -122,27 +125,15 @@ def _jar(install_dir: Path) -> Path:
     return Path(jars[-1])
 
 
-def _dynamodb_local_command(jar: Path) -> list[str]:
-    # Run from the jar's folder: the native sqlite libraries are found relative to it.
-    return [
-        "java",
-        "-Djava.library.path=./DynamoDBLocal_lib",
-        "-jar",
-        jar.name,
-        "-inMemory",
-        "-sharedDb",
-        "-disableTelemetry",
-        "-port",
-    ]
-
-
 def _moto_server_command() -> list[str]:
     # A subprocess, not moto's in-process ThreadedMotoServer: the server forks its workers and a
     # thread in the forking process is not safe.
     return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]
 
 
-def _start(command_without_port: list[str], cwd: Path | None, *, quiet: bool) -> tuple[subprocess.Popen[bytes], str]:
+@contextlib.contextmanager
+def _running(command_without_port: list[str], cwd: Path | None, *, quiet: bool) -> Iterator[str]:
+    """The command's server on a free loopback port (the port its last argument): its endpoint; stopped on exit."""
     for _ in range(_PORT_ATTEMPTS):
         port = _free_port()
         process = subprocess.Popen(
@@ -157,11 +148,15 @@ def _start(command_without_port: list[str], cwd: Path | None, *, quiet: bool) ->
         try:
             _wait_until_ready(endpoint, process)
         except EngineError:
-            _stop(process)
+            stop_process(process)
             if process.returncode is not None and process.returncode != -signal.SIGTERM:
                 continue  # most likely the port was taken meanwhile: try another
             raise
-        return process, endpoint
+        try:
+            yield endpoint
+        finally:
+            stop_process(process)
+        return
     raise EngineError(f"the engine did not start: {' '.join(command_without_port)}")
 
 
@@ -192,11 +187,12 @@ def _wait_until_ready(endpoint: str, process: subprocess.Popen[bytes] | None) ->
         client.close()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `timeout_seconds`."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout_seconds)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -26,6 +26,7 @@ Requests are only ever re-sent to a loopback endpoint.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -166,17 +167,10 @@ def install_from_env(environ: dict[str, str] | None = None) -> FaultInjector | N
 
 
 def read_fault_log(path: str | Path) -> Counter[str]:
-    """Faults injected by every process that wrote to the log, by kind (and by `kind:Operation`)."""
-    counts: Counter[str] = Counter()
+    """Faults injected by every process that wrote to the log (lines "pid kind operation"), by kind."""
     log = Path(path)
-    if not log.exists():
-        return counts
-    for line in log.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            counts[parts[1]] += 1
-            counts[f"{parts[1]}:{parts[2]}"] += 1
-    return counts
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    return Counter(parts[1] for parts in map(str.split, lines) if len(parts) == 3)
 
 
 def _applies(kind: str, operation: str) -> bool:
@@ -187,19 +181,13 @@ def _applies(kind: str, operation: str) -> bool:
     return True
 
 
-class _RawBody(BytesIO):
-    def stream(self, **_: Any) -> Any:
-        contents = self.read()
-        while contents:
-            yield contents
-            contents = self.read()
-
-
 def _response(request: Any, status: int, payload: dict[str, Any]) -> Any:
     from botocore.awsrequest import AWSResponse, HeadersDict
+    from urllib3 import HTTPResponse
 
     headers = HeadersDict({"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected-fault"})
-    return AWSResponse(request.url, status, headers, _RawBody(json.dumps(payload).encode()))
+    body = HTTPResponse(BytesIO(json.dumps(payload).encode()), preload_content=False)  # what botocore reads
+    return AWSResponse(request.url, status, headers, body)
 
 
 def _error_response(request: Any, status: int, code: str, message: str) -> Any:
@@ -207,10 +195,7 @@ def _error_response(request: Any, status: int, code: str, message: str) -> Any:
 
 
 def _conflict_response(request: Any, which: int) -> Any:
-    try:
-        items = len(json.loads(request.body or b"{}").get("TransactItems", [])) or 1
-    except ValueError:
-        items = 1
+    items = len(json.loads(request.body)["TransactItems"])  # botocore sent at least one (its validation)
     # As DynamoDB words it: one reason per item, the conflicting one named, the others "None".
     reasons: list[dict[str, str]] = [{"Code": "None"} for _ in range(items)]
     reasons[which % items] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
@@ -223,20 +208,16 @@ def _conflict_response(request: Any, which: int) -> Any:
     )
 
 
-_pool: Any = None
+@functools.cache  # one connection pool per process, made on first use
+def _http_session() -> Any:
+    from botocore.httpsession import URLLib3Session
+
+    return URLLib3Session(max_pool_connections=8)
 
 
 def _send_to_loopback(request: Any, _event_name: str) -> None:
     """Send the prepared (signed) request as botocore would have, and drop the answer."""
-    global _pool  # noqa: PLW0603 - one connection pool per process, made on first use
     host = urlsplit(request.url).hostname or ""
     if host not in _LOOPBACK_HOSTS and not host.startswith("127."):
         raise RuntimeError(f"fault injection only re-sends to a loopback DynamoDB, not {host!r}")
-    import urllib3
-
-    if _pool is None:
-        _pool = urllib3.PoolManager(maxsize=8)
-    body = request.body
-    if hasattr(body, "read"):
-        body = body.read()
-    _pool.request(request.method, request.url, body=body, headers=dict(request.headers.items()), retries=False)
+    _http_session().send(request)

@@ -114,16 +114,15 @@ class Gateway:
         status, default_message = _RESPONSE_TYPES[kind]
         fallback = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
         configured = api.gateway_responses.get(kind) or api.gateway_responses.get(fallback)
+        headers = list(configured.headers) if configured else []
         if configured is None or configured.json_template is None:
             body = json.dumps({"message": default_message}).encode()
-            headers = list(configured.headers) if configured else []
         else:
             body = (
                 configured.json_template.replace("$context.error.messageString", json.dumps(message))
                 .replace("$context.error.message", message)
                 .encode()
             )
-            headers = list(configured.headers)
         if configured is not None and configured.status is not None and kind in api.gateway_responses:
             status = configured.status
         return HttpResponse(status, [("Content-Type", "application/json"), *headers], body)
@@ -148,16 +147,14 @@ class Gateway:
         if "error" in outcome:
             error = outcome["error"]
             logger.error("%s failed", function.logical_id, exc_info=(type(error), error, error.__traceback__))
-            return self.gateway_response(api, "INTEGRATION_FAILURE", "Internal server error")
-        result = outcome["result"]
-        try:
-            size = len(json.dumps(result).encode())
-            if size > MAX_RESULT_BYTES:
+        else:
+            try:
+                size = len(json.dumps(outcome["result"]).encode())
+                if size <= MAX_RESULT_BYTES:
+                    return http_response(outcome["result"])
                 logger.error("%s returned %d bytes, past Lambda's %d: 502", function.logical_id, size, MAX_RESULT_BYTES)
-                return self.gateway_response(api, "INTEGRATION_FAILURE", "Internal server error")
-            return http_response(result)
-        except (MalformedProxyResponse, TypeError, ValueError) as error:
-            logger.error("%s returned a malformed proxy response: %s", function.logical_id, error)
+            except (MalformedProxyResponse, TypeError, ValueError) as error:
+                logger.error("%s returned a malformed proxy response: %s", function.logical_id, error)
         return self.gateway_response(api, "INTEGRATION_FAILURE", "Internal server error")
 
     def _unauthenticated(self, request: HttpRequest, api: ApiSpec, error: AuthenticationError) -> HttpResponse:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from devserver import iam
 from devserver.proxy import LambdaContext
-from devserver.template import LOCAL_REGION, FunctionSpec
+from devserver.template import LOCAL_REGION, FunctionSpec, QueueEvent, StreamEvent
 
 logger = logging.getLogger("devserver")
 
@@ -41,26 +41,26 @@ class Invoker(Protocol):
     def invoke(self, function: FunctionSpec, event: Any) -> Any: ...
 
 
-def local_function_environment(
-    function: FunctionSpec, dynamodb_endpoint: str, sqs_endpoint: str = ""
-) -> dict[str, str]:
-    """The template's variables for the function, plus what Lambda sets and what differs locally (the engines'
-    endpoints: the queue URLs the template gives are AWS's, served by the local SQS at `sqs_endpoint`)."""
-    local_endpoint = (
-        {"DYNAMODB_ENDPOINT_URL": dynamodb_endpoint} if "DYNAMODB_ENDPOINT_URL" in function.environment else {}
-    )
-    return {
-        **function.environment,
-        **local_endpoint,
-        **({"SQS_ENDPOINT_URL": sqs_endpoint} if sqs_endpoint else {}),
-        "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_REGION": LOCAL_REGION,
-        # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
+def invoke_batch(
+    host: Invoker, function: FunctionSpec, source: StreamEvent | QueueEvent, records: list[Any], ids: list[str]
+) -> list[int]:
+    """Hands `records` to the function as Lambda's event source mappings do ({"Records": [...]}); the indexes of
+    those that failed, in order: none when it returned, every one when it raised. With ReportBatchItemFailures,
+    the ones its `batchItemFailures` names by id; every one when Lambda cannot read that answer (not the
+    documented shape, or an id not in the batch)."""
+    try:
+        result = host.invoke(function, {"Records": records})
+    except Exception:
+        logger.exception("%s failed on its batch of %d records", source.qualified_name, len(records))
+        return list(range(len(records)))
+    logger.info("%s: %d records -> %s", source.qualified_name, len(records), result)
+    failures = result.get("batchItemFailures") if source.reports_item_failures and isinstance(result, dict) else None
+    if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
+        return []
+    named = [failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures]
+    if not all(name in ids for name in named):
+        return list(range(len(records)))
+    return [index for index, identifier in enumerate(ids) if identifier in named]
 
 
 class LambdaHost:
@@ -72,7 +72,6 @@ class LambdaHost:
         self._dynamodb_endpoint = dynamodb_endpoint
         self._sqs_endpoint = sqs_endpoint
         self._template_variables = frozenset(template_variables)
-        self._isolated = bool(self._template_variables)
         self._layer_modules: dict[str, dict[str, ModuleType]] = {}  # function -> its own copies of its layers' modules
         self._invocation_lock = threading.Lock()
         self._handlers: dict[str, Handler] = {}
@@ -86,8 +85,7 @@ class LambdaHost:
         with (
             self._invocation_lock,
             temporary_environment(
-                local_function_environment(function, self._dynamodb_endpoint, self._sqs_endpoint),
-                unset=self._template_variables - function.environment.keys(),
+                self._environment(function), unset=self._template_variables - function.environment.keys()
             ),
             self._own_layer_modules(function),
             self._iam.acting_as(function.role),
@@ -105,11 +103,31 @@ class LambdaHost:
                 )
             return result
 
+    def _environment(self, function: FunctionSpec) -> dict[str, str]:
+        """The template's variables for the function, plus what Lambda sets and what differs locally (the engines'
+        endpoints: the queue URLs the template gives are AWS's, served by the local SQS at `sqs_endpoint`)."""
+        return {
+            **function.environment,
+            **(
+                {"DYNAMODB_ENDPOINT_URL": self._dynamodb_endpoint}
+                if "DYNAMODB_ENDPOINT_URL" in function.environment
+                else {}
+            ),
+            **({"SQS_ENDPOINT_URL": self._sqs_endpoint} if self._sqs_endpoint else {}),
+            "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": LOCAL_REGION,
+            # No X-Ray daemon and no CloudWatch here: keep traces and EMF metric blobs out of the console.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+
     @contextmanager
     def _own_layer_modules(self, function: FunctionSpec) -> Iterator[None]:
         """The function's own copies of its layers' modules in sys.modules while it runs (a fresh import the first
         time); another function's copies are set aside, as they live in another container on Lambda."""
-        if not self._isolated:
+        if not self._template_variables:  # no variable names given: one shared set of layer modules
             yield
             return
         roots = tuple(str(layer_dir) + os.sep for layer_dir in function.layer_dirs)
@@ -138,14 +156,11 @@ class LambdaHost:
         # Loaded on first use, in the process that runs it: module-level boto3 clients must not
         # be created before the server forks. A failed import is retried on the next call.
         if function.logical_id not in self._handlers:
-            module = _load_module(function)
+            # Every function's entry is app.py: a unique module name keeps them apart in sys.modules.
+            name = f"_devserver_function_{function.logical_id}"
+            module = load_module(name, function.handler_file, function.layer_dirs)
             self._handlers[function.logical_id] = getattr(module, function.handler_attribute)
         return self._handlers[function.logical_id]
-
-
-def _load_module(function: FunctionSpec) -> ModuleType:
-    # Every function's entry is app.py: a unique module name keeps them apart in sys.modules.
-    return load_module(f"_devserver_function_{function.logical_id}", function.handler_file, function.layer_dirs)
 
 
 def load_module(module_name: str, path: Path, layer_dirs: Iterable[Path] = ()) -> ModuleType:

@@ -32,49 +32,16 @@ def _swagger_assets_dir() -> Path:
 
 
 _SWAGGER_ASSETS = {"/docs/swagger-ui.js": "swagger-ui-bundle.min.js", "/docs/swagger-ui.css": "swagger-ui.min.css"}
-
-_SWAGGER_HTML = """<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Ticketline API</title>
-  <link rel="stylesheet" href="/docs/swagger-ui.css">
-  <style>
-    body { margin: 0; }
-    .local-hint { font: 14px/1.4 system-ui, sans-serif; background: #fff8e1; padding: 8px 16px; margin: 0; }
-    .local-hint code { background: #f3e6b3; padding: 0 3px; }
-  </style>
-</head>
-<body>
-  <p class="local-hint">Local API. <b>Authorize</b> with a token from <code>make token ARGS="--user alice"</code>
-  (add <code>--admin</code> to create concerts), or use the <a href="/">demo page</a>.</p>
-  <div id="swagger-ui">Loading...</div>
-  <script src="/docs/swagger-ui.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({
-      url: "/openapi.json",
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      persistAuthorization: true,
-      displayRequestDuration: true,
-      defaultModelsExpandDepth: 0,
-      validatorUrl: null,
-      presets: [SwaggerUIBundle.presets.apis],
-      layout: "BaseLayout"
-    });
-  </script>
-</body>
-</html>
-"""
-
+# Above Powertools' Swagger UI page: how to authorize on the local API.
+_LOCAL_HINT = """
+  <p style="font: 14px/1.4 system-ui, sans-serif; background: #fff8e1; padding: 8px 16px; margin: 0">Local API.
+  <b>Authorize</b> with a token from <code>make token ARGS="--user alice"</code> (add <code>--admin</code> to create
+  concerts), or use the <a href="/">demo page</a>.</p>"""
 
 _PAGES: dict[str, Callable[[], HttpResponse | None]] = {
     "/": lambda: _file(WEB_DIR / "index.html"),
     "/index.html": lambda: _file(WEB_DIR / "index.html"),
     "/operator": lambda: _file(WEB_DIR / "operator.html"),
-    "/docs": lambda: HttpResponse(
-        200, [("Content-Type", "text/html; charset=utf-8"), _NO_CACHE], _SWAGGER_HTML.encode()
-    ),
     **{path: (lambda name=name: _file(_swagger_assets_dir() / name)) for path, name in _SWAGGER_ASSETS.items()},
 }
 
@@ -84,22 +51,37 @@ class Pages:
 
     def __init__(self, template: Template) -> None:
         self._template = template
-        self._document: dict[str, Any] | None = None
+        self._generated: dict[str, Any] | None = None
 
     def handle(self, request: HttpRequest) -> HttpResponse | None:
         if request.path == TOKEN_PATH:
             return self._token(request)
         if request.method not in ("GET", "HEAD"):
             return None
-        if request.path == "/openapi.json":
-            return self._openapi(request)
+        # /docs?format=json: where Powertools' Swagger page (below) links the document, as its own resolver serves it
+        if request.path == "/openapi.json" or (request.path == "/docs" and request.query == "format=json"):
+            return json_response(200, self._document(request), [_NO_CACHE])
+        if request.path == "/docs":
+            from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+            html = generate_swagger_html(
+                json.dumps(self._document(request)),
+                swagger_js="/docs/swagger-ui.js",
+                swagger_css="/docs/swagger-ui.css",
+                swagger_base_url="/docs",  # the assets above, served offline
+                oauth2_config=None,
+                persist_authorization=True,
+            )
+            html = html.replace("<body>", "<body>" + _LOCAL_HINT, 1)
+            return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8"), _NO_CACHE], html.encode())
         if request.path.startswith("/web/"):
             return _file(WEB_DIR / request.path.removeprefix("/web/"), root=WEB_DIR)
         page = _PAGES.get(request.path)
         return page() if page is not None else None
 
-    def _openapi(self, request: HttpRequest) -> HttpResponse | None:
-        if self._document is None:
+    def _document(self, request: HttpRequest) -> dict[str, Any]:
+        """The OpenAPI document, with this server first in its `servers`."""
+        if self._generated is None:
             # In a child process: generating imports every handler and the ticketline package, whose settings
             # and Powertools objects must be made inside a function's environment (lambda_host.py), not here.
             command = [
@@ -114,13 +96,13 @@ class Pages:
             result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, timeout=120, check=False)
             if result.returncode != 0:
                 logger.error("cannot generate the OpenAPI document, serving docs/openapi.json:\n%s", result.stderr)
-                return _file(PROJECT_ROOT / "docs" / "openapi.json")
-            self._document = json.loads(result.stdout)
-        document = dict(self._document)
+                return dict(json.loads((PROJECT_ROOT / "docs" / "openapi.json").read_bytes()))
+            self._generated = json.loads(result.stdout)
+        document = dict(self._generated)
         origin = f"http://{request.header('Host') or '127.0.0.1'}"
         local = {"url": origin, "description": "This local server"}
         document["servers"] = [local, *[s for s in document.get("servers", []) if "127.0.0.1" not in s["url"]]]
-        return json_response(200, document, [_NO_CACHE])
+        return document
 
     def _token(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":

@@ -21,13 +21,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
 from devserver.dynamodb_local import running_moto_server
-from devserver.lambda_host import Invoker
+from devserver.lambda_host import Invoker, invoke_batch
 from devserver.template import LOCAL_REGION, QueueEvent, QueueSpec, Template, create_queues
 
 logger = logging.getLogger("devserver")
@@ -55,18 +54,10 @@ def running_queues(template: Template) -> Iterator[str]:
         yield ""
         return
     with running_moto_server() as endpoint:
-        client = boto3.client("sqs", endpoint_url=endpoint, region_name=LOCAL_REGION)
-        try:
+        # Closed before the server forks: no connection of it may be shared.
+        with contextlib.closing(boto3.client("sqs", endpoint_url=endpoint, region_name=LOCAL_REGION)) as client:
             create_queues(client, template)
-        finally:
-            client.close()  # made before the server forks: no connection of it may be shared
         yield endpoint
-
-
-@dataclass(frozen=True)
-class _Mapping:
-    event: QueueEvent
-    queue: QueueSpec
 
 
 class QueuePoller:
@@ -74,9 +65,7 @@ class QueuePoller:
         self._template = template
         self._host = host
         self._client = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=LOCAL_REGION)
-        self._mappings = [
-            _Mapping(event, template.queue(event.queue_id)) for event in template.queue_events if event.enabled
-        ]
+        self._mappings = [(event, template.queue(event.queue_id)) for event in template.queue_events if event.enabled]
 
     def run(self, stop: threading.Event) -> None:
         if not self._mappings:  # every SQS event disabled (Enabled: false): nothing to poll
@@ -92,29 +81,26 @@ class QueuePoller:
     def poll_once(self, wait_seconds: int = 0) -> int:
         """One batch per queue, if any message is visible; returns the messages handed to functions."""
         delivered = 0
-        for mapping in self._mappings:
-            messages = self._receive(mapping, wait_seconds)
+        for event, queue in self._mappings:
+            messages = self._receive(event, queue, wait_seconds)
             if messages:
-                self._deliver(mapping, messages)
+                self._deliver(event, queue, messages)
                 delivered += len(messages)
         return delivered
 
     def drain(self) -> int:
         """Delivers until no message is visible (tests); messages that failed stay invisible meanwhile."""
-        delivered = 0
-        while handed := self.poll_once():
-            delivered += handed
-        return delivered
+        return sum(iter(self.poll_once, 0))
 
-    def _receive(self, mapping: _Mapping, wait_seconds: int) -> list[dict[str, Any]]:
+    def _receive(self, event: QueueEvent, queue: QueueSpec, wait_seconds: int) -> list[dict[str, Any]]:
         """Up to BatchSize messages: more receives while the batch is not full and MaximumBatchingWindowInSeconds,
         counted from the first message, has not passed."""
         messages: list[dict[str, Any]] = []
         deadline = 0.0
-        while len(messages) < mapping.event.batch_size:
-            limit = min(RECEIVE_LIMIT, mapping.event.batch_size - len(messages))
+        while len(messages) < event.batch_size:
+            limit = min(RECEIVE_LIMIT, event.batch_size - len(messages))
             received = self._client.receive_message(
-                QueueUrl=mapping.queue.url,
+                QueueUrl=queue.url,
                 MaxNumberOfMessages=limit,
                 WaitTimeSeconds=0 if messages else wait_seconds,
                 MessageSystemAttributeNames=["All"],
@@ -123,7 +109,7 @@ class QueuePoller:
             if not messages:
                 if not received:
                     break
-                deadline = time.monotonic() + mapping.event.batching_window_seconds
+                deadline = time.monotonic() + event.batching_window_seconds
             messages.extend(received)
             if len(received) < limit:
                 remaining = deadline - time.monotonic()
@@ -132,39 +118,25 @@ class QueuePoller:
                 time.sleep(min(_WINDOW_POLL_SECONDS, remaining))
         return messages
 
-    def _deliver(self, mapping: _Mapping, messages: list[dict[str, Any]]) -> None:
-        records = [_lambda_record(message, mapping.queue) for message in messages]
-        function = self._template.function(mapping.event.function_id)
-        try:
-            result = self._host.invoke(function, {"Records": records})
-            failed = _failed_ids(records, result) if mapping.event.reports_item_failures else set()
-        except Exception:
-            logger.exception("%s failed on its batch of %d messages", mapping.event.qualified_name, len(records))
-            failed = {record["messageId"] for record in records}
-        done = [message for message in messages if message["MessageId"] not in failed]
+    def _deliver(self, event: QueueEvent, queue: QueueSpec, messages: list[dict[str, Any]]) -> None:
+        records = [_lambda_record(message, queue) for message in messages]
+        function = self._template.function(event.function_id)
+        ids = [record["messageId"] for record in records]
+        failed = set(invoke_batch(self._host, function, event, records, ids))
+        done = [message for index, message in enumerate(messages) if index not in failed]
         for start in range(0, len(done), RECEIVE_LIMIT):
             chunk = done[start : start + RECEIVE_LIMIT]
             self._client.delete_message_batch(
-                QueueUrl=mapping.queue.url,
+                QueueUrl=queue.url,
                 Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)],
             )
         logger.info(
             "queue %s: %d messages -> %d done, %d back after the visibility timeout",
-            mapping.event.qualified_name,
+            event.qualified_name,
             len(messages),
             len(done),
             len(failed),
         )
-
-
-def _failed_ids(records: list[dict[str, Any]], result: Any) -> set[str]:
-    """The messages a partial batch response names; every message when Lambda could not read the answer."""
-    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
-    if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
-        return set()
-    ids: set[str] = {record["messageId"] for record in records}
-    named = {failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures}
-    return {name for name in named if name in ids} if named <= ids else ids
 
 
 def _lambda_record(message: Mapping[str, Any], queue: QueueSpec) -> dict[str, Any]:

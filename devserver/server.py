@@ -19,7 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
+from functools import partial
+from http.client import responses
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ DYNAMODB_LOCAL_DIR = PROJECT_ROOT / ".local" / "dynamodb-local"
 _STOP_GRACE_SECONDS = 5.0
 # API Gateway's methods, plus the two http.server answered before: anything else is 501.
 _KNOWN_METHODS = frozenset({*ANY_METHODS, "TRACE", "CONNECT"})
+Runner = Callable[[threading.Event], None]  # runs until the event is set
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,23 @@ def serve(options: ServerOptions) -> None:
         running_queues(template) as sqs_endpoint,
         tempfile.TemporaryDirectory(prefix="ticketline-devserver-") as lock_dir,
     ):
-        _create_tables(engine.endpoint_url, template)
+        # A short-lived client, closed before the fork: no connection of it may be shared with a worker.
+        with contextlib.closing(boto3.client("dynamodb", endpoint_url=engine.endpoint_url)) as client:
+            create_tables(client, template)
         context = _ServerContext(template, engine.endpoint_url, Path(lock_dir), Throttle(template), sqs_endpoint)
         banner = _banner_lines(
             engine.description, template, options.workers, rates, fault_plan, sqs_endpoint=sqs_endpoint
         )
-        sidecars = [_Sidecar("scheduler", lambda stop: context.run_scheduler(rates, stop))] if rates else []
+        runners: dict[str, Callable[[LambdaHost], Runner]] = {}
+        if rates:
+            runners["scheduler"] = lambda host: partial(
+                ScheduleRunner(template, host, context.lock_dir).run_on_timer, rates
+            )
         if template.streams:
-            sidecars.append(_Sidecar("stream poller", context.run_stream_poller))
+            runners["stream poller"] = lambda host: StreamPoller(template, host, engine.endpoint_url).run
         if template.queue_events:
-            sidecars.append(_Sidecar("queue poller", context.run_queue_poller))
+            runners["queue poller"] = lambda host: QueuePoller(template, host, sqs_endpoint).run
+        sidecars = [_Sidecar(name, context, runner) for name, runner in runners.items()]
         with contextlib.suppress(SystemExit):  # gunicorn's arbiter ends with sys.exit(0)
             _LocalServer(options, context, banner, sidecars).run()
     logger.info("stopped")
@@ -103,15 +112,6 @@ def _configure_output() -> None:
         logger.propagate = False
 
 
-def _create_tables(endpoint_url: str, template: Template) -> None:
-    # A short-lived client, closed before the fork: no connection of it may be shared with a worker.
-    client = boto3.client("dynamodb", endpoint_url=endpoint_url)
-    try:
-        create_tables(client, template)
-    finally:
-        client.close()
-
-
 def _banner_lines(
     engine: str,
     template: Template,
@@ -121,24 +121,17 @@ def _banner_lines(
     *,
     sqs_endpoint: str,
 ) -> list[str]:
+    scheduled = ", ".join(f"{schedule.name} every {rate:g} s" for schedule, rate in rates)
+    streams = ", ".join(f"{stream.table_id} -> {stream.function_id}" for stream in template.streams)
+    queues = ", ".join(queue.name for queue in template.queues)
+    queue_events = ", ".join(f"{event.queue_id} -> {event.function_id}" for event in template.queue_events)
     lines = [
         f"DynamoDB: {engine} (tables: {', '.join(template.table_names.values())})",
         f"Workers: {workers}",
-        "Scheduler: "
-        + (", ".join(f"{schedule.name} every {rate:g} s" for schedule, rate in rates) or "off (run on demand)"),
-        "Streams: "
-        + (
-            ", ".join(f"{stream.table_id} -> {stream.function_id}" for stream in template.streams)
-            or "none in the template"
-        ),
-        f"SQS: moto server at {sqs_endpoint} (queues: {', '.join(q.name for q in template.queues)})"
-        if sqs_endpoint
-        else "SQS: no queues in the template",
-        "Queue events: "
-        + (
-            ", ".join(f"{event.queue_id} -> {event.function_id}" for event in template.queue_events)
-            or "none in the template"
-        ),
+        f"Scheduler: {scheduled or 'off (run on demand)'}",
+        f"Streams: {streams or 'none in the template'}",
+        f"SQS: moto server at {sqs_endpoint} (queues: {queues})" if sqs_endpoint else "SQS: no queues in the template",
+        f"Queue events: {queue_events or 'none in the template'}",
         f"Injected DynamoDB faults: {fault_plan}",
         "Routes:",
     ]
@@ -171,21 +164,6 @@ class _ServerContext:
             self.template, host, runner, self.dynamodb_endpoint, self.throttle, sqs_endpoint=self.sqs_endpoint
         )
 
-    def run_scheduler(self, rates: list[tuple[ScheduleEvent, float]], stop: threading.Event) -> None:
-        host = self.host()
-        ScheduleRunner(self.template, host, self.lock_dir).run_on_timer(rates, stop)
-        host.wait_until_idle(_STOP_GRACE_SECONDS)
-
-    def run_stream_poller(self, stop: threading.Event) -> None:
-        host = self.host()
-        StreamPoller(self.template, host, self.dynamodb_endpoint).run(stop)
-        host.wait_until_idle(_STOP_GRACE_SECONDS)
-
-    def run_queue_poller(self, stop: threading.Event) -> None:
-        host = self.host()
-        QueuePoller(self.template, host, self.sqs_endpoint).run(stop)
-        host.wait_until_idle(_STOP_GRACE_SECONDS)
-
 
 def _child_started() -> None:
     """In every process the arbiter forks."""
@@ -194,11 +172,13 @@ def _child_started() -> None:
 
 
 class _Sidecar:
-    """A process next to gunicorn's workers (the scheduler, the pollers), forked and restarted by the arbiter."""
+    """A process next to gunicorn's workers (the scheduler, the pollers), forked and restarted by the arbiter: it runs
+    what `make_runner` makes of a Lambda host of its own until stopped, then lets the last invocation finish."""
 
-    def __init__(self, name: str, run: Callable[[threading.Event], None]) -> None:
+    def __init__(self, name: str, context: _ServerContext, make_runner: Callable[[LambdaHost], Runner]) -> None:
         self.name = name
-        self._run = run
+        self._context = context
+        self._make_runner = make_runner
         self.pid = 0
 
     def start(self, listeners: Iterable[Any]) -> None:
@@ -236,7 +216,9 @@ class _Sidecar:
             # Ctrl-C reaches the whole process group: the arbiter decides, and sends SIGTERM.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             _child_started()
-            self._run(stop)
+            host = self._context.host()
+            self._make_runner(host)(stop)
+            host.wait_until_idle(_STOP_GRACE_SECONDS)
         except BaseException:
             logger.exception("%s (process %d) failed", self.name, os.getpid())
             status = 1
@@ -247,13 +229,11 @@ class _Sidecar:
 
 
 class _LocalArbiter(Arbiter):
-    """gunicorn's arbiter, also keeping the sidecars running."""
-
-    sidecars: list[_Sidecar]
+    """gunicorn's arbiter, also keeping the application's sidecars running."""
 
     def manage_workers(self) -> None:
         super().manage_workers()
-        for sidecar in self.sidecars:
+        for sidecar in self.app.sidecars:
             if sidecar.pid == 0 or sidecar.exited():
                 if sidecar.pid:
                     logger.error("the %s (process %d) exited; starting another", sidecar.name, sidecar.pid)
@@ -267,7 +247,7 @@ class _LocalServer(BaseApplication):
         self._options = options
         self._context = context
         self._banner = banner
-        self._sidecars = sidecars
+        self.sidecars = sidecars
         super().__init__()
 
     def load_config(self) -> None:
@@ -291,12 +271,10 @@ class _LocalServer(BaseApplication):
         return _WsgiGateway(self._context.gateway())
 
     def run(self) -> None:
-        arbiter = _LocalArbiter(self)
-        arbiter.sidecars = self._sidecars
-        arbiter.run()
+        _LocalArbiter(self).run()
 
     def _on_exit(self, arbiter: Arbiter) -> None:
-        for sidecar in self._sidecars:
+        for sidecar in self.sidecars:
             sidecar.stop()
 
     def _when_ready(self, arbiter: Arbiter) -> None:
@@ -319,10 +297,7 @@ class _WsgiGateway:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.monotonic()
         response = self._response(environ)
-        try:
-            reason = HTTPStatus(response.status).phrase
-        except ValueError:
-            reason = "Unknown"
+        reason = responses.get(response.status, "Unknown")
         start_response(f"{response.status} {reason}", [*response.headers, ("Content-Length", str(len(response.body)))])
         logger.info(
             "%s %s %d %.1f ms",
@@ -386,7 +361,7 @@ class _LocalWorker(SyncWorker):
             return
         logger.info("refused a request from %s: %s", (addr or ("?",))[0], exc)
         response = error_response(*refusal, str(exc) or "Bad request.", _header_details(exc))
-        head = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}", "Connection: close"]
+        head = [f"HTTP/1.1 {response.status} {responses[response.status]}", "Connection: close"]
         head += [f"{name}: {value}" for name, value in response.headers]
         head.append(f"Content-Length: {len(response.body)}")
         with contextlib.suppress(OSError):

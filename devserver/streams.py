@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from devserver.event_filter import matches
-from devserver.lambda_host import LambdaHost
+from devserver.lambda_host import Invoker, invoke_batch
 from devserver.template import LOCAL_REGION, StreamEvent, Template
 
 logger = logging.getLogger("devserver")
@@ -45,7 +45,7 @@ class _Mapping:
 
 
 class StreamPoller:
-    def __init__(self, template: Template, host: LambdaHost, dynamodb_endpoint: str) -> None:
+    def __init__(self, template: Template, host: Invoker, dynamodb_endpoint: str) -> None:
         self._template = template
         self._host = host
         endpoint = dynamodb_endpoint or None  # "": AWS's own endpoint (moto's in-process mock in unit tests)
@@ -109,7 +109,11 @@ class StreamPoller:
                 except ClientError as error:
                     if error.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
                         raise
-                    shard.iterator = self._resume(mapping, shard_id, shard)
+                    shard.iterator = (
+                        self._iterator(mapping, shard_id, "AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.last_sequence)
+                        if shard.last_sequence is not None
+                        else self._iterator(mapping, shard_id, "TRIM_HORIZON")
+                    )
                     continue
                 shard.iterator = page.get("NextShardIterator")  # None: the shard is closed and read to its end
                 for record in page["Records"]:
@@ -121,20 +125,9 @@ class StreamPoller:
                 if not page["Records"]:
                     break
 
-    def _iterator(self, mapping: _Mapping, shard_id: str, position: str) -> str | None:
+    def _iterator(self, mapping: _Mapping, shard_id: str, position: str, **after: str) -> str | None:
         response = self._streams.get_shard_iterator(
-            StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType=position
-        )
-        return response.get("ShardIterator")
-
-    def _resume(self, mapping: _Mapping, shard_id: str, shard: _Shard) -> str | None:
-        if shard.last_sequence is None:
-            return self._iterator(mapping, shard_id, "TRIM_HORIZON")
-        response = self._streams.get_shard_iterator(
-            StreamArn=mapping.stream_arn,
-            ShardId=shard_id,
-            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-            SequenceNumber=shard.last_sequence,
+            StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType=position, **after
         )
         return response.get("ShardIterator")
 
@@ -148,21 +141,15 @@ class StreamPoller:
         mapping.pending_since = time.monotonic() if mapping.pending else None
         function = self._template.function(mapping.event.function_id)
         attempts = mapping.event.maximum_retry_attempts
-        attempt = 0
-        delivered = 0
+        attempt = delivered = 0
         while True:
-            try:
-                result = self._host.invoke(function, {"Records": batch})
-                retry_from = _first_failed(batch, result) if mapping.event.reports_item_failures else None
-            except Exception:
-                logger.exception("%s failed on its batch of %d records", mapping.event.qualified_name, len(batch))
-                retry_from = 0
-            if retry_from is None:
-                logger.info("stream %s: %d records -> %s", mapping.event.qualified_name, len(batch), result)
+            sequence = [record["dynamodb"]["SequenceNumber"] for record in batch]
+            failed = invoke_batch(self._host, function, mapping.event, batch, sequence)
+            if not failed:
                 return delivered + len(batch)
             # Lambda checkpoints before the first failed record and delivers the rest again.
-            delivered += retry_from
-            batch = batch[retry_from:]
+            delivered += failed[0]
+            batch = batch[failed[0] :]
             if attempts is not None and attempt >= attempts:
                 logger.error(
                     "%s failed %d times: %d records are given up, as Lambda would",
@@ -174,19 +161,6 @@ class StreamPoller:
             logger.warning("%s: retrying %d records", mapping.event.qualified_name, len(batch))
             time.sleep(_RETRY_BACKOFF_SECONDS[min(attempt, len(_RETRY_BACKOFF_SECONDS) - 1)])
             attempt += 1
-
-
-def _first_failed(batch: list[dict[str, Any]], result: Any) -> int | None:
-    """Where a partial batch response says to resume (the first failed record's index); None: all succeeded.
-    An answer Lambda cannot read (not the documented shape, or an unknown sequence number) fails the batch."""
-    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
-    if not failures:  # an empty or null list, or no answer at all: the whole batch succeeded
-        return None
-    sequence = [record["dynamodb"]["SequenceNumber"] for record in batch]
-    named = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
-    if not all(name in sequence for name in named):
-        return 0
-    return min(sequence.index(name) for name in named)
 
 
 def _lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:

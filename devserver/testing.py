@@ -7,7 +7,6 @@ with running_server(parameter_overrides={"SeatHoldTtlSeconds": "2"}, workers=4) 
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import requests
 
 from devserver import PROJECT_ROOT
 from devserver.auth import mint_token
+from devserver.dynamodb_local import stop_process
 from devserver.server import LISTENING_BANNER
 
 _LISTENING_URL = re.compile(re.escape(LISTENING_BANNER) + r" (http://\S+)")
@@ -64,7 +64,6 @@ def running_server(
     *,
     workers: int = 2,
     scheduler: bool = False,
-    schedule_rates: Mapping[str, float] | None = None,
     environment: Mapping[str, str] | None = None,
     start_timeout_seconds: float = 60.0,
 ) -> Iterator[RunningServer]:
@@ -72,8 +71,6 @@ def running_server(
     command = [sys.executable, "-m", "devserver", "--port", "0", "--workers", str(workers)]
     if parameter_overrides:
         command += ["--parameter-overrides", *(f"{key}={value}" for key, value in parameter_overrides.items())]
-    for name, seconds in (schedule_rates or {}).items():
-        command += ["--schedule-rate", f"{name}={seconds}"]
     if not scheduler:
         command.append("--no-scheduler")
     log_file = tempfile.NamedTemporaryFile(prefix="ticketline-devserver-", suffix=".log", delete=False)  # noqa: SIM115
@@ -88,10 +85,10 @@ def running_server(
     )
     log_file.close()
     try:
-        server = _wait_until_serving(process, log_path, start_timeout_seconds)
-        yield server
+        yield _wait_until_serving(process, log_path, start_timeout_seconds)
     finally:
-        _stop(process)
+        # The server stops its workers and the engine itself; killed, its children notice and exit on their own.
+        stop_process(process, _STOP_TIMEOUT_SECONDS)
         log_path.unlink(missing_ok=True)
 
 
@@ -120,13 +117,3 @@ def _wait_until_serving(process: subprocess.Popen[bytes], log_path: Path, timeou
                 )
         time.sleep(0.05)
     raise ServerStartError(f"the server did not serve within {timeout_seconds:.0f} s:\n{log_path.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # the server stops its workers and the engine itself
-        try:
-            process.wait(timeout=_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()  # its children notice (parent gone) and exit on their own
-            process.wait()

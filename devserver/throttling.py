@@ -8,7 +8,6 @@ same ones, as every API Gateway node draws from one stage.
 
 import multiprocessing
 import time
-from collections.abc import Callable
 
 from devserver.template import Template, ThrottleLimit
 
@@ -18,8 +17,7 @@ ANY_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class Throttle:
-    def __init__(self, template: Template, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, template: Template) -> None:
         self._index: dict[tuple[str, str, str], int] = {}  # (api id, resource path, method) -> bucket
         limits: list[ThrottleLimit] = []
         for route in template.routes:
@@ -33,7 +31,7 @@ class Throttle:
                     limits.append(limit)
         self._limits = tuple(limits)
         self._lock = _FORK.Lock()
-        now = clock()
+        now = time.monotonic()
         # Per bucket: the tokens it holds and when it was last refilled; full at start, as a fresh stage is.
         self._tokens = _FORK.RawArray("d", [float(limit.burst) for limit in limits] or [0.0])
         self._refilled = _FORK.RawArray("d", [now] * len(limits) or [0.0])
@@ -45,7 +43,7 @@ class Throttle:
             return True
         limit = self._limits[bucket]
         with self._lock:
-            now = self._clock()
+            now = time.monotonic()
             tokens = min(
                 float(limit.burst), self._tokens[bucket] + (now - self._refilled[bucket]) * limit.rate_per_second
             )
