@@ -293,7 +293,7 @@ def _read_bodies_by_our_rule(app: APIGatewayRestResolver, next_middleware: NextM
     resolver's `json_body_deserializer`, and only for a route that takes a body. So, while Powertools validates,
     the event says `application/json` with a placeholder body, and the deserializer (create_app's
     body_by_our_rule) answers json_object_body of the request as sent. The route and the caller get the event
-    back as sent."""
+    back as sent (a route reads its body from its model: Powertools keeps the placeholder as `decoded_body`)."""
     event = app.current_event.raw_event
     app.context[_REQUEST_AS_SENT] = dict(event)  # Powertools clears the context after each request
     headers = {name: value for name, value in (event.get("headers") or {}).items() if name.lower() != "content-type"}
