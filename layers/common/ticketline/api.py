@@ -25,7 +25,6 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, O
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
@@ -75,15 +74,21 @@ def create_app(*, operators_only: bool = False) -> APIGatewayRestResolver:
         allow_headers=CORS_HEADERS,
         expose_headers=["Retry-After"],
     )
+
     # Validation is added here rather than by enable_validation=True, which would run Powertools' request
-    # validation before any middleware and with its own body reader. Here the order is ours: an operators-only
-    # app refuses non-admins before reading anything, then Powertools validates the request with API.md's body
-    # rule, then its response validation serializes the route's answer.
-    app = APIGatewayRestResolver(cors=cors)
+    # validation before any middleware. Here the order is ours: an operators-only app refuses non-admins before
+    # reading anything, then Powertools validates the request, reading a route's body by API.md's rule
+    # (_read_bodies_by_our_rule), then its response validation serializes the route's answer.
+    def body_by_our_rule(_placeholder: str) -> dict[str, Any]:
+        return json_object_body(app.context[_REQUEST_AS_SENT])
+
+    app = APIGatewayRestResolver(cors=cors, json_body_deserializer=body_by_our_rule)
     app.use(
         [
             *([_admin_group_only] if operators_only else []),
-            _ValidationWithOurBodyRule(),
+            _read_bodies_by_our_rule,
+            OpenAPIRequestValidationMiddleware(),  # type: ignore[no-untyped-call]  # Powertools' is untyped
+            _route_sees_the_request_as_sent,
             OpenAPIResponseValidationMiddleware(validation_serializer=None, has_response_validation_error=False),
         ]
     )
@@ -205,12 +210,12 @@ def is_json_media_type(content_type: str) -> bool:
     return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > len("+json")))
 
 
-def json_object_body(event: BaseProxyEvent) -> dict[str, Any]:
+def json_object_body(event: dict[str, Any]) -> dict[str, Any]:
     """The request body of a route that takes one, or the 4xx that says why not: a JSON media type (else 415;
     a body without a Content-Type too), at most MAX_BODY_BYTES (else 413), valid UTF-8 JSON whose top level is
     an object and whose objects have each key once (else 400). Routes that take no body never call this."""
-    content_types_sent = _header_values(event.raw_event, "Content-Type")
-    raw = _body_bytes(event.raw_event)
+    content_types_sent = _header_values(event, "Content-Type")
+    raw = _body_bytes(event)
     if not content_types_sent and not raw:
         raise ValidationFailed.field("body", "Field required")
     if len(content_types_sent) != 1 or not is_json_media_type(content_types_sent[0]):
@@ -278,17 +283,36 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
         raise ValidationFailed.field("body", "is not valid base64") from None
 
 
-class _ValidationWithOurBodyRule(OpenAPIRequestValidationMiddleware):
-    """Powertools' request validation (path, query, headers, body against the route's models), reading the body
-    as json_object_body does. Powertools' own reader parses form and multipart bodies and refuses `APPLICATION/JSON`
-    and `application/<x>+json`, and no public hook replaces it: overriding `_get_body` is the one Powertools private
-    name we use (CONTRIBUTING.md says why); tests/unit/test_request_bodies.py fails if Powertools renames it."""
+_REQUEST_AS_SENT = "request_as_sent"  # the event before _read_bodies_by_our_rule, in the resolver's context
 
-    def __init__(self) -> None:  # Powertools' own is untyped
-        pass
 
-    def _get_body(self, app: Any) -> dict[str, Any]:
-        return json_object_body(app.current_event)
+def _read_bodies_by_our_rule(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Makes Powertools' request validation read a route's body as json_object_body does. Powertools' own reader
+    goes by Content-Type (it parses form and multipart bodies, refuses `APPLICATION/JSON` and
+    `application/<x>+json`, and a bad base64 or UTF-8 body is a 500); for `application/json` it calls the
+    resolver's `json_body_deserializer`, and only for a route that takes a body. So, while Powertools validates,
+    the event says `application/json` with a placeholder body, and the deserializer (create_app's
+    body_by_our_rule) answers json_object_body of the request as sent. The route and the caller get the event
+    back as sent (a route reads its body from its model: Powertools keeps the placeholder as `decoded_body`)."""
+    event = app.current_event.raw_event
+    app.context[_REQUEST_AS_SENT] = dict(event)  # Powertools clears the context after each request
+    headers = {name: value for name, value in (event.get("headers") or {}).items() if name.lower() != "content-type"}
+    event.update(headers=headers | {"Content-Type": "application/json"}, body="{}", isBase64Encoded=False)
+    try:
+        return next_middleware(app)
+    finally:
+        _put_back_as_sent(app)
+
+
+def _route_sees_the_request_as_sent(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    _put_back_as_sent(app)  # validation is done
+    return next_middleware(app)
+
+
+def _put_back_as_sent(app: APIGatewayRestResolver) -> None:
+    event = app.current_event.raw_event
+    event.clear()
+    event.update(app.context[_REQUEST_AS_SENT])
 
 
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
