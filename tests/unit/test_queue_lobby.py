@@ -101,6 +101,7 @@ def test_the_lobby_enters_in_key_order_ahead_of_every_later_arrival_with_positio
     assert admitted == [*by_key, "bot"]  # the lobby in key order, then the first arrival after the opening
 
 
+@pytest.mark.slow  # 200 lobby joins and their admission on moto
 def test_the_lobby_order_owes_nothing_to_arrival_time(clock):
     queue = lobby_queue(clock, opens_in=1200, capacity=200, shards=4)
     arrivals = [f"u{i:03}" for i in range(200)]

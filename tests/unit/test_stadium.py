@@ -204,6 +204,7 @@ def test_the_seats_list_of_a_concert_body_gives_sections_too(clock):
 
 
 # ---- the figures: O(changes) per stream batch ----
+@pytest.mark.slow  # a 2,000-seat date written on moto
 def test_a_stream_batch_adds_its_changes_and_a_redelivery_adds_only_the_new_records(clock):
     from tests.conftest import lambda_context
     from tests.unit.test_catalog_holds import item
