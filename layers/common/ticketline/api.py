@@ -47,7 +47,7 @@ from ticketline.errors import (
     ValidationFailed,
     error_body,
 )
-from ticketline.models.queue import ID_PATTERN
+from ticketline.models import ID_PATTERN
 from ticketline.observability import logger, metrics, tracer
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]

@@ -5,6 +5,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+# Our ids in paths and bodies. Here, not beside the models: the API layer's path parameters use it, and a
+# handler that imports no model (health) must not pay for building them at its cold start.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)

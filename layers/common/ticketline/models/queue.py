@@ -8,11 +8,10 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from ticketline.models import ApiModel, with_examples
+from ticketline.models import ID_PATTERN, ApiModel, with_examples
 from ticketline.models.catalog import MAX_QUEUE_CAPACITY, FiguresAsOfOut, SalesOut, SaleStatus, ScheduleSalesOut
 
 # Ids we mint are URL-safe; anything else is refused before it reaches DynamoDB.
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 EntityId = Annotated[str, Field(pattern=ID_PATTERN, examples=["01JD4Y7Z0K3M5Q8R2T6V9W1X3Y"])]
 
 

@@ -85,7 +85,7 @@ class RecountSummary:
 
 
 def new_id() -> str:
-    """Ids we mint: 32 hex characters (uuid4), within models.queue.ID_PATTERN."""
+    """Ids we mint: 32 hex characters (uuid4), within models.ID_PATTERN."""
     return uuid.uuid4().hex
 
 
@@ -94,7 +94,7 @@ _CONCERT_IDS = uuid.UUID("6f1c2b0e-5d4a-4c83-9f7e-2a9d8b6c1e30")
 
 
 def concert_id_for(owner: str, key: str) -> str:
-    """32 hex characters (uuid5 of the operator's sub and the key), within models.queue.ID_PATTERN. The sub and the
+    """32 hex characters (uuid5 of the operator's sub and the key), within models.ID_PATTERN. The sub and the
     key are joined by a newline, which neither may contain, so no two pairs give one name."""
     return uuid.uuid5(_CONCERT_IDS, f"{owner}\n{key}").hex
 
