@@ -31,7 +31,8 @@ from aws_xray_sdk.core import patcher
 from ticketline.db import dynamodb
 from ticketline.observability import tracer
 dynamodb()
-print(json.dumps({"loaded": loaded, "models": models, "tracing": not tracer.disabled, "patched": sorted(patcher._PATCHED_MODULES)}))
+patched = sorted(patcher._PATCHED_MODULES)
+print(json.dumps({"loaded": loaded, "models": models, "tracing": not tracer.disabled, "patched": patched}))
 """
 
 
