@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ticketline import clock as ticketline_clock
+from ticketline.config import get_settings
 from ticketline.errors import NotFound, QueueTokenExpired, QueueTokenInvalid, QueueTokenNotActive
 from ticketline.models.queue import TokenStatus
 from ticketline.repositories.queue import QueueRepository
@@ -272,3 +273,24 @@ def test_the_queue_state_keeps_a_bounded_number_of_counter_readings(clock):
     state = QueueRepository().get_state("c1", consistent=True)
     assert state is not None
     assert 1 < len(state.readings) <= JOIN_WINDOW_SECONDS // READING_SPACING_SECONDS + 2
+
+
+def test_the_state_cache_ages_on_the_domain_clock_not_on_how_fast_the_machine_runs(clock):
+    """A poll within the cache time answers from the state read last; once the clock has moved past it, the next
+    poll reads the run's new bound, however little real time went by (CI once ran a whole line in under the
+    cache's second of wall time). A clock stepped back counts as stale."""
+    QueueRepository().create_queue("c1", capacity=1, shards=1, now=int(clock()))
+    queue = QueueService(settings=get_settings().model_copy(update={"queue_state_cache_seconds": 1.0}))
+    queue.issue("c1", "first")
+    queue.issue("c1", "second")
+    waiter, _ = queue.issue("c1", "third")
+    clock.advance(queue.settings.active_token_ttl_seconds + 1)  # "first" has left; no run yet
+    assert queue.position("c1", "third", waiter.token).position == 2  # reads and caches bound 1
+    assert QueueService().admit().admitted == 1  # another container's run raises the bound to 2
+    clock.advance(0.5)
+    assert queue.position("c1", "third", waiter.token).position == 2  # still the cached bound
+    clock.advance(queue.settings.queue_state_cache_seconds)
+    assert queue.position("c1", "third", waiter.token).position == 1
+    assert queue._cache.get("c1") is not None
+    clock.advance(-10)
+    assert queue._cache.get("c1") is None

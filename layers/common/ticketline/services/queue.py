@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import random
 import secrets
-import time
 from dataclasses import dataclass, field, replace
 from hmac import compare_digest
 from itertools import islice
@@ -61,19 +60,21 @@ EXPIRY_GRACE_MARGIN_SECONDS = 3600
 
 @dataclass
 class _StateCache:
-    """Per-container cache of queue states; a stale bound can only delay entry, never over-admit."""
+    """Per-container cache of queue states; a stale bound can only delay entry, never over-admit. It ages on
+    ticketline.clock, the time every other rule here reads, so a test that moves the clock ages it too; a clock
+    stepped back counts as stale rather than stretching the cache's life."""
 
     ttl_seconds: float
     entries: dict[str, tuple[float, QueueState]] = field(default_factory=dict)
 
     def get(self, concert_id: str) -> QueueState | None:
         hit = self.entries.get(concert_id)
-        if hit is None or time.monotonic() - hit[0] >= self.ttl_seconds:
+        if hit is None or not 0 <= clock.now() - hit[0] < self.ttl_seconds:
             return None
         return hit[1]
 
     def put(self, state: QueueState) -> None:
-        self.entries[state.concert_id] = (time.monotonic(), state)
+        self.entries[state.concert_id] = (clock.now(), state)
 
 
 @dataclass(frozen=True, slots=True)
