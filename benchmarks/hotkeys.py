@@ -18,7 +18,6 @@ import contextlib
 import heapq
 import random
 import sys
-import types
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,17 +44,13 @@ class SimulatedClock:
 
 @contextmanager
 def simulated_queue(clock: SimulatedClock) -> Iterator[None]:
-    """The queue service's wall clock and its cache's monotonic clock both follow `clock`."""
+    """The queue service's clock, and with it its state cache's age, follow `clock`."""
     from ticketline import clock as ticketline_clock
-    from ticketline.services import queue as queue_module
 
-    real_time = queue_module.time
-    queue_module.time = types.SimpleNamespace(monotonic=clock)  # type: ignore[assignment]
     ticketline_clock.set_clock(clock)
     try:
         yield
     finally:
-        queue_module.time = real_time
         ticketline_clock.set_clock(None)
 
 
