@@ -8,6 +8,7 @@ when present: polls, hold attempts per ticket).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
 import sys
@@ -278,7 +279,7 @@ def compute() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    del argv
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     result = compute()
     report.save("dollars", "make bench-dollars  (python -m benchmarks.dollars)", result)
     print(render.dollar_table(result))

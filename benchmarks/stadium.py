@@ -32,6 +32,8 @@ from devserver import DEFAULT_TEMPLATE
 from devserver.lambda_host import LambdaHost
 from devserver.queues import QueuePoller, running_queues
 from devserver.template import FunctionSpec, load_template
+from ticketline.models.catalog import MAX_SEATS_PER_SCHEDULE
+from ticketline.services.catalog import SYNC_SEAT_LIMIT
 
 PARTITION_WRITE_UNITS_PER_SECOND = 1_000  # DynamoDB's per-partition write throughput
 LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
@@ -42,8 +44,16 @@ STARTS_AT = "2031-06-01T19:00:00Z"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seats", type=int, default=100_000, help="seats of the one date (at most 100,000)")
+    parser.add_argument(
+        "--seats",
+        type=int,
+        default=MAX_SEATS_PER_SCHEDULE,
+        help=f"seats of the one date: above {SYNC_SEAT_LIMIT:,} (at or below it the creation publishes at once, "
+        f"with no queue to measure), at most {MAX_SEATS_PER_SCHEDULE:,}",
+    )
     args = parser.parse_args(argv)
+    if not SYNC_SEAT_LIMIT < args.seats <= MAX_SEATS_PER_SCHEDULE:
+        parser.error(f"--seats must be above {SYNC_SEAT_LIMIT:,} and at most {MAX_SEATS_PER_SCHEDULE:,}")
     with dynamodb_local() as endpoint, running_queues(load_template(DEFAULT_TEMPLATE)) as sqs_endpoint:
         os.environ["SQS_ENDPOINT_URL"] = sqs_endpoint  # before the functions' settings are read
         api = InProcessApi(endpoint)

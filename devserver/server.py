@@ -231,6 +231,19 @@ class _Sidecar:
 class _LocalArbiter(Arbiter):
     """gunicorn's arbiter, also keeping the application's sidecars running."""
 
+    def spawn_worker(self) -> int:
+        arbiter = os.getpid()
+        try:
+            return int(super().spawn_worker())
+        except SystemExit as ending:
+            if os.getpid() == arbiter:
+                raise
+            # A worker ends with sys.exit: unwound into serve(), it would run the server's cleanup (stop the engine
+            # and the queues, delete the schedules' lock folder) under the workers still serving.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(ending.code if isinstance(ending.code, int) else 1)
+
     def manage_workers(self) -> None:
         super().manage_workers()
         for sidecar in self.app.sidecars:

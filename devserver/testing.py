@@ -21,7 +21,7 @@ import requests
 
 from devserver import PROJECT_ROOT
 from devserver.auth import mint_token
-from devserver.dynamodb_local import stop_process
+from devserver.dynamodb_local import die_with_parent, stop_process
 from devserver.server import LISTENING_BANNER
 
 _LISTENING_URL = re.compile(re.escape(LISTENING_BANNER) + r" (http://\S+)")
@@ -82,6 +82,9 @@ def running_server(
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env={**os.environ, **(environment or {})},
+        # A caller killed without unwinding (a benchmark's SIGTERM) takes the server with it. PR_SET_PDEATHSIG
+        # follows the thread that started the server: start it from a thread that outlives it (as every caller does).
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call: safe with threads
     )
     log_file.close()
     try:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -184,6 +185,53 @@ def test_children_do_not_outlive_a_killed_server() -> None:
             time.sleep(0.1)
 
         assert alive(processes) == set()
+
+
+def test_a_worker_gunicorn_restarts_leaves_the_engine_and_the_schedules_to_the_others() -> None:
+    """A worker ends (gunicorn's timeout, a SIGTERM to it) and the arbiter starts another: the ending worker must
+    not unwind into the server's own cleanup, which stopped the engine and deleted the schedules' lock folder."""
+    with running_server(workers=2) as running:
+        for _ in range(20):
+            requests.get(f"{running.url}/health", timeout=TIMEOUT)
+        worker = int(re.findall(r"\[(\d+)\] INFO GET /health 200", running.log())[-1])
+        os.kill(worker, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while alive({worker}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alive({worker}) == set()
+        time.sleep(2)  # what the ending worker would have stopped has had time to stop
+
+        statuses = [requests.get(f"{running.url}/concerts", timeout=TIMEOUT).status_code for _ in range(10)]
+        assert statuses == [200] * 10
+        assert "admitted" in json.dumps(running.run_schedule("Admit"))
+        assert "stopped" not in running.log()
+
+
+def test_a_caller_killed_by_sigterm_takes_its_server_with_it() -> None:
+    """`python -m benchmarks.sale` stopped by SIGTERM (no Python cleanup runs) once left its server serving."""
+    caller = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from devserver.testing import running_server\n"
+            "with running_server(workers=1) as running:\n"
+            "    print(running.pid, flush=True)\n"
+            "    time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout is not None
+    server_pid = int(caller.stdout.readline())
+    processes = descendants(server_pid) | {server_pid}
+    caller.terminate()
+    caller.wait(timeout=TIMEOUT)
+    deadline = time.monotonic() + 20
+    while alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert alive(processes) == set()
 
 
 def test_bad_parameter_override_fails_fast() -> None:
