@@ -174,7 +174,6 @@ class Sale(SimulatedSale[SaleModel]):
         start = self.clock.now
         self.repository.create_queue(CONCERT, self.model.capacity, 1, int(start))
         self.schedule(start, self.buyers.join_at)
-        self.next_admit_at = self.events[0][0]
         return self.play(self.model.buyers, until=self.opening + HORIZON_SECONDS - 1)
 
     def count(self, route: str, at: float) -> None:

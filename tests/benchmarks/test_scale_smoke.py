@@ -4,6 +4,7 @@ Fails when the poll's timing regresses against issue 14's targets (the full run:
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -35,3 +36,26 @@ def test_a_waiter_back_when_told_keeps_its_turn_and_no_slot_sits_idle(sale: dict
 def test_the_estimate_is_close_to_the_wait(sale: dict[str, Any]) -> None:
     error = sale[scale.NEW_RULE]["estimate_error"]
     assert error["waiters"] > 0 and error["median"] <= 0.25, error
+
+
+@pytest.mark.parametrize("admission_seconds", [60, 300])
+def test_the_admit_runs_keep_the_schedule_from_the_first(admission_seconds: int) -> None:
+    """Each Admit run comes one interval after the one before, late by at most the run delay: the second run once
+    came from the sale's first event (an Expire run or a join), seconds after the first."""
+    model = scale.SaleModel(buyers=2_000, capacity=50, seats=200, admission_seconds=admission_seconds)
+    clock = scale.SimulatedClock()
+    opening = clock.now + model.runs_before_opening * model.admission_seconds
+    admitted_at: list[float] = []
+
+    class RecordedSale(scale.Sale):
+        def admit(self, buyer: int) -> int:
+            admitted_at.append(self.clock.now)
+            return super().admit(buyer)
+
+    RecordedSale(model, RULES[0], scale.Buyers.draw(model, opening), clock, opening).run()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(admitted_at)]
+    assert len(gaps) > 5
+    assert all(
+        admission_seconds - 1 - model.run_delay_seconds <= gap <= admission_seconds + 1 + model.run_delay_seconds
+        for gap in gaps
+    ), gaps[:5]
