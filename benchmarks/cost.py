@@ -27,6 +27,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.capacity import Units, billed_units
 from benchmarks.inprocess import Answer, InProcessApi, dynamodb_local
+from benchmarks.recorder import DynamoRequest
 
 PRICE = 50_000
 # The journey's labels; targets and the dollar model refer to them.
@@ -276,19 +277,19 @@ def summarize(answers: Iterable[Answer]) -> list[dict[str, Any]]:
     return rows
 
 
-def _sequence(requests: Sequence[Any]) -> str:
+def _sequence(requests: Sequence[DynamoRequest]) -> str:
     """Operation names in order, repeats folded: "BatchWriteItem x9 -> TransactWriteItems"."""
     folded = [(name, len(list(run))) for name, run in itertools.groupby(map(_operation_name, requests))]
     return " -> ".join(name if n == 1 else f"{name} x{n}" for name, n in folded)
 
 
-def _operation_name(request: Any) -> str:
+def _operation_name(request: DynamoRequest) -> str:
     name = request.operation
     if request.index:
         name += f"({request.index})"
     if request.is_count:
         name += "[COUNT]"
-    if request.failed:
+    if request.error_code is not None:
         name += f" FAILED:{request.error_code.removesuffix('Exception')}"
     return name
 

@@ -14,13 +14,28 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from benchmarks import cost, render, report
 
-PRICES = {
+
+class Prices(TypedDict):
+    """AWS on-demand prices in dollars (as of `as_of`), written into the results as they are."""
+
+    as_of: str
+    lambda_arm64_per_gb_second: float
+    lambda_per_million_requests: float
+    api_gateway_rest_per_million: float
+    api_gateway_http_per_million: float
+    cloudfront_https_per_million: float
+    waf_per_million_requests: float
+    dynamodb_per_million_wru: float
+    dynamodb_per_million_rru: float
+
+
+PRICES: Prices = {
     "as_of": "2025-06 (AWS list prices, us-east-1)",
     "lambda_arm64_per_gb_second": 0.0000133334,
     "lambda_per_million_requests": 0.20,
@@ -104,7 +119,16 @@ def call_price(row: dict[str, Any]) -> dict[str, float]:
 # requests/s per account and region by default, adjustable (bought in Service Quotas). Quotas: https://docs.aws.amazon.com
 # /cognito/latest/developerguide/quotas.html; the refresh grant's share of it: https://repost.aws/questions/
 # QUFRuNyMQ_RVu3KimZTSc4Zw. Per monthly active user (any sign-in or refresh in the month), apart from the sale.
-COGNITO = {
+class CognitoFigures(TypedDict):
+    as_of: str
+    user_authentication_rps_quota: int
+    cognito_default_id_token_minutes: int
+    free_mau: int
+    essentials_per_mau: float
+    lite_per_mau: tuple[tuple[float, float], ...]  # (up to this many MAU, dollars per MAU in that band)
+
+
+COGNITO: CognitoFigures = {
     "as_of": "2025-06 (AWS list prices, us-east-1)",
     "user_authentication_rps_quota": 120,
     "cognito_default_id_token_minutes": 60,
@@ -230,7 +254,8 @@ def cognito_plans(
 def mau_dollars(users: int) -> dict[str, float]:
     """A month with `users` active users, per Cognito tier (the first COGNITO['free_mau'] free)."""
     billed = max(0, users - COGNITO["free_mau"])
-    lite, below = 0.0, COGNITO["free_mau"]
+    lite = 0.0
+    below: float = COGNITO["free_mau"]  # then each band's upper bound (the last one infinite)
     for upto, price in COGNITO["lite_per_mau"]:
         lite += max(0, min(users, upto) - below) * price
         below = upto

@@ -147,9 +147,9 @@ def per_second(log: RequestLog, start: float, end: float) -> dict[str, Any]:
             (item_writes if request.is_write else item_reads)[name] += 1
             for index, partition in index_writes(request, key):
                 index_partition_writes[f"{index} {partition}"] += 1
-        partition = request.query_partition()
-        if partition is not None:
-            index_partition_reads[f"{partition[0]} {partition[1]}"] += 1
+        queried = request.query_partition()
+        if queried is not None:
+            index_partition_reads[f"{queried[0]} {queried[1]}"] += 1
 
     def top(counter: Counter[str], n: int = 3) -> list[dict[str, Any]]:
         return [{"key": key, "per_second": round(count / seconds, 1)} for key, count in counter.most_common(n)]

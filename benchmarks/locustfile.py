@@ -46,6 +46,8 @@ def _options(parser: Any) -> None:
 @events.test_start.add_listener
 def _prepare(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
+    if options is None:  # locust's command line sets them, and benchmarks/sale.py passes its own
+        raise RuntimeError("the buyers need locust's parsed options (--concert-id, --schedule-id, ...)")
     tokens = Path(options.tokens_file).read_text().split() if options.tokens_file else []
     Buyer.tokens = itertools.cycle(tokens) if tokens else None
     Buyer.in_flight = BoundedSemaphore(options.max_in_flight) if options.max_in_flight > 0 else None

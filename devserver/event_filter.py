@@ -23,8 +23,7 @@ def parse_pattern(text: str) -> Pattern:
         pattern = json.loads(text)
     except json.JSONDecodeError as error:
         raise PatternError(f"filter pattern is not JSON: {error}") from error
-    _check(pattern, "pattern")
-    return pattern
+    return _checked(pattern, "pattern")
 
 
 def matches(pattern: Pattern, record: Mapping[str, Any]) -> bool:
@@ -52,12 +51,13 @@ def _value_matches(rule: Any, present: bool, value: Any) -> bool:
     return present and value not in refused
 
 
-def _check(node: Any, where: str) -> None:
+def _checked(node: Any, where: str) -> Pattern:
+    """`node` when it is a pattern `matches` can evaluate; PatternError otherwise."""
     if not isinstance(node, Mapping) or not node:
         raise PatternError(f"{where}: expected a non-empty object")
     for key, value in node.items():
         if isinstance(value, Mapping):
-            _check(value, f"{where}.{key}")
+            _checked(value, f"{where}.{key}")
         elif not isinstance(value, list) or not value:
             raise PatternError(f"{where}.{key}: expected an object or a non-empty list of values")
         else:
@@ -67,3 +67,4 @@ def _check(node: Any, where: str) -> None:
                         f"{where}.{key}: {json.dumps(rule)} is not supported locally "
                         f"(supported: exact values, {', '.join(sorted(SUPPORTED_OPERATORS))})"
                     )
+    return node

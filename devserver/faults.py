@@ -182,10 +182,13 @@ def _applies(kind: str, operation: str) -> bool:
 
 
 def _response(request: Any, status: int, payload: dict[str, Any]) -> Any:
-    from botocore.awsrequest import AWSResponse, HeadersDict
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
     from urllib3 import HTTPResponse
 
-    headers = HeadersDict({"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected-fault"})
+    headers = HTTPHeaders.from_dict(
+        {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected-fault"}
+    )
     body = HTTPResponse(BytesIO(json.dumps(payload).encode()), preload_content=False)  # what botocore reads
     return AWSResponse(request.url, status, headers, body)
 

@@ -316,14 +316,15 @@ def enforcer() -> Enforcer:
 
 
 def _access_denied(code: str, message: str) -> tuple[Any, dict[str, Any]]:
-    from botocore.awsrequest import AWSResponse, HeadersDict
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
 
     status = 400
     parsed = {
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-iam-denied", "HTTPHeaders": {}},
     }
-    return AWSResponse("", status, HeadersDict(), None), parsed
+    return AWSResponse("", status, HTTPHeaders(), None), parsed
 
 
 # -------------------------------------------------------------------------------------- usage vs template

@@ -17,11 +17,14 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devserver import DEFAULT_TEMPLATE, PROJECT_ROOT
 from devserver.lambda_host import load_module, temporary_environment
 from devserver.template import FunctionSpec, Template, load_template
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import Server
 
 DOCUMENT_PATH = PROJECT_ROOT / "docs" / "openapi.json"
 SECURITY_SCHEME = "CognitoJWT"
@@ -51,15 +54,15 @@ _SECURITY_DESCRIPTION = (
 def build_document(template: Template | None = None) -> dict[str, Any]:
     """The merged OpenAPI document of every API function of the template."""
     from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     template = template or load_template(DEFAULT_TEMPLATE)
-    bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": _SECURITY_DESCRIPTION}
     merge = OpenAPIMerge(
         title="Ticketline API",
         version=_project_version(),
         description=_DESCRIPTION,
-        servers=_servers(template),  # plain dicts: the merge writes them as given
-        security_schemes={SECURITY_SCHEME: bearer},
+        servers=_servers(template),
+        security_schemes={SECURITY_SCHEME: HTTPBearer(bearerFormat="JWT", description=_SECURITY_DESCRIPTION)},
         on_conflict="error",
     )
     for function in template.functions:
@@ -89,16 +92,20 @@ def _project_version() -> str:
         return str(tomllib.load(file)["project"]["version"])
 
 
-def _servers(template: Template) -> list[dict[str, Any]]:
+def _servers(template: Template) -> list[Server]:
+    from aws_lambda_powertools.event_handler.openapi.models import Server, ServerVariable
+
     variables = {
-        "restApiId": {"default": "abcdef1234", "description": "The REST API id (stack output ApiUrl)"},
-        "region": {"default": "us-east-1"},
-        "stage": {"default": template.parameters.get("StageName", "v1"), "description": "The StageName parameter"},
+        "restApiId": ServerVariable(default="abcdef1234", description="The REST API id (stack output ApiUrl)"),
+        "region": ServerVariable(default="us-east-1"),
+        "stage": ServerVariable(
+            default=template.parameters.get("StageName", "v1"), description="The StageName parameter"
+        ),
     }
     aws = "https://{restApiId}.execute-api.{region}.amazonaws.com/{stage}"
     return [
-        {"url": "http://127.0.0.1:3000", "description": "Local server (make run)"},
-        {"url": aws, "description": "AWS: the stack's ApiUrl output", "variables": variables},
+        Server(url="http://127.0.0.1:3000", description="Local server (make run)"),
+        Server(url=aws, description="AWS: the stack's ApiUrl output", variables=variables),
     ]
 
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,10 @@ def _swagger_assets_dir() -> Path:
     return Path(swagger_ui.__file__).parent
 
 
+def _swagger_asset(name: str) -> HttpResponse | None:
+    return _file(_swagger_assets_dir() / name)
+
+
 _SWAGGER_ASSETS = {"/docs/swagger-ui.js": "swagger-ui-bundle.min.js", "/docs/swagger-ui.css": "swagger-ui.min.css"}
 # Above Powertools' Swagger UI page: how to authorize on the local API.
 _LOCAL_HINT = """
@@ -42,7 +47,7 @@ _PAGES: dict[str, Callable[[], HttpResponse | None]] = {
     "/": lambda: _file(WEB_DIR / "index.html"),
     "/index.html": lambda: _file(WEB_DIR / "index.html"),
     "/operator": lambda: _file(WEB_DIR / "operator.html"),
-    **{path: (lambda name=name: _file(_swagger_assets_dir() / name)) for path, name in _SWAGGER_ASSETS.items()},
+    **{path: partial(_swagger_asset, name) for path, name in _SWAGGER_ASSETS.items()},
 }
 
 

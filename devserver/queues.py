@@ -21,13 +21,16 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from devserver.dynamodb_local import running_moto_server
 from devserver.lambda_host import Invoker, invoke_batch
 from devserver.template import LOCAL_REGION, QueueEvent, QueueSpec, Template, create_queues
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 logger = logging.getLogger("devserver")
 
@@ -92,10 +95,10 @@ class QueuePoller:
         """Delivers until no message is visible (tests); messages that failed stay invisible meanwhile."""
         return sum(iter(self.poll_once, 0))
 
-    def _receive(self, event: QueueEvent, queue: QueueSpec, wait_seconds: int) -> list[dict[str, Any]]:
+    def _receive(self, event: QueueEvent, queue: QueueSpec, wait_seconds: int) -> list["MessageTypeDef"]:
         """Up to BatchSize messages: more receives while the batch is not full and MaximumBatchingWindowInSeconds,
         counted from the first message, has not passed."""
-        messages: list[dict[str, Any]] = []
+        messages: list[MessageTypeDef] = []
         deadline = 0.0
         while len(messages) < event.batch_size:
             limit = min(RECEIVE_LIMIT, event.batch_size - len(messages))
@@ -118,7 +121,7 @@ class QueuePoller:
                 time.sleep(min(_WINDOW_POLL_SECONDS, remaining))
         return messages
 
-    def _deliver(self, event: QueueEvent, queue: QueueSpec, messages: list[dict[str, Any]]) -> None:
+    def _deliver(self, event: QueueEvent, queue: QueueSpec, messages: list["MessageTypeDef"]) -> None:
         records = [_lambda_record(message, queue) for message in messages]
         function = self._template.function(event.function_id)
         ids = [record["messageId"] for record in records]

@@ -28,6 +28,9 @@ import boto3
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.http import errors as http_errors
+
+# gunicorn 27's; types-gunicorn 26.2 (the newest stubs) lacks them: warn_unused_ignores tells when it has them.
+from gunicorn.http.errors import InvalidResponseHeader, InvalidResponseHeaderName  # type: ignore[attr-defined]
 from gunicorn.util import write_nonblock
 from gunicorn.workers.sync import SyncWorker
 
@@ -231,6 +234,8 @@ class _Sidecar:
 class _LocalArbiter(Arbiter):
     """gunicorn's arbiter, also keeping the application's sidecars running."""
 
+    app: "_LocalServer"  # made only by _LocalServer.run()
+
     def spawn_worker(self) -> int:
         arbiter = os.getpid()
         try:
@@ -355,7 +360,7 @@ _REFUSALS: list[tuple[type[Exception], int, str]] = [
     (http_errors.ParseException, 400, "VALIDATION_ERROR"),
 ]
 
-_APPLICATION_FAULTS = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
+_APPLICATION_FAULTS = (InvalidResponseHeader, InvalidResponseHeaderName)
 
 
 def _header_details(exc: BaseException) -> list[dict[str, str]]:

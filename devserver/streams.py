@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -19,6 +19,9 @@ from botocore.exceptions import ClientError
 from devserver.event_filter import matches
 from devserver.lambda_host import Invoker, invoke_batch
 from devserver.template import LOCAL_REGION, StreamEvent, Template
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams.literals import ShardIteratorTypeType
 
 logger = logging.getLogger("devserver")
 
@@ -95,12 +98,12 @@ class StreamPoller:
 
     def _read(self, mapping: _Mapping) -> None:
         description = self._streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
-        for shard in description["Shards"]:
-            if shard["ShardId"] not in mapping.shards:
+        for listed in description["Shards"]:
+            if listed["ShardId"] not in mapping.shards:
                 # Shards that exist when the mapping starts begin at its StartingPosition; later ones (children
                 # of a split or a rollover) from their start, so that nothing written after the start is missed.
                 position = mapping.event.starting_position if not mapping.started else "TRIM_HORIZON"
-                mapping.shards[shard["ShardId"]] = _Shard(self._iterator(mapping, shard["ShardId"], position))
+                mapping.shards[listed["ShardId"]] = _Shard(self._iterator(mapping, listed["ShardId"], position))
         mapping.started = True
         for shard_id, shard in mapping.shards.items():
             while shard.iterator is not None and len(mapping.pending) < mapping.event.batch_size:
@@ -125,7 +128,9 @@ class StreamPoller:
                 if not page["Records"]:
                     break
 
-    def _iterator(self, mapping: _Mapping, shard_id: str, position: str, **after: str) -> str | None:
+    def _iterator(
+        self, mapping: _Mapping, shard_id: str, position: "ShardIteratorTypeType", **after: str
+    ) -> str | None:
         response = self._streams.get_shard_iterator(
             StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType=position, **after
         )

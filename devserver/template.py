@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cfn_tools
 
@@ -164,12 +164,15 @@ class EventSourceMapping(FunctionEvent):
     reports_item_failures: bool = False
 
 
+StartingPosition = Literal["TRIM_HORIZON", "LATEST"]  # a DynamoDB stream's (AT_TIMESTAMP is Kinesis's and Kafka's)
+
+
 @dataclass(frozen=True, kw_only=True)
 class StreamEvent(EventSourceMapping):
     """A DynamoDB event: the function reads the stream of one of the template's tables."""
 
     table_id: str  # logical id of the table whose stream it reads
-    starting_position: str  # TRIM_HORIZON or LATEST
+    starting_position: StartingPosition
     maximum_retry_attempts: int | None  # None: retry until the records expire (Lambda's default)
     filters: tuple[Pattern, ...]  # FilterCriteria: a record is delivered when any one matches; none: all are
 
@@ -549,7 +552,7 @@ def _roles(
     for function_id, function in functions.items():
         role = function["Properties"].get("Role")
         role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
-        if role_id not in translated:
+        if role_id is None or role_id not in translated:
             raise iam.PolicyError(
                 f"{function_id}: its Role is not a role of this template; the local server cannot know it"
             )
@@ -627,13 +630,20 @@ def _stream(function_id: str, event_name: str, properties: Mapping[str, Any], re
         function_id=function_id,
         name=event_name,
         table_id=table_id,
-        starting_position=resolver.text(properties["StartingPosition"]),
+        starting_position=_starting_position(where, resolver.text(properties["StartingPosition"])),
         batch_size=int(resolver.text(properties.get("BatchSize", 100))),
         batching_window_seconds=float(resolver.text(properties.get("MaximumBatchingWindowInSeconds", 0))),
         maximum_retry_attempts=None if retries in (None, -1) else int(resolver.text(retries)),
         filters=filters,
         reports_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
     )
+
+
+def _starting_position(where: str, value: str) -> StartingPosition:
+    match value:
+        case "TRIM_HORIZON" | "LATEST":
+            return value
+    raise TemplateError(f"{where}: StartingPosition {value!r} is not one of a DynamoDB stream (TRIM_HORIZON, LATEST)")
 
 
 def _queue_event(function_id: str, event_name: str, properties: Mapping[str, Any], resolver: _Resolver) -> QueueEvent:

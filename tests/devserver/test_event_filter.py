@@ -1,10 +1,12 @@
 """Lambda's FilterCriteria as the local stream poller applies them, and the template's stream event read."""
 
+from pathlib import Path
+
 import pytest
 
 from devserver import DEFAULT_TEMPLATE
 from devserver.event_filter import PatternError, matches, parse_pattern
-from devserver.template import load_template
+from devserver.template import TemplateError, load_template
 
 RECORD = {
     "eventName": "MODIFY",
@@ -53,3 +55,17 @@ def test_the_template_stream_event_is_read_with_its_filters() -> None:
     assert stream.starting_position == "TRIM_HORIZON" and stream.maximum_retry_attempts == 5
     assert stream.batch_size == 1000 and stream.batching_window_seconds == 1
     assert len(stream.filters) == 3  # to FREE, from FREE, HELD -> SOLD
+
+
+@pytest.mark.parametrize("position", ["AT_TIMESTAMP", "trim_horizon"])
+def test_a_starting_position_a_dynamodb_stream_lacks_is_refused_when_the_template_loads(
+    position: str, tmp_path: Path
+) -> None:
+    text = DEFAULT_TEMPLATE.read_text()
+    assert text.count("StartingPosition: TRIM_HORIZON") == 1
+    (tmp_path / "template.yaml").write_text(
+        text.replace("StartingPosition: TRIM_HORIZON", f"StartingPosition: {position}")
+    )
+
+    with pytest.raises(TemplateError, match=f"SeatAvailabilityFunction.*StartingPosition '{position}'"):
+        load_template(tmp_path / "template.yaml")

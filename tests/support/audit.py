@@ -214,17 +214,15 @@ def _audit_seats(tables: _Tables, report: AuditReport, now: float, max_holds: in
         if status not in ("FREE", "HELD", "SOLD"):
             report.fail(f"seat {seat_ref} has status {status!r}")
         if status == "SOLD":
-            reservation = tables.reservations.get(str(seat.get("reservationId")))
-            if reservation is None or reservation.get("status") != "PAID":
+            holder = tables.reservations.get(str(seat.get("reservationId")))
+            if holder is None or holder.get("status") != "PAID":
                 report.fail(f"seat {seat_ref} SOLD to {seat.get('reservationId')}, which is not a PAID reservation")
         elif status == "HELD":
-            reservation = tables.reservations.get(str(seat.get("reservationId")))
-            if reservation is None:
+            holder = tables.reservations.get(str(seat.get("reservationId")))
+            if holder is None:
                 report.fail(f"seat {seat_ref} HELD by {seat.get('reservationId')}, which does not exist")
-            elif reservation.get("status") == "PAID":
-                report.fail(
-                    f"seat {seat_ref} still HELD although its reservation {reservation['reservationId']} is PAID"
-                )
+            elif holder.get("status") == "PAID":
+                report.fail(f"seat {seat_ref} still HELD although its reservation {holder['reservationId']} is PAID")
 
 
 def _audit_purchases(tables: _Tables, report: AuditReport, max_tickets: int | None) -> None:
@@ -530,11 +528,11 @@ def audit_operator_controls(
         if not moved and not paused and run.live_after > capacity:
             report.figures["runs_held_by_a_lowered_capacity"] += 1
     for token in sort_items(items).tokens:
-        queue = controls.get(str(token["concertId"]))
-        if queue is None or token.get("activeUntil") is None:
+        concert_controls = controls.get(str(token["concertId"]))
+        if concert_controls is None or token.get("activeUntil") is None:
             continue
         entered = int(token["activeUntil"]) - ttl_seconds  # the whole second it entered in (activeUntil's)
-        for paused_at, resumed_at in queue.pauses():
+        for paused_at, resumed_at in concert_controls.pauses():
             # Certainly inside the pause, past the cache time: its whole second is after the limit, before the resume.
             if paused_at + cache_seconds + WALK_IN_MARGIN_SECONDS < entered and entered + 1 <= resumed_at:
                 report.fail(

@@ -4,12 +4,15 @@ event source mapping does on AWS and the local server's stream process does loca
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from devserver import DEFAULT_TEMPLATE
 from devserver.lambda_host import LambdaHost
 from devserver.streams import StreamPoller
 from devserver.template import load_template
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
 def deliver_stream_records() -> int:
@@ -18,7 +21,7 @@ def deliver_stream_records() -> int:
     return StreamPoller(load_template(DEFAULT_TEMPLATE), LambdaHost(""), "").drain()
 
 
-def settle_hint(client: Any, table_name: str, schedule_id: str, timeout: float = 20.0) -> int:
+def settle_hint(client: DynamoDBClient, table_name: str, schedule_id: str, timeout: float = 20.0) -> int:
     """Waits until the date's availableSeats hint equals its FREE seats, as the local server's stream consumer
     makes it a second or two after the last change; returns the drift left (0 unless `timeout` passed)."""
     deadline = time.monotonic() + timeout
