@@ -243,8 +243,8 @@ class _LocalArbiter(Arbiter):
         except SystemExit as ending:
             if os.getpid() == arbiter:
                 raise
-            # A worker ends with sys.exit: unwound into serve(), it would run the server's cleanup (stop the engine
-            # and the queues, delete the schedules' lock folder) under the workers still serving.
+            # A worker ends with sys.exit: unwound into serve(), it would run serve()'s own cleanup under the workers
+            # still serving (seen: the schedules' lock folder deleted, so every schedule run failed).
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(ending.code if isinstance(ending.code, int) else 1)
